@@ -1,0 +1,30 @@
+//! # optionflow-schemas
+//!
+//! The event model of optionflow. The Avro schemas in `schemas/avro/*.avsc` are the source of
+//! truth; this crate mirrors each one as a Rust struct, encodes and decodes them (plain Avro
+//! datums, and Avro single-object encoding with the schema's Rabin fingerprint for the Kafka
+//! wire), derives deterministic event ids, and checks schema compatibility.
+//!
+//! ## Layout
+//! - [`event`]: the [`Event`] trait every event type implements (id, event time, underlying).
+//! - [`types`]: the ten event structs, one per `.avsc`.
+//! - [`registry`]: every schema parsed once, with its fingerprint, looked up by name or fingerprint.
+//! - [`codec`]: datum and single-object encode/decode.
+//! - [`id`]: deterministic event ids (a 128-bit hash of the inputs' ids).
+//! - [`time`]: event-time helpers (microseconds since the epoch).
+
+pub mod codec;
+pub mod event;
+pub mod id;
+pub mod registry;
+pub mod time;
+pub mod types;
+
+pub use codec::{CodecError, SINGLE_OBJECT_MAGIC};
+pub use event::Event;
+pub use id::EventId;
+pub use registry::{SchemaEntry, SCHEMAS};
+pub use types::*;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! Round trips of every event through its schema, single-object framing, and compatibility of
+//! each schema with its last released version.
+
+use crate::codec::*;
+use crate::registry::SCHEMAS;
+use crate::types::*;
+use crate::Event;
+use apache_avro::{schema_compatibility::SchemaCompatibility, Schema};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn vote() -> FactorVote {
+    FactorVote {
+        factor: "iv_zscore".into(),
+        score: 91.5,
+        zscore: 3.2,
+        raw_value: 0.84,
+        direction: "bullish".into(),
+        voted: true,
+        detail: "front calls bid".into(),
+    }
+}
+
+fn round_trip<E: Event + PartialEq + std::fmt::Debug>(ev: E) {
+    let mut buf = Vec::new();
+    encode_datum(&ev, &mut buf).expect("encode");
+    assert_eq!(decode_datum::<E>(&buf).expect("decode"), ev);
+    // The schema-aware serializer must write exactly what the generic Value path writes.
+    let value = apache_avro::to_value(&ev).unwrap().resolve(&entry::<E>().schema).unwrap();
+    #[allow(deprecated)]
+    let generic = apache_avro::to_avro_datum(&entry::<E>().schema, value).unwrap();
+    assert_eq!(buf, generic, "{} bytes differ from the Value path", E::NAME);
+    let mut single = Vec::new();
+    encode_single(&ev, &mut single).unwrap();
+    assert_eq!(&single[..2], &SINGLE_OBJECT_MAGIC);
+    assert_eq!(decode_single::<E>(&single).unwrap(), ev);
+}
+
+fn head() -> (String, i64, String) {
+    ("0123456789abcdef0123456789abcdef".into(), 1_611_325_800_000_000, "GME".into())
+}
+
+#[test]
+fn every_event_round_trips_through_its_schema() {
+    let (id, t, u) = head();
+    round_trip(RawQuote {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        source: "simulator".into(),
+        symbol: "GME   210122C00060000".into(),
+        bid: 4.1,
+        ask: 4.3,
+        bid_size: 10,
+        ask_size: 12,
+        last: Some(4.2),
+        volume: 1500,
+        open_interest: 9000,
+        underlying_price: None,
+    });
+    round_trip(UnderlyingTick {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        source: "simulator".into(),
+        price: 65.01,
+        volume: 1,
+        sector: Some("Consumer Discretionary".into()),
+    });
+    round_trip(NormalizedQuote {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        source_event_id: id.clone(),
+        symbol: "GME   210122C00060000".into(),
+        root: "GME".into(),
+        expiry: "2021-01-22".into(),
+        expiry_time: t + 1,
+        right: "call".into(),
+        strike: 60.0,
+        bid: 4.1,
+        ask: 4.3,
+        mid: 4.2,
+        spread: 0.2,
+        spread_pct: 0.047,
+        bid_size: 1,
+        ask_size: 2,
+        volume: 3,
+        open_interest: 4,
+        underlying_price: 65.0,
+        years_to_expiry: 0.01,
+        sector: None,
+    });
+    round_trip(RejectedQuote {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        input_event_id: id.clone(),
+        stage: "normalize".into(),
+        reason_code: "crossed_market".into(),
+        reason: "bid 4.5 above ask 4.3".into(),
+        symbol: "X".into(),
+    });
+    round_trip(ContractGreeks {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        source_event_id: id.clone(),
+        symbol: "GME   210122C00060000".into(),
+        root: "GME".into(),
+        expiry: "2021-01-22".into(),
+        right: "call".into(),
+        strike: 60.0,
+        spot: 65.0,
+        years_to_expiry: 0.01,
+        rate: 0.01,
+        dividend_yield: 0.0,
+        bid: 1.0,
+        ask: 1.2,
+        mid: 1.1,
+        iv: 2.5,
+        delta: 0.6,
+        gamma: 0.01,
+        vega: 3.0,
+        theta: -150.0,
+        rho: 0.4,
+        volume: 5,
+        open_interest: 6,
+        sector: Some("Tech".into()),
+    });
+    round_trip(FactorScore {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        factor: "gamma_exposure".into(),
+        window_start: t - 60_000_000,
+        window_end: t,
+        raw_value: -1.5e9,
+        zscore: -3.0,
+        score: 95.0,
+        direction: "bullish".into(),
+        samples: 300,
+        detail: "dealers short gamma".into(),
+        spot: 65.0,
+        sector: None,
+        metadata: BTreeMap::from([("call_wall".to_string(), 70.0), ("flip".into(), 61.0)]),
+    });
+    round_trip(Signal {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        window_end: t,
+        sector: "Retail".into(),
+        direction: "bullish".into(),
+        composite: 92.0,
+        agreeing: 3,
+        spot: 65.0,
+        factors: vec![vote(), vote()],
+    });
+    round_trip(Explanation {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        signal_id: id.clone(),
+        sector: "Retail".into(),
+        direction: "bullish".into(),
+        composite: 92.0,
+        spot: 65.0,
+        headline: "h".into(),
+        markdown: "**m**".into(),
+        text: "t".into(),
+        factors: vec![vote()],
+    });
+    round_trip(RiskDecision {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u.clone(),
+        signal_id: id.clone(),
+        explanation_id: id.clone(),
+        sector: "Retail".into(),
+        direction: "bullish".into(),
+        composite: 92.0,
+        approved: true,
+        rule: "approved".into(),
+        reason: "within limits".into(),
+        open_signals: 1,
+        headline: "h".into(),
+        text: "t".into(),
+        markdown: "m".into(),
+    });
+    round_trip(Alert {
+        event_id: id.clone(),
+        event_time: t,
+        underlying: u,
+        signal_id: id.clone(),
+        decision_id: id.clone(),
+        sector: "Retail".into(),
+        direction: "bullish".into(),
+        composite: 92.0,
+        channel: "file".into(),
+        dedupe_key: id,
+        headline: "h".into(),
+        text: "t".into(),
+        markdown: "m".into(),
+    });
+}
+
+#[test]
+fn registry_lists_ten_schemas_with_distinct_fingerprints() {
+    assert_eq!(SCHEMAS.len(), 10);
+    let mut fps: Vec<u64> = SCHEMAS.iter().map(|e| e.fingerprint_u64()).collect();
+    fps.sort_unstable();
+    fps.dedup();
+    assert_eq!(fps.len(), 10);
+    for e in SCHEMAS.iter() {
+        assert_eq!(e.schema.name().map(|n| n.name()), Some(e.name), "{}", e.file);
+    }
+}
+
+#[test]
+fn single_object_rejects_garbage_with_a_reason() {
+    assert!(matches!(decode_single::<Alert>(&[1, 2, 3]), Err(CodecError::Truncated(3))));
+    assert!(matches!(decode_single::<Alert>(&[0u8; 12]), Err(CodecError::BadMagic)));
+    let mut unknown = vec![0xC3, 0x01];
+    unknown.extend_from_slice(&[9u8; 8]);
+    assert!(matches!(decode_single::<Alert>(&unknown), Err(CodecError::UnknownFingerprint(_))));
+    let (id, t, u) = head();
+    let tick = UnderlyingTick {
+        event_id: id,
+        event_time: t,
+        underlying: u,
+        source: "s".into(),
+        price: 1.0,
+        volume: 1,
+        sector: None,
+    };
+    let mut buf = Vec::new();
+    encode_single(&tick, &mut buf).unwrap();
+    assert!(matches!(decode_single::<Alert>(&buf), Err(CodecError::WrongType { .. })));
+    // A truncated datum is a decode error, never a panic.
+    buf.truncate(buf.len() - 3);
+    assert!(decode_single::<UnderlyingTick>(&buf).is_err());
+}
+
+/// Every schema must stay readable by, and able to read, its last released version: a new
+/// field needs a default. `schemas/avro/released/v1/` holds the released files.
+#[test]
+fn every_schema_is_compatible_with_its_released_version() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/avro/released/v1");
+    for e in SCHEMAS.iter() {
+        let text = std::fs::read_to_string(format!("{dir}/{}", e.file))
+            .unwrap_or_else(|_| panic!("{} has no released version", e.file));
+        let released = Schema::parse_str(&text).unwrap();
+        SchemaCompatibility::can_read(&released, &e.schema)
+            .unwrap_or_else(|err| panic!("{} cannot read data written with v1: {err}", e.name));
+        SchemaCompatibility::can_read(&e.schema, &released)
+            .unwrap_or_else(|err| panic!("v1 readers cannot read new {}: {err}", e.name));
+    }
+}
+
+proptest! {
+    #[test]
+    fn prop_raw_quotes_round_trip(bid in -1e6f64..1e6, ask in -1e6f64..1e6, vol in 0i64..i64::MAX,
+                                  sym in "[A-Z ]{1,21}", last in proptest::option::of(-1e3f64..1e3)) {
+        let ev = RawQuote {
+            event_id: "x".into(), event_time: vol, underlying: "U".into(), source: "s".into(),
+            symbol: sym, bid, ask, bid_size: 1, ask_size: 2, last, volume: vol, open_interest: 0,
+            underlying_price: last,
+        };
+        let mut buf = Vec::new();
+        encode_datum(&ev, &mut buf).unwrap();
+        prop_assert_eq!(decode_datum::<RawQuote>(&buf).unwrap(), ev);
+    }
+}
