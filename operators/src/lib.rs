@@ -1,1 +1,33 @@
-//! placeholder
+//! # optionflow-operators
+//!
+//! The seven deterministic stages of the pipeline, each a synchronous state machine with no I/O,
+//! no async, no clock and no randomness (the crate does not depend on tokio, rdkafka or scylla,
+//! and `clippy.toml` bans wall-clock reads). The same code runs embedded, on Kafka and in replay.
+//!
+//! ## Layout
+//! - [`operator`]: the [`Operator`] trait, [`Ctx`], [`Emit`], classified [`OpError`]s.
+//! - [`config`]: validation that reports every problem at once.
+//! - [`pricing`]: Black-Scholes-Merton prices, greeks and implied volatility.
+//! - [`normalize`]: OCC symbol parsing, mid/spread, rejection of unusable quotes.
+//! - [`greeks`]: implied volatility and greeks per contract.
+//! - [`score`]: one module per factor (IV z-score, dealer gamma exposure, unusual flow).
+//! - [`consensus`]: weighted composite with a minimum number of agreeing factors.
+//! - [`explain`]: handlebars narratives in Markdown and plain text.
+//! - [`risk_gate`]: open-signal and per-sector caps.
+//! - [`dispatch`]: dedupe and cooldown, producing alerts.
+//! - [`testing`]: drive any operator over a list of events.
+
+pub mod config;
+pub mod consensus;
+pub mod dispatch;
+pub mod explain;
+pub mod greeks;
+pub mod normalize;
+pub mod operator;
+pub mod pricing;
+pub mod risk_gate;
+pub mod score;
+pub mod testing;
+
+pub use config::ConfigErrors;
+pub use operator::{Ctx, Emit, ErrorKind, OpError, Operator};

@@ -12,18 +12,21 @@
 //! - [`codec`]: datum and single-object encode/decode.
 //! - [`id`]: deterministic event ids (a 128-bit hash of the inputs' ids).
 //! - [`time`]: event-time helpers (microseconds since the epoch).
+//! - [`topics`]: topic names, and enums for topics that carry several event types.
 
 pub mod codec;
 pub mod event;
 pub mod id;
 pub mod registry;
 pub mod time;
+pub mod topics;
 pub mod types;
 
 pub use codec::{CodecError, SINGLE_OBJECT_MAGIC};
 pub use event::Event;
 pub use id::EventId;
 pub use registry::{SchemaEntry, SCHEMAS};
+pub use topics::{GreeksEvent, NormalizedEvent, RawEvent};
 pub use types::*;
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! greeks (being written).

@@ -1,0 +1,152 @@
+//! The operator contract every stage implements, and the small types around it.
+
+use optionflow_schemas::RejectedQuote;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A deterministic, stateful stage: same inputs in the same order give the same outputs, byte
+/// for byte. Time is event time (from the event or [`Ctx`]); state is owned here and
+/// checkpointed by the runner through [`Operator::snapshot`] / [`Operator::restore`].
+pub trait Operator: Send + 'static {
+    /// What the stage consumes.
+    type In;
+    /// What the stage produces.
+    type Out;
+    /// Stage name, as in topics, logs and checkpoints (`normalize`, `risk-gate`, ...).
+    fn name(&self) -> &'static str;
+    /// Handles one input event.
+    fn on_event(&mut self, ev: &Self::In, ctx: &Ctx, out: &mut Emit<Self::Out>)
+        -> Result<(), OpError>;
+    /// Event time has advanced to `event_time`: no input older than it will follow.
+    fn on_watermark(
+        &mut self,
+        _event_time: i64,
+        _ctx: &Ctx,
+        _out: &mut Emit<Self::Out>,
+    ) -> Result<(), OpError> {
+        Ok(())
+    }
+    /// The operator's whole state, for a checkpoint.
+    fn snapshot(&self) -> Result<Vec<u8>, OpError>;
+    /// Replaces the state with one taken by [`Operator::snapshot`].
+    fn restore(&mut self, state: &[u8]) -> Result<(), OpError>;
+}
+
+/// What the runner tells an operator besides the event: the current event-time clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ctx {
+    /// The latest watermark (event time, microseconds), or `i64::MIN` before the first one.
+    pub watermark: i64,
+}
+
+impl Ctx {
+    /// A context whose clock reads `watermark`.
+    pub fn at(watermark: i64) -> Self {
+        Self { watermark }
+    }
+}
+
+/// Collects an operator's outputs for one input: the events for its output topic, and inputs it
+/// rejected (bound for `quotes.rejected`).
+#[derive(Debug)]
+pub struct Emit<T> {
+    /// Events for the output topic, in emission order.
+    pub events: Vec<T>,
+    /// Rejected inputs, with their reasons.
+    pub rejected: Vec<RejectedQuote>,
+}
+
+impl<T> Default for Emit<T> {
+    fn default() -> Self {
+        Self { events: Vec::new(), rejected: Vec::new() }
+    }
+}
+
+impl<T> Emit<T> {
+    /// Emits an event on the output topic.
+    pub fn emit(&mut self, ev: impl Into<T>) {
+        self.events.push(ev.into());
+    }
+    /// Emits a rejection.
+    pub fn reject(&mut self, r: RejectedQuote) {
+        self.rejected.push(r);
+    }
+    /// Takes everything collected so far, leaving the collector empty.
+    pub fn drain(&mut self) -> (Vec<T>, Vec<RejectedQuote>) {
+        (std::mem::take(&mut self.events), std::mem::take(&mut self.rejected))
+    }
+}
+
+/// How the runner should treat an operator error. Only the runner acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Transient: retry the same input later.
+    Retryable,
+    /// The input cannot be processed: send it to the dead-letter topic and go on.
+    Skip,
+    /// Nothing sensible can continue (corrupt state, impossible configuration): stop.
+    Fatal,
+}
+
+/// An operator failure, classified for the runner.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage}: {message}")]
+pub struct OpError {
+    /// What the runner should do.
+    pub kind: ErrorKind,
+    /// Stage that failed.
+    pub stage: &'static str,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+impl OpError {
+    /// A fatal error.
+    pub fn fatal(stage: &'static str, message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Fatal, stage, message: message.into() }
+    }
+    /// An input to dead-letter.
+    pub fn skip(stage: &'static str, message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Skip, stage, message: message.into() }
+    }
+}
+
+/// Serialises operator state for a checkpoint (postcard: compact, deterministic for
+/// `BTreeMap`/`Vec` state).
+pub fn encode_state<S: Serialize>(stage: &'static str, state: &S) -> Result<Vec<u8>, OpError> {
+    postcard::to_stdvec(state).map_err(|e| OpError::fatal(stage, format!("snapshot failed: {e}")))
+}
+
+/// Reads operator state written by [`encode_state`].
+pub fn decode_state<S: DeserializeOwned>(stage: &'static str, bytes: &[u8]) -> Result<S, OpError> {
+    postcard::from_bytes(bytes).map_err(|e| {
+        OpError::fatal(
+            stage,
+            format!("checkpoint state does not decode ({e}); it was written by another version: start with a fresh data directory"),
+        )
+    })
+}
+
+/// Builds a [`RejectedQuote`] for an input a stage cannot use.
+pub fn rejection(
+    stage: &str,
+    input_event_id: &str,
+    event_time: i64,
+    underlying: &str,
+    symbol: &str,
+    reason_code: &str,
+    reason: String,
+) -> RejectedQuote {
+    RejectedQuote {
+        event_id: optionflow_schemas::EventId::new("rejected")
+            .part(stage)
+            .part(input_event_id)
+            .finish(),
+        event_time,
+        underlying: underlying.to_string(),
+        input_event_id: input_event_id.to_string(),
+        stage: stage.to_string(),
+        reason_code: reason_code.to_string(),
+        reason,
+        symbol: symbol.to_string(),
+    }
+}

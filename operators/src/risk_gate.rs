@@ -1,0 +1,1 @@
+//! risk_gate (being written).

@@ -1,0 +1,3 @@
+//! Event sources: everything that produces `quotes.raw`.
+
+pub mod simulator;
