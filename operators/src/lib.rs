@@ -15,6 +15,7 @@
 //! - [`explain`]: handlebars narratives in Markdown and plain text.
 //! - [`risk_gate`]: open-signal and per-sector caps.
 //! - [`dispatch`]: dedupe and cooldown, producing alerts.
+//! - [`ordering`]: `(event_time, event_id)` ordering behind the watermark for merging stages.
 //! - [`testing`]: drive any operator over a list of events.
 
 pub mod config;
@@ -24,6 +25,7 @@ pub mod explain;
 pub mod greeks;
 pub mod normalize;
 pub mod operator;
+pub mod ordering;
 pub mod pricing;
 pub mod risk_gate;
 pub mod score;

@@ -1,1 +1,334 @@
-//! score (being written).
+//! The `score` stage: per underlying and per event-time window, every factor reads the chain and
+//! emits a [`FactorScore`] (raw value, z-score against its own history, 0-100 score, direction).
+//!
+//! Windows are aligned to multiples of `window-secs` of event time and close on the watermark,
+//! so the output does not depend on how events were batched. One module per factor:
+//! - [`iv_zscore`]: out-of-the-money wing IVs against each contract's own history;
+//! - [`gamma_exposure`]: dealer gamma exposure (GEX), walls and flip;
+//! - [`unusual_flow`]: call and put volume against their own averages.
+
+pub mod gamma_exposure;
+pub mod iv_zscore;
+pub mod stats;
+pub mod unusual_flow;
+
+use crate::config::{ConfigErrors, Problems};
+use crate::operator::{decode_state, encode_state, Ctx, Emit, OpError, Operator};
+use optionflow_schemas::{
+    time::MICROS_PER_SECOND, ContractGreeks, EventId, FactorScore, GreeksEvent,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+const STAGE: &str = "score";
+
+/// Which side dealers are assumed to hold, for the sign of gamma exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GexSign {
+    /// The common convention: customers sell calls and buy puts, so dealers are long call gamma
+    /// (+) and short put gamma (−).
+    #[default]
+    DealerLongCalls,
+    /// The opposite: customers buy calls (as in a call-buying squeeze), dealers short call gamma.
+    DealerShortCalls,
+}
+
+/// The `[score]` configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ScoreConfig {
+    /// Length of a scoring window, in seconds of event time.
+    pub window_secs: u64,
+    /// How many past windows each history keeps.
+    pub history: usize,
+    /// Observations a history needs before its z-scores count (until then a factor reports
+    /// "warming up" with a neutral score).
+    pub min_samples: usize,
+    /// |z| beyond which a factor takes a direction.
+    pub direction_threshold: f64,
+    /// Contracts within this absolute log-moneyness |ln(K/S)| feed the IV z-score.
+    pub iv_moneyness_band: f64,
+    /// Contracts closer to expiry than this many days are left out of the IV z-score
+    /// (their mid-quote IVs are dominated by tick-size noise).
+    pub iv_min_days: f64,
+    /// Floor on an IV history's standard deviation (vol units, 0.01 = one vol point).
+    pub iv_min_std: f64,
+    /// Sign convention of dealer gamma exposure.
+    pub gex_sign: GexSign,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: 60,
+            history: 120,
+            min_samples: 8,
+            direction_threshold: 2.0,
+            iv_moneyness_band: 0.25,
+            iv_min_days: 1.0,
+            iv_min_std: 0.01,
+            gex_sign: GexSign::DealerLongCalls,
+        }
+    }
+}
+
+impl ScoreConfig {
+    /// Reports every problem at once.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut p = Problems::default();
+        p.check(self.window_secs >= 1, "window-secs", "must be at least 1 second");
+        p.check(self.history >= 2, "history", "must keep at least 2 windows");
+        p.check(
+            self.min_samples >= 2 && self.min_samples <= self.history,
+            "min-samples",
+            format!("must be between 2 and history ({}), got {}", self.history, self.min_samples),
+        );
+        p.check(
+            self.direction_threshold > 0.0 && self.direction_threshold.is_finite(),
+            "direction-threshold",
+            "must be a positive number",
+        );
+        p.check(
+            self.iv_moneyness_band > 0.0 && self.iv_moneyness_band <= 2.0,
+            "iv-moneyness-band",
+            "must be in (0, 2]",
+        );
+        p.check(self.iv_min_days >= 0.0, "iv-min-days", "must not be negative");
+        p.check(self.iv_min_std > 0.0, "iv-min-std", "must be positive");
+        p.finish()
+    }
+
+    /// Builds the operator.
+    pub fn build(&self) -> Result<Score, ConfigErrors> {
+        self.validate()?;
+        Ok(Score { cfg: self.clone(), state: State::default() })
+    }
+
+    fn window_micros(&self) -> i64 {
+        self.window_secs as i64 * MICROS_PER_SECOND
+    }
+}
+
+/// The latest known state of one contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractBook {
+    /// Whether it is a call.
+    pub is_call: bool,
+    /// Strike.
+    pub strike: f64,
+    /// Years to expiry at the last quote.
+    pub years: f64,
+    /// Last implied volatility.
+    pub iv: f64,
+    /// Last gamma.
+    pub gamma: f64,
+    /// Open interest.
+    pub open_interest: i64,
+    /// Cumulative day volume at the last quote.
+    pub cum_volume: i64,
+    /// Volume traded in the current window.
+    pub window_volume: i64,
+    /// Whether it quoted in the current window.
+    pub quoted_in_window: bool,
+    /// Event time of the last quote.
+    pub last_seen: i64,
+    /// Its IV at the close of past windows it quoted in.
+    pub iv_history: stats::History,
+}
+
+/// Everything the score stage knows about one underlying.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnderlyingBook {
+    /// Sector, when known.
+    pub sector: Option<String>,
+    /// Last underlying price.
+    pub spot: f64,
+    /// Underlying price when the current window opened.
+    pub window_open_spot: f64,
+    /// Start of the open window, if any event arrived in it.
+    pub open_window: Option<i64>,
+    /// Contracts by OCC symbol.
+    pub contracts: BTreeMap<String, ContractBook>,
+    /// State of the IV z-score factor.
+    pub iv: iv_zscore::IvState,
+    /// State of the gamma exposure factor.
+    pub gex: gamma_exposure::GexState,
+    /// State of the unusual flow factor.
+    pub flow: unusual_flow::FlowState,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    books: BTreeMap<String, UnderlyingBook>,
+}
+
+/// What one factor read for one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// Raw measurement.
+    pub raw_value: f64,
+    /// Standard score against history (0 while warming up).
+    pub zscore: f64,
+    /// Direction.
+    pub direction: &'static str,
+    /// Observations behind the reading.
+    pub samples: i64,
+    /// One readable line.
+    pub detail: String,
+    /// Structured values for narratives and UIs.
+    pub metadata: BTreeMap<String, f64>,
+}
+
+/// The score operator.
+#[derive(Debug)]
+pub struct Score {
+    cfg: ScoreConfig,
+    state: State,
+}
+
+impl Score {
+    /// The books, for inspection in tests and tools.
+    pub fn books(&self) -> &BTreeMap<String, UnderlyingBook> {
+        &self.state.books
+    }
+
+    fn on_greeks(&mut self, g: &ContractGreeks, out: &mut Emit<FactorScore>) {
+        let w = self.cfg.window_micros();
+        let window = g.event_time - g.event_time.rem_euclid(w);
+        let book = self.state.books.entry(g.underlying.clone()).or_default();
+        // A watermark normally closes windows; this covers a stream that arrives without them.
+        if let Some(open) = book.open_window {
+            if open < window {
+                close_window(&self.cfg, &g.underlying, book, open, out);
+            }
+        }
+        if book.open_window.is_none() {
+            book.open_window = Some(window);
+            book.window_open_spot = if book.spot > 0.0 { book.spot } else { g.spot };
+        }
+        book.spot = g.spot;
+        if g.sector.is_some() {
+            book.sector.clone_from(&g.sector);
+        }
+        let c = book.contracts.entry(g.symbol.clone()).or_insert_with(|| ContractBook {
+            is_call: g.right == optionflow_schemas::right::CALL,
+            strike: g.strike,
+            years: g.years_to_expiry,
+            iv: g.iv,
+            gamma: g.gamma,
+            open_interest: g.open_interest,
+            // The first sighting sets the baseline: its volume traded before we were watching.
+            cum_volume: g.volume,
+            window_volume: 0,
+            quoted_in_window: false,
+            last_seen: g.event_time,
+            iv_history: stats::History::default(),
+        });
+        // Cumulative volume restarts each session; a drop means a new day.
+        let traded = if g.volume >= c.cum_volume { g.volume - c.cum_volume } else { g.volume };
+        c.window_volume += traded;
+        c.cum_volume = g.volume;
+        c.years = g.years_to_expiry;
+        c.iv = g.iv;
+        c.gamma = g.gamma;
+        c.open_interest = g.open_interest;
+        c.quoted_in_window = true;
+        c.last_seen = g.event_time;
+    }
+}
+
+/// Closes `book`'s window starting at `start`: every factor reads, then histories advance.
+fn close_window(
+    cfg: &ScoreConfig,
+    underlying: &str,
+    book: &mut UnderlyingBook,
+    start: i64,
+    out: &mut Emit<FactorScore>,
+) {
+    let end = start + cfg.window_micros();
+    let readings = [
+        ("iv_zscore", iv_zscore::close(cfg, book)),
+        ("gamma_exposure", gamma_exposure::close(cfg, book)),
+        ("unusual_flow", unusual_flow::close(cfg, book)),
+    ];
+    for (factor, r) in readings {
+        out.emit(FactorScore {
+            event_id: EventId::new("factor").part(factor).part(underlying).part_i64(end).finish(),
+            event_time: end,
+            underlying: underlying.to_string(),
+            factor: factor.to_string(),
+            window_start: start,
+            window_end: end,
+            raw_value: r.raw_value,
+            zscore: r.zscore,
+            score: stats::score_from_z(r.zscore),
+            direction: r.direction.to_string(),
+            samples: r.samples,
+            detail: r.detail,
+            spot: book.spot,
+            sector: book.sector.clone(),
+            metadata: r.metadata,
+        });
+    }
+    // Contracts unseen for a day have expired or been delisted: forget them so state stays
+    // bounded over long runs.
+    let horizon = end - optionflow_schemas::time::MICROS_PER_DAY;
+    book.contracts.retain(|_, c| c.last_seen >= horizon);
+    for c in book.contracts.values_mut() {
+        c.window_volume = 0;
+        c.quoted_in_window = false;
+    }
+    book.open_window = None;
+}
+
+impl Operator for Score {
+    type In = GreeksEvent;
+    type Out = FactorScore;
+
+    fn name(&self) -> &'static str {
+        STAGE
+    }
+
+    fn on_event(&mut self, ev: &GreeksEvent, _ctx: &Ctx, out: &mut Emit<FactorScore>)
+        -> Result<(), OpError> {
+        match ev {
+            GreeksEvent::Greeks(g) => self.on_greeks(g, out),
+            GreeksEvent::Tick(t) => {
+                let book = self.state.books.entry(t.underlying.clone()).or_default();
+                book.spot = t.price;
+                if t.sector.is_some() {
+                    book.sector.clone_from(&t.sector);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, event_time: i64, _ctx: &Ctx, out: &mut Emit<FactorScore>)
+        -> Result<(), OpError> {
+        let w = self.cfg.window_micros();
+        for (underlying, book) in self.state.books.iter_mut() {
+            if let Some(open) = book.open_window {
+                // Every event before the window's end has arrived once the watermark reaches
+                // the window's last microsecond.
+                if open + w - 1 <= event_time {
+                    close_window(&self.cfg, underlying, book, open, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, OpError> {
+        encode_state(STAGE, &self.state)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), OpError> {
+        self.state = decode_state(STAGE, state)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
