@@ -33,3 +33,6 @@ pub mod testing;
 
 pub use config::ConfigErrors;
 pub use operator::{Ctx, Emit, ErrorKind, OpError, Operator};
+
+#[cfg(test)]
+mod pipeline_tests;

@@ -1,1 +1,168 @@
-//! tests (being written)
+//! Factors on hand-built chains with known answers.
+
+use super::*;
+use crate::testing::{run, Step};
+use optionflow_schemas::{time::MICROS_PER_MINUTE, ContractGreeks};
+
+const T0: i64 = 1_704_205_800_000_000; // 2024-01-02 14:30 UTC, a window boundary
+
+#[allow(clippy::too_many_arguments)]
+fn greeks(t: i64, symbol: &str, call: bool, strike: f64, spot: f64, iv: f64, gamma: f64, oi: i64, volume: i64) -> GreeksEvent {
+    GreeksEvent::Greeks(ContractGreeks {
+        event_id: format!("{symbol}@{t}"),
+        event_time: t,
+        underlying: "XYZ".into(),
+        source_event_id: String::new(),
+        symbol: symbol.into(),
+        root: "XYZ".into(),
+        expiry: "2024-02-16".into(),
+        right: if call { "call" } else { "put" }.into(),
+        strike,
+        spot,
+        years_to_expiry: 45.0 / 365.0,
+        rate: 0.04,
+        dividend_yield: 0.0,
+        bid: 1.0,
+        ask: 1.1,
+        mid: 1.05,
+        iv,
+        delta: 0.5,
+        gamma,
+        vega: 10.0,
+        theta: -5.0,
+        rho: 1.0,
+        volume,
+        open_interest: oi,
+        sector: Some("Tech".into()),
+    })
+}
+
+/// One window of a four-contract chain: two OTM calls above spot, two OTM puts below.
+fn window(i: i64, call_iv: f64, put_iv: f64, call_vol: i64, put_vol: i64) -> Vec<Step<GreeksEvent>> {
+    let t = T0 + i * MICROS_PER_MINUTE + 1;
+    let mut steps: Vec<Step<GreeksEvent>> = [("C105", true, 105.0), ("C110", true, 110.0)]
+        .into_iter()
+        .map(|(s, c, k)| Step::Event(greeks(t, s, c, k, 100.0, call_iv, 0.03, 1000, call_vol)))
+        .collect();
+    steps.extend(
+        [("P95", false, 95.0), ("P90", false, 90.0)]
+            .into_iter()
+            .map(|(s, c, k)| Step::Event(greeks(t, s, c, k, 100.0, put_iv, 0.02, 1000, put_vol))),
+    );
+    steps.push(Step::Watermark(T0 + (i + 1) * MICROS_PER_MINUTE - 1));
+    steps
+}
+
+fn calm(n: i64) -> Vec<Step<GreeksEvent>> {
+    // Small deterministic wiggles so histories have a spread, cumulative volume growing steadily.
+    (0..n)
+        .flat_map(|i| {
+            let wiggle = if i % 2 == 0 { 0.002 } else { -0.002 };
+            window(i, 0.30 + wiggle, 0.32 - wiggle, 100 * (i + 1) + (i % 3) * 10, 100 * (i + 1) + (i % 2) * 10)
+        })
+        .collect()
+}
+
+fn by_factor(out: &[FactorScore], factor: &str) -> Vec<FactorScore> {
+    out.iter().filter(|f| f.factor == factor).cloned().collect()
+}
+
+#[test]
+fn a_call_wing_bid_with_call_volume_reads_bullish() {
+    let mut op = ScoreConfig::default().build().unwrap();
+    let mut steps = calm(12);
+    // The call wing jumps ten vol points and call volume traded in the window is 20x normal.
+    let last_cum = 100 * 12 + (11 % 3) * 10;
+    steps.extend(window(12, 0.40, 0.32, last_cum + 2000, 100 * 13));
+    let out = run(&mut op, steps).unwrap().events;
+    assert_eq!(out.len(), 13 * 3, "three factors per window");
+    let iv = by_factor(&out, "iv_zscore");
+    assert_eq!(iv[0].direction, "neutral", "first windows are warming up");
+    assert!(iv[0].detail.contains("warming up"));
+    let last = iv.last().unwrap();
+    assert_eq!(last.direction, "bullish", "{last:?}");
+    assert!(last.zscore > 5.0 && last.score > 99.0, "{last:?}");
+    assert!((last.raw_value - 0.10).abs() < 0.005, "raw is the IV change: {}", last.raw_value);
+    let flow = by_factor(&out, "unusual_flow");
+    let last = flow.last().unwrap();
+    assert_eq!(last.direction, "bullish", "{last:?}");
+    assert!(last.metadata["call_volume"] > 3000.0);
+}
+
+#[test]
+fn put_wing_and_put_volume_read_bearish() {
+    let mut op = ScoreConfig::default().build().unwrap();
+    let mut steps = calm(12);
+    steps.extend(window(12, 0.30, 0.45, 100 * 13, 100 * 12 + 10 + 3000));
+    let out = run(&mut op, steps).unwrap().events;
+    assert_eq!(by_factor(&out, "iv_zscore").last().unwrap().direction, "bearish");
+    assert_eq!(by_factor(&out, "unusual_flow").last().unwrap().direction, "bearish");
+}
+
+#[test]
+fn gex_is_gamma_times_oi_times_spot_squared_and_signed_by_convention() {
+    // One call, one put: GEX = Γ·OI·100·S²·1% with calls + and puts − (dealer long calls).
+    let steps = vec![
+        Step::Event(greeks(T0 + 1, "C", true, 100.0, 100.0, 0.3, 0.03, 1000, 0)),
+        Step::Event(greeks(T0 + 1, "P", false, 100.0, 100.0, 0.3, 0.02, 500, 0)),
+        Step::Watermark(T0 + MICROS_PER_MINUTE - 1),
+    ];
+    let want = (0.03 * 1000.0 - 0.02 * 500.0) * 100.0 * 100.0 * 100.0 * 0.01 / 1e6;
+    let mut op = ScoreConfig::default().build().unwrap();
+    let out = run(&mut op, steps.clone()).unwrap().events;
+    let gex = &by_factor(&out, "gamma_exposure")[0];
+    assert!((gex.raw_value - want).abs() < 1e-12, "{} vs {want}", gex.raw_value);
+    assert_eq!(gex.metadata["call_wall"], 100.0);
+    let cfg = ScoreConfig { gex_sign: GexSign::DealerShortCalls, ..ScoreConfig::default() };
+    let out = run(&mut cfg.build().unwrap(), steps).unwrap().events;
+    assert!((by_factor(&out, "gamma_exposure")[0].raw_value + want).abs() < 1e-12);
+}
+
+#[test]
+fn gamma_flip_is_found_between_put_and_call_walls() {
+    // Long call gamma concentrated at 110, short put gamma at 90, equal size: by symmetry of
+    // lognormal gamma the sign change lies between them, close to the geometric middle.
+    let mut book = UnderlyingBook { spot: 100.0, ..Default::default() };
+    for (sym, call, k) in [("C", true, 110.0), ("P", false, 90.0)] {
+        book.contracts.insert(
+            sym.into(),
+            ContractBook {
+                is_call: call,
+                strike: k,
+                years: 30.0 / 365.0,
+                iv: 0.25,
+                gamma: 0.0,
+                open_interest: 1000,
+                cum_volume: 0,
+                window_volume: 0,
+                quoted_in_window: false,
+                last_seen: 0,
+                iv_history: Default::default(),
+            },
+        );
+    }
+    let flip = gamma_exposure::gamma_flip(&ScoreConfig::default(), &book, 100.0).expect("a flip");
+    assert!((flip - (110.0f64 * 90.0).sqrt()).abs() < 1.5, "flip at {flip}");
+}
+
+#[test]
+fn windows_close_on_watermarks_and_state_survives_snapshot() {
+    let steps = calm(10);
+    let (head, tail) = steps.split_at(steps.len() / 2);
+    let mut whole = ScoreConfig::default().build().unwrap();
+    let all = run(&mut whole, steps.clone()).unwrap().events;
+
+    let mut first = ScoreConfig::default().build().unwrap();
+    let mut out = run(&mut first, head.to_vec()).unwrap().events;
+    let mut second = ScoreConfig::default().build().unwrap();
+    second.restore(&first.snapshot().unwrap()).unwrap();
+    out.extend(run(&mut second, tail.to_vec()).unwrap().events);
+    assert_eq!(out, all);
+}
+
+#[test]
+fn config_reports_every_problem() {
+    let cfg = ScoreConfig { window_secs: 0, min_samples: 500, iv_min_std: 0.0, ..Default::default() };
+    let err = cfg.validate().unwrap_err().0;
+    assert_eq!(err.len(), 3, "{err:?}");
+}
