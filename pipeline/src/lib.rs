@@ -1,9 +1,24 @@
 //! # optionflow-pipeline
 //!
 //! The runtime around the operators: sources, the stage runner, the on-disk tape, checkpoints,
-//! sinks and configuration.
+//! output files and configuration. Operators stay pure; everything that touches a clock, a file
+//! or a socket is here.
 //!
 //! ## Layout
+//! - [`config`]: the layered TOML configuration (defaults ← file ← environment).
+//! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
 //! - [`source`]: event sources (the seeded market simulator).
+//! - [`tape`]: Avro object container tapes of `quotes.raw`.
+//! - [`store`]: the embedded checkpoint store.
+//! - [`jsonl`]: append-only JSON-lines outputs with checkpointed lengths.
+//! - [`runtime`]: messages, the stage loop, the embedded pipeline.
+//! - [`telemetry`]: counters and status.
 
+pub mod config;
+pub mod duration;
+pub mod jsonl;
+pub mod runtime;
 pub mod source;
+pub mod store;
+pub mod tape;
+pub mod telemetry;

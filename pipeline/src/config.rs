@@ -1,0 +1,223 @@
+//! The configuration file: one TOML document, one section per component, layered as
+//! built-in defaults ← `--config` file ← `OPTIONFLOW__SECTION__KEY` environment variables.
+//! Unknown keys are errors that name the key; validation reports every problem at once.
+//! Every key is documented in `deploy/optionflow.example.toml`.
+
+use crate::source::simulator::SimulatorConfig;
+use optionflow_operators::{
+    consensus::ConsensusConfig, dispatch::DispatchConfig, explain::ExplainConfig,
+    greeks::GreeksConfig, normalize::NormalizeConfig, risk_gate::RiskGateConfig,
+    score::ScoreConfig, ConfigErrors,
+};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Prefix of environment overrides: `OPTIONFLOW__SCORE__WINDOW_SECS=30`.
+pub const ENV_PREFIX: &str = "OPTIONFLOW__";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// The embedded runtime.
+    pub runtime: RuntimeConfig,
+    /// The built-in market simulator.
+    pub simulator: SimulatorConfig,
+    /// The normalize stage.
+    pub normalize: NormalizeConfig,
+    /// The greeks stage.
+    pub greeks: GreeksConfig,
+    /// The score stage.
+    pub score: ScoreConfig,
+    /// The consensus stage.
+    pub consensus: ConsensusConfig,
+    /// The explain stage.
+    pub explain: ExplainConfig,
+    /// The risk-gate stage.
+    pub risk_gate: RiskGateConfig,
+    /// The dispatch stage.
+    pub dispatch: DispatchConfig,
+}
+
+/// The `[runtime]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Market time between checkpoints, in seconds.
+    pub checkpoint_interval_secs: u64,
+    /// Capacity of each channel between stages, in batches (bounded: backpressure, not memory).
+    pub channel_capacity: usize,
+    /// Wall-clock seconds between status lines.
+    pub status_interval_secs: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { checkpoint_interval_secs: 60, channel_capacity: 16, status_interval_secs: 2 }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Path given.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or names unknown keys.
+    #[error("config {origin}: {message}")]
+    Parse {
+        /// File or environment.
+        origin: String,
+        /// What serde/toml said (it names the key).
+        message: String,
+    },
+    /// Values are out of range.
+    #[error("config: {0}")]
+    Invalid(ConfigErrors),
+}
+
+impl Config {
+    /// Loads defaults ← `path` ← environment overrides from `env` (pass `std::env::vars()`).
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+                    origin: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        let mut overrides: Vec<(String, String)> =
+            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        // Apply in a fixed order so the result never depends on the environment's ordering.
+        overrides.sort();
+        for (key, value) in overrides {
+            apply_env(&mut table, &key, &value)?;
+        }
+        let origin = path.map_or("(defaults and environment)".to_string(), |p| p.display().to_string());
+        let cfg: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { origin, message: e.message().to_string() })?;
+        cfg.validate().map_err(ConfigError::Invalid)?;
+        Ok(cfg)
+    }
+
+    /// Validates every section and reports every problem, each prefixed by its section.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut p = optionflow_operators::config::Problems::default();
+        p.check(self.runtime.checkpoint_interval_secs >= 1, "runtime.checkpoint-interval-secs", "must be at least 1");
+        p.check(self.runtime.channel_capacity >= 1, "runtime.channel-capacity", "must be at least 1");
+        p.check(self.runtime.status_interval_secs >= 1, "runtime.status-interval-secs", "must be at least 1");
+        if let Err(problems) = self.simulator.validate() {
+            for m in problems {
+                p.push("simulator", m);
+            }
+        }
+        p.extend_section("normalize", self.normalize.validate());
+        p.extend_section("greeks", self.greeks.validate());
+        p.extend_section("score", self.score.validate());
+        p.extend_section("consensus", self.consensus.validate());
+        p.extend_section("explain", self.explain.validate());
+        p.extend_section("risk-gate", self.risk_gate.validate());
+        p.extend_section("dispatch", self.dispatch.validate());
+        p.finish()
+    }
+
+    /// A stable fingerprint of the effective configuration, to tell whether a data directory's
+    /// session was started with the same settings.
+    pub fn fingerprint(&self) -> String {
+        let text = toml::to_string(self).unwrap_or_default();
+        optionflow_schemas::EventId::new("config").part(&text).finish()
+    }
+}
+
+/// Sets `section.key` from `OPTIONFLOW__SECTION__KEY=value` (`_` in names stands for `-`).
+fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|s| s.to_ascii_lowercase().replace('_', "-"))
+        .collect();
+    if path.iter().any(|s| s.is_empty()) {
+        return Err(ConfigError::Parse {
+            origin: format!("environment variable {var}"),
+            message: "expected OPTIONFLOW__SECTION__KEY".to_string(),
+        });
+    }
+    // A value is TOML when it parses as one (numbers, booleans, arrays), a string otherwise.
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut node = table;
+    for part in &path[..path.len() - 1] {
+        let entry = node.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Parse {
+                    origin: format!("environment variable {var}"),
+                    message: format!("{part} is a value, not a section"),
+                })
+            }
+        };
+    }
+    node.insert(path[path.len() - 1].clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let cfg = Config::load(None, env(&[])).unwrap();
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[score]\nwindow-secs = 30\nmin-samples = 5\n").unwrap();
+        let cfg = Config::load(
+            Some(&path),
+            env(&[("OPTIONFLOW__SCORE__WINDOW_SECS", "15"), ("HOME", "/x")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.score.window_secs, 15);
+        assert_eq!(cfg.score.min_samples, 5);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::load(None, env(&[("OPTIONFLOW__SCORE__WINDOW_SEKS", "15")])).unwrap_err();
+        assert!(err.to_string().contains("window-seks"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let err = Config::load(
+            None,
+            env(&[("OPTIONFLOW__SCORE__WINDOW_SECS", "0"), ("OPTIONFLOW__RISK_GATE__MAX_PER_SECTOR", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("score.window-secs") && err.contains("risk-gate.max-per-sector"), "{err}");
+    }
+}

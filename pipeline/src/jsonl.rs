@@ -1,0 +1,45 @@
+//! Append-only JSON-lines output files whose committed length is part of every checkpoint.
+
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+/// A JSON-lines file written through a buffer, truncated on recovery to a checkpoint's length.
+pub struct JsonlFile {
+    out: BufWriter<File>,
+    len: u64,
+    name: String,
+}
+
+impl JsonlFile {
+    /// Opens `path`, keeping its first `keep` bytes (0 for a new session).
+    pub fn open(path: &Path, keep: u64) -> std::io::Result<Self> {
+        let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        f.set_len(keep)?;
+        f.seek(SeekFrom::End(0))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        Ok(Self { out: BufWriter::with_capacity(1 << 16, f), len: keep, name })
+    }
+
+    /// File name, the key of its length in a checkpoint.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Appends one value as a line.
+    pub fn write<T: Serialize>(&mut self, value: &T) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.out.write_all(&line)?;
+        self.len += line.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and syncs; returns the durable length.
+    pub fn commit(&mut self) -> std::io::Result<u64> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()?;
+        Ok(self.len)
+    }
+}

@@ -1,0 +1,450 @@
+//! The embedded mode: the whole pipeline in one process.
+//!
+//! ```text
+//! simulator ─► tape ─► normalize ─► greeks ─► score ─► consensus ─► explain ─► risk-gate ─► dispatch ─► alert sink
+//!                 │        └─ rejected-normalize.jsonl   └─ rejected-greeks.jsonl
+//!    quotes.raw.avro                     signals.jsonl ─┘          decisions.jsonl ─┘        alerts.jsonl
+//! ```
+//!
+//! The data directory holds the session manifest, the input tape, the output files and the
+//! checkpoints. Starting again on an interrupted session restores the latest checkpoint,
+//! truncates every file to the length it records, and continues: the result is byte-identical to
+//! an uninterrupted run.
+
+use super::stage::{run_stage, StageIo};
+use super::{Ack, Message, Part, PipelineError};
+use crate::config::Config;
+use crate::jsonl::JsonlFile;
+use crate::source::simulator::Simulator;
+use crate::store::{Checkpoint, FileStateStore, StateStore};
+use crate::tape::TapeWriter;
+use crate::telemetry::{Metrics, Status};
+use optionflow_schemas::{Alert, RawEvent};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Names of the files in a data directory.
+pub mod files {
+    /// Session parameters.
+    pub const SESSION: &str = "session.json";
+    /// Written when a session has run to its end.
+    pub const FINISHED: &str = "finished.json";
+    /// The input tape.
+    pub const TAPE: &str = "quotes.raw.avro";
+    /// Alerts.
+    pub const ALERTS: &str = "alerts.jsonl";
+    /// Signals.
+    pub const SIGNALS: &str = "signals.jsonl";
+    /// Risk decisions.
+    pub const DECISIONS: &str = "decisions.jsonl";
+    /// Quotes rejected by normalize.
+    pub const REJECTED_NORMALIZE: &str = "rejected-normalize.jsonl";
+    /// Quotes rejected by greeks.
+    pub const REJECTED_GREEKS: &str = "rejected-greeks.jsonl";
+    /// Checkpoint folder.
+    pub const CHECKPOINTS: &str = "checkpoints";
+}
+
+/// What defines a session: the same parameters on the same data directory resume it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionParams {
+    /// Simulator seed.
+    pub seed: u64,
+    /// Market time to simulate, µs.
+    pub duration_micros: i64,
+    /// Number of underlyings.
+    pub underlyings: usize,
+    /// Fingerprint of the effective configuration.
+    pub config_fingerprint: String,
+}
+
+/// How to run.
+pub struct RunOptions {
+    /// Effective configuration.
+    pub config: Config,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Session parameters.
+    pub params: SessionParams,
+    /// Event-time pace: `Some(1.0)` is real time, `None` as fast as possible.
+    pub speed: Option<f64>,
+    /// Called for every alert written (the CLI prints it).
+    pub on_alert: Option<Box<dyn Fn(&Alert) + Send + Sync>>,
+    /// Called every `status-interval-secs` with the counters (the CLI prints a status line).
+    pub on_status: Option<Box<dyn Fn(&Status) + Send + Sync>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The session had already finished before this run; nothing was done.
+    pub already_finished: bool,
+    /// Checkpoint this run resumed from, if any.
+    pub resumed_from: Option<u64>,
+    /// Option quotes processed by this run.
+    pub quotes: u64,
+    /// Rejected inputs in this run.
+    pub rejected: u64,
+    /// Signals formed in this run.
+    pub signals: u64,
+    /// Alerts written in this run.
+    pub alerts: u64,
+    /// Checkpoints written in this run.
+    pub checkpoints: u64,
+    /// Wall-clock seconds.
+    pub elapsed_secs: f64,
+    /// Quote → alert latency percentiles in microseconds (p50, p99), when alerts were written.
+    pub latency_p50_us: Option<u64>,
+    /// See `latency_p50_us`.
+    pub latency_p99_us: Option<u64>,
+}
+
+/// Prepares the data directory: creates it, checks or records the session, and reports whether
+/// it already finished.
+fn prepare_dir(dir: &Path, params: &SessionParams) -> Result<Option<RunSummary>, PipelineError> {
+    std::fs::create_dir_all(dir).map_err(PipelineError::io(format!("creating {}", dir.display())))?;
+    let session = dir.join(files::SESSION);
+    match std::fs::read(&session) {
+        Ok(bytes) => {
+            let recorded: SessionParams = serde_json::from_slice(&bytes).map_err(|e| {
+                PipelineError::SessionMismatch(format!("{} is unreadable ({e}); use a fresh --data-dir", session.display()))
+            })?;
+            if &recorded != params {
+                return Err(PipelineError::SessionMismatch(format!(
+                    "{} holds a session with other parameters (seed {}, {} underlyings, duration {} µs, config {}); \
+                     use another --data-dir, or delete this one to start over",
+                    dir.display(), recorded.seed, recorded.underlyings, recorded.duration_micros, recorded.config_fingerprint
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = serde_json::to_vec_pretty(params).unwrap_or_default();
+            std::fs::write(&session, text).map_err(PipelineError::io(format!("writing {}", session.display())))?;
+        }
+        Err(e) => return Err(PipelineError::io(format!("reading {}", session.display()))(e)),
+    }
+    match std::fs::read(dir.join(files::FINISHED)) {
+        Ok(bytes) => {
+            let mut s: RunSummary = serde_json::from_slice(&bytes).unwrap_or_default();
+            s.already_finished = true;
+            Ok(Some(s))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// Runs (or resumes) a simulated session in the embedded mode.
+pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
+    let dir = opts.data_dir.clone();
+    if let Some(done) = prepare_dir(&dir, &opts.params)? {
+        return Ok(done);
+    }
+    let cfg = &opts.config;
+    let store = FileStateStore::open(&dir.join(files::CHECKPOINTS))
+        .map_err(PipelineError::io("opening the checkpoint store"))?;
+    let ckpt = store.load_latest().map_err(PipelineError::io("loading the latest checkpoint"))?;
+    let resumed_from = ckpt.as_ref().map(|c| c.id);
+    let ckpt = ckpt.unwrap_or_default();
+    if let Some(id) = resumed_from {
+        tracing::info!(checkpoint = id, ticks = ckpt.ticks, "resuming interrupted session");
+    }
+
+    let p = &opts.params;
+    let mut sim = Simulator::new(&cfg.simulator, p.seed, p.underlyings, p.duration_micros)
+        .map_err(|e| PipelineError::Simulator(e.to_string()))?;
+    if resumed_from.is_some() {
+        sim.restore(&ckpt.source).map_err(|e| PipelineError::Simulator(e.to_string()))?;
+    }
+    let kept = |name: &str| ckpt.files.get(name).copied().unwrap_or(0);
+    let open = |name: &str| {
+        JsonlFile::open(&dir.join(name), kept(name)).map_err(PipelineError::io(format!("opening {name}")))
+    };
+    let tape = TapeWriter::open(&dir.join(files::TAPE), ckpt.tape.0, ckpt.tape.1)?;
+
+    let mut normalize = cfg.normalize.build().map_err(cfg_err)?;
+    let mut greeks = cfg.greeks.build().map_err(cfg_err)?;
+    let mut score = cfg.score.build().map_err(cfg_err)?;
+    let mut consensus = cfg.consensus.build().map_err(cfg_err)?;
+    let mut explain = cfg.explain.build().map_err(cfg_err)?;
+    let mut risk = cfg.risk_gate.build().map_err(cfg_err)?;
+    let mut dispatch = cfg.dispatch.build().map_err(cfg_err)?;
+    if resumed_from.is_some() {
+        use optionflow_operators::Operator;
+        let state = |name: &str| ckpt.stages.get(name).map(Vec::as_slice).unwrap_or_default();
+        normalize.restore(state(normalize.name()))?;
+        greeks.restore(state(greeks.name()))?;
+        score.restore(state(score.name()))?;
+        consensus.restore(state(consensus.name()))?;
+        explain.restore(state(explain.name()))?;
+        risk.restore(state(risk.name()))?;
+        dispatch.restore(state(dispatch.name()))?;
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let cap = cfg.runtime.channel_capacity;
+    // Source, tape, seven stages and the alert sink each acknowledge every barrier.
+    const PARTICIPANTS: usize = 10;
+    let (ack_tx, ack_rx) = mpsc::channel::<Ack>(PARTICIPANTS * 4);
+    let io = |tap: Option<JsonlFile>, rejects: Option<JsonlFile>, counter| StageIo {
+        tap,
+        rejects,
+        counter,
+        acks: ack_tx.clone(),
+        metrics: metrics.clone(),
+    };
+
+    let (raw_tx, raw_rx) = mpsc::channel(cap);
+    let (taped_tx, taped_rx) = mpsc::channel(cap);
+    let (norm_tx, norm_rx) = mpsc::channel(cap);
+    let (greeks_tx, greeks_rx) = mpsc::channel(cap);
+    let (factor_tx, factor_rx) = mpsc::channel(cap);
+    let (signal_tx, signal_rx) = mpsc::channel(cap);
+    let (expl_tx, expl_rx) = mpsc::channel(cap);
+    let (decision_tx, decision_rx) = mpsc::channel(cap);
+    let (alert_tx, alert_rx) = mpsc::channel(cap);
+
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let checkpoint_every = (cfg.runtime.checkpoint_interval_secs * 1000 / cfg.simulator.tick_interval_ms.max(1)).max(1);
+    let source = SourceTask {
+        sim,
+        ticks: ckpt.ticks,
+        next_id: ckpt.id + 1,
+        checkpoint_every,
+        tick_interval: Duration::from_millis(cfg.simulator.tick_interval_ms),
+        speed: opts.speed,
+        metrics: metrics.clone(),
+        acks: ack_tx.clone(),
+    };
+    tasks.spawn(source.run(raw_tx));
+    tasks.spawn(tape_task(tape, raw_rx, taped_tx, ack_tx.clone()));
+    let rejects_n = open(files::REJECTED_NORMALIZE)?;
+    let rejects_g = open(files::REJECTED_GREEKS)?;
+    tasks.spawn(run_stage(normalize, taped_rx, norm_tx, io(None, Some(rejects_n), None)));
+    tasks.spawn(run_stage(greeks, norm_rx, greeks_tx, io(None, Some(rejects_g), None)));
+    tasks.spawn(run_stage(score, greeks_rx, factor_tx, io(None, None, None)));
+    tasks.spawn(run_stage(consensus, factor_rx, signal_tx, io(Some(open(files::SIGNALS)?), None, Some(|m| &m.signals))));
+    tasks.spawn(run_stage(explain, signal_rx, expl_tx, io(None, None, None)));
+    tasks.spawn(run_stage(risk, expl_rx, decision_tx, io(Some(open(files::DECISIONS)?), None, Some(|m| &m.decisions))));
+    tasks.spawn(run_stage(dispatch, decision_rx, alert_tx, io(None, None, None)));
+    let sink = AlertSink {
+        file: open(files::ALERTS)?,
+        on_alert: opts.on_alert,
+        latency: hdrhistogram::Histogram::new(3).map_err(|e| PipelineError::Simulator(e.to_string()))?,
+        metrics: metrics.clone(),
+        acks: ack_tx.clone(),
+    };
+    let sink_handle = tokio::spawn(sink.run(alert_rx));
+    drop(ack_tx);
+    let coordinator = tokio::spawn(coordinate(store, ack_rx, PARTICIPANTS, metrics.clone()));
+    let status = opts.on_status.map(|f| {
+        let metrics = metrics.clone();
+        let every = Duration::from_secs(cfg.runtime.status_interval_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                f(&metrics.status());
+            }
+        })
+    });
+
+    let mut failure = None;
+    while let Some(res) = tasks.join_next().await {
+        let res = res.unwrap_or_else(|e| Err(PipelineError::Simulator(format!("task panicked: {e}"))));
+        if let Err(e) = res {
+            // The first failure is the cause; the disconnections it triggers downstream are not.
+            if failure.is_none() || !matches!(e, PipelineError::Disconnected(_)) && matches!(failure, Some(PipelineError::Disconnected(_))) {
+                failure = Some(e);
+            }
+            tasks.abort_all();
+        }
+    }
+    let latency = sink_handle.await.unwrap_or_else(|e| Err(PipelineError::Simulator(format!("alert sink panicked: {e}"))));
+    let coordinator_result = coordinator.await.unwrap_or_else(|e| Err(PipelineError::Simulator(format!("checkpointing panicked: {e}"))));
+    if let Some(s) = status {
+        s.abort();
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let latency = latency?;
+    coordinator_result?;
+    let st = metrics.status();
+    let summary = RunSummary {
+        already_finished: false,
+        resumed_from,
+        quotes: st.quotes,
+        rejected: st.rejected,
+        signals: st.signals,
+        alerts: st.alerts,
+        checkpoints: st.checkpoints,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        latency_p50_us: (!latency.is_empty()).then(|| latency.value_at_quantile(0.5)),
+        latency_p99_us: (!latency.is_empty()).then(|| latency.value_at_quantile(0.99)),
+    };
+    let path = dir.join(files::FINISHED);
+    std::fs::write(&path, serde_json::to_vec_pretty(&summary).unwrap_or_default())
+        .map_err(PipelineError::io(format!("writing {}", path.display())))?;
+    Ok(summary)
+}
+
+fn cfg_err(e: optionflow_operators::ConfigErrors) -> PipelineError {
+    PipelineError::Config(crate::config::ConfigError::Invalid(e))
+}
+
+/// The simulator as a source: a batch per tick, then a watermark; a barrier every
+/// `checkpoint_every` ticks; pacing by market time when a speed is set.
+struct SourceTask {
+    sim: Simulator,
+    ticks: u64,
+    next_id: u64,
+    checkpoint_every: u64,
+    tick_interval: Duration,
+    speed: Option<f64>,
+    metrics: Arc<Metrics>,
+    acks: mpsc::Sender<Ack>,
+}
+
+impl SourceTask {
+    async fn run(mut self, tx: mpsc::Sender<Message<RawEvent>>) -> Result<(), PipelineError> {
+        let closed = || PipelineError::Disconnected("source");
+        let pace_start = tokio::time::Instant::now();
+        let mut paced_ticks = 0u32;
+        loop {
+            let mut batch = Vec::new();
+            let Some(t) = self.sim.next_tick(&mut batch) else { break };
+            self.ticks += 1;
+            if let Some(speed) = self.speed {
+                paced_ticks += 1;
+                let due = pace_start + self.tick_interval.mul_f64(f64::from(paced_ticks) / speed);
+                tokio::time::sleep_until(due).await;
+            }
+            let quotes = batch.iter().filter(|e| matches!(e, RawEvent::Quote(_))).count() as u64;
+            Metrics::add(&self.metrics.quotes, quotes);
+            Metrics::add(&self.metrics.ticks, batch.len() as u64 - quotes);
+            self.metrics.event_time.store(t, std::sync::atomic::Ordering::Relaxed);
+            let origin = Instant::now();
+            tx.send(Message::Batch(batch, origin)).await.map_err(|_| closed())?;
+            tx.send(Message::Watermark(t, origin)).await.map_err(|_| closed())?;
+            if self.ticks % self.checkpoint_every == 0 {
+                let id = self.next_id;
+                self.next_id += 1;
+                let state = self.sim.snapshot().map_err(|e| PipelineError::Simulator(e.to_string()))?;
+                let part = Part::Source { state, ticks: self.ticks, event_time: t };
+                self.acks.send(Ack { id, parts: vec![part] }).await.map_err(|_| closed())?;
+                tx.send(Message::Barrier(id)).await.map_err(|_| closed())?;
+            }
+        }
+        // The end of the session closes every open window.
+        tx.send(Message::Watermark(i64::MAX, Instant::now())).await.map_err(|_| closed())?;
+        tx.send(Message::End).await.map_err(|_| closed())
+    }
+}
+
+/// Appends every raw event to the tape and passes it on.
+async fn tape_task(
+    mut tape: TapeWriter,
+    mut rx: mpsc::Receiver<Message<RawEvent>>,
+    tx: mpsc::Sender<Message<RawEvent>>,
+    acks: mpsc::Sender<Ack>,
+) -> Result<(), PipelineError> {
+    let closed = || PipelineError::Disconnected("tape");
+    while let Some(msg) = rx.recv().await {
+        match &msg {
+            Message::Batch(events, _) => {
+                for ev in events {
+                    tape.append(ev)?;
+                }
+            }
+            Message::Barrier(id) => {
+                let (bytes, events) = tape.commit()?;
+                acks.send(Ack { id: *id, parts: vec![Part::Tape { bytes, events }] }).await.map_err(|_| closed())?;
+            }
+            Message::End => {
+                tape.commit()?;
+            }
+            Message::Watermark(..) => {}
+        }
+        let end = matches!(msg, Message::End);
+        tx.send(msg).await.map_err(|_| closed())?;
+        if end {
+            return Ok(());
+        }
+    }
+    Err(closed())
+}
+
+/// Writes alerts to `alerts.jsonl`, hands them to the CLI, and measures quote → alert latency.
+struct AlertSink {
+    file: JsonlFile,
+    on_alert: Option<Box<dyn Fn(&Alert) + Send + Sync>>,
+    latency: hdrhistogram::Histogram<u64>,
+    metrics: Arc<Metrics>,
+    acks: mpsc::Sender<Ack>,
+}
+
+impl AlertSink {
+    async fn run(mut self, mut rx: mpsc::Receiver<Message<Alert>>) -> Result<hdrhistogram::Histogram<u64>, PipelineError> {
+        let write_err = || PipelineError::io(format!("writing {}", files::ALERTS));
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Message::Batch(alerts, origin) => {
+                    for a in &alerts {
+                        self.file.write(a).map_err(write_err())?;
+                        if let Some(f) = &self.on_alert {
+                            f(a);
+                        }
+                    }
+                    // Written means durable to the OS: flush so a reader sees it now.
+                    let len = self.file.commit().map_err(write_err())?;
+                    let _ = len;
+                    let us = origin.elapsed().as_micros() as u64;
+                    for _ in &alerts {
+                        let _ = self.latency.record(us.max(1));
+                    }
+                    Metrics::add(&self.metrics.alerts, alerts.len() as u64);
+                }
+                Message::Barrier(id) => {
+                    let len = self.file.commit().map_err(write_err())?;
+                    let part = Part::File { name: files::ALERTS.to_string(), len };
+                    self.acks.send(Ack { id, parts: vec![part] }).await.map_err(|_| PipelineError::Disconnected("alert sink"))?;
+                }
+                Message::Watermark(..) => {}
+                Message::End => {
+                    self.file.commit().map_err(write_err())?;
+                    return Ok(self.latency);
+                }
+            }
+        }
+        Err(PipelineError::Disconnected("alert sink"))
+    }
+}
+
+/// Gathers every participant's acknowledgement of a barrier, then saves the checkpoint.
+async fn coordinate(
+    mut store: FileStateStore,
+    mut acks: mpsc::Receiver<Ack>,
+    participants: usize,
+    metrics: Arc<Metrics>,
+) -> Result<(), PipelineError> {
+    let mut pending: std::collections::BTreeMap<u64, (usize, Checkpoint)> = Default::default();
+    while let Some(ack) = acks.recv().await {
+        let entry = pending.entry(ack.id).or_insert_with(|| (0, Checkpoint { id: ack.id, ..Default::default() }));
+        entry.0 += 1;
+        entry.1.absorb(ack.parts);
+        if entry.0 == participants {
+            if let Some((_, ckpt)) = pending.remove(&ack.id) {
+                let store_ref = &mut store;
+                tokio::task::block_in_place(|| store_ref.save(&ckpt))
+                    .map_err(PipelineError::io(format!("saving checkpoint {}", ckpt.id)))?;
+                Metrics::add(&metrics.checkpoints, 1);
+            }
+        }
+    }
+    Ok(())
+}

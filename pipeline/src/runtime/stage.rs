@@ -1,0 +1,130 @@
+//! The stage loop: the same code drives every operator in every mode; only the channels differ.
+
+use super::{Ack, Message, Part, PipelineError};
+use crate::jsonl::JsonlFile;
+use crate::telemetry::Metrics;
+use optionflow_operators::{Ctx, Emit, ErrorKind, OpError, Operator};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use tokio::sync::mpsc::{Receiver, Sender};
+
+/// Files and counters a stage writes besides its output channel.
+pub struct StageIo {
+    /// Every output event, as JSON lines (e.g. `signals.jsonl`).
+    pub tap: Option<JsonlFile>,
+    /// Rejected inputs, as JSON lines.
+    pub rejects: Option<JsonlFile>,
+    /// Counter of output events.
+    pub counter: Option<fn(&Metrics) -> &AtomicU64>,
+    /// Where checkpoint acknowledgements go.
+    pub acks: Sender<Ack>,
+    /// Shared counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Drives `op` from `input` to `output` until the stream ends.
+pub async fn run_stage<Op>(
+    mut op: Op,
+    mut input: Receiver<Message<Op::In>>,
+    output: Sender<Message<Op::Out>>,
+    mut io: StageIo,
+) -> Result<(), PipelineError>
+where
+    Op: Operator,
+    Op::In: Send,
+    Op::Out: Serialize + Send,
+{
+    let name = op.name();
+    let mut ctx = Ctx::at(i64::MIN);
+    let mut emit = Emit::default();
+    let mut logged_causes = BTreeSet::new();
+    let closed = || PipelineError::Disconnected(name);
+    while let Some(msg) = input.recv().await {
+        match msg {
+            Message::Batch(events, origin) => {
+                for ev in &events {
+                    if let Err(e) = op.on_event(ev, &ctx, &mut emit) {
+                        handle_error(e, &io.metrics, &mut logged_causes)?;
+                    }
+                }
+                flush(&mut emit, &mut io, &output, origin, name).await?;
+            }
+            Message::Watermark(t, origin) => {
+                ctx = Ctx::at(t);
+                if let Err(e) = op.on_watermark(t, &ctx, &mut emit) {
+                    handle_error(e, &io.metrics, &mut logged_causes)?;
+                }
+                flush(&mut emit, &mut io, &output, origin, name).await?;
+                output.send(Message::Watermark(t, origin)).await.map_err(|_| closed())?;
+            }
+            Message::Barrier(id) => {
+                let mut parts = vec![Part::Stage { name, state: op.snapshot()? }];
+                for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
+                    let len = f.commit().map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                    parts.push(Part::File { name: f.name().to_string(), len });
+                }
+                io.acks.send(Ack { id, parts }).await.map_err(|_| closed())?;
+                output.send(Message::Barrier(id)).await.map_err(|_| closed())?;
+            }
+            Message::End => {
+                for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
+                    f.commit().map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                }
+                output.send(Message::End).await.map_err(|_| closed())?;
+                return Ok(());
+            }
+        }
+    }
+    Err(closed())
+}
+
+/// Sends what the operator emitted downstream and to the stage's files.
+async fn flush<T: Serialize>(
+    emit: &mut Emit<T>,
+    io: &mut StageIo,
+    output: &Sender<Message<T>>,
+    origin: std::time::Instant,
+    name: &'static str,
+) -> Result<(), PipelineError> {
+    let (events, rejected) = emit.drain();
+    if !rejected.is_empty() {
+        Metrics::add(&io.metrics.rejected, rejected.len() as u64);
+        if let Some(f) = io.rejects.as_mut() {
+            for r in &rejected {
+                f.write(r).map_err(PipelineError::io(format!("writing {}", f.name())))?;
+            }
+        }
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    if let Some(counter) = io.counter {
+        Metrics::add(counter(&io.metrics), events.len() as u64);
+    }
+    if let Some(f) = io.tap.as_mut() {
+        for ev in &events {
+            f.write(ev).map_err(PipelineError::io(format!("writing {}", f.name())))?;
+        }
+    }
+    output.send(Message::Batch(events, origin)).await.map_err(|_| PipelineError::Disconnected(name))
+}
+
+/// Skippable errors are counted and logged once per cause; anything else stops the stage.
+fn handle_error(
+    e: OpError,
+    metrics: &Metrics,
+    logged: &mut BTreeSet<String>,
+) -> Result<(), PipelineError> {
+    match e.kind {
+        ErrorKind::Skip => {
+            Metrics::add(&metrics.dead_lettered, 1);
+            if logged.len() < 1000 && logged.insert(e.message.clone()) {
+                tracing::warn!(stage = e.stage, error = %e.message, "input skipped (logged once per cause)");
+            }
+            Ok(())
+        }
+        ErrorKind::Retryable | ErrorKind::Fatal => Err(e.into()),
+    }
+}

@@ -1,1 +1,0 @@
-//! simulator (being written).

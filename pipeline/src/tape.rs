@@ -1,0 +1,200 @@
+//! Tapes: the input of a session as an Avro object container file, so any Avro tool can read
+//! it. The file's schema is the union `[RawQuote, UnderlyingTick]` (one file per topic: this is
+//! the `quotes.raw` tape). Blocks are cut at every checkpoint, so a checkpoint's tape length is
+//! always a block boundary and recovery truncates the file there and appends.
+
+use apache_avro::{types::Value, Reader, Schema, Writer};
+use optionflow_schemas::{registry, RawEvent, RawQuote, UnderlyingTick};
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::LazyLock;
+
+/// The tape schema: a union of the `quotes.raw` event types.
+pub static RAW_TAPE_SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
+    let source = |name| registry::by_name(name).map(|e| e.source).unwrap_or("null");
+    let text = format!("[{}, {}]", source("RawQuote"), source("UnderlyingTick"));
+    // Both members are compiled-in schemas covered by tests.
+    Schema::parse_str(&text).unwrap_or_else(|e| panic!("tape schema: {e}"))
+});
+
+/// A tape problem.
+#[derive(Debug, thiserror::Error)]
+pub enum TapeError {
+    /// File system error.
+    #[error("tape {path}: {source}")]
+    Io {
+        /// The tape.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Avro error.
+    #[error("tape {path}: {source}")]
+    Avro {
+        /// The tape.
+        path: String,
+        /// Cause.
+        source: Box<apache_avro::Error>,
+    },
+    /// A record that is neither union member.
+    #[error("tape {path}: record {index} is not a RawQuote or UnderlyingTick")]
+    Foreign {
+        /// The tape.
+        path: String,
+        /// Position.
+        index: u64,
+    },
+}
+
+/// Appends `quotes.raw` events to a tape.
+pub struct TapeWriter {
+    writer: Writer<'static, File>,
+    path: String,
+    events: u64,
+}
+
+impl TapeWriter {
+    /// Opens `path` for writing, keeping its first `keep_bytes` bytes (a checkpoint's length;
+    /// 0 starts a new tape). `keep_events` is how many events those bytes hold.
+    pub fn open(path: &Path, keep_bytes: u64, keep_events: u64) -> Result<Self, TapeError> {
+        let name = path.display().to_string();
+        let io = |source| TapeError::Io { path: name.clone(), source };
+        let avro = |e| TapeError::Avro { path: name.clone(), source: Box::new(e) };
+        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io)?;
+        file.set_len(keep_bytes).map_err(io)?;
+        let writer = if keep_bytes == 0 {
+            Writer::new(&RAW_TAPE_SCHEMA, file).map_err(avro)?
+        } else {
+            // The kept prefix ends with a block's sync marker, which is the file's marker.
+            let mut marker = [0u8; 16];
+            file.seek(SeekFrom::Start(keep_bytes.saturating_sub(16))).map_err(io)?;
+            file.read_exact(&mut marker).map_err(io)?;
+            file.seek(SeekFrom::End(0)).map_err(io)?;
+            Writer::append_to(&RAW_TAPE_SCHEMA, file, marker).map_err(avro)?
+        };
+        Ok(Self { writer, path: name, events: keep_events })
+    }
+
+    /// Appends one event (buffered into the current block).
+    pub fn append(&mut self, ev: &RawEvent) -> Result<(), TapeError> {
+        self.writer
+            .append_ser(ev)
+            .map_err(|e| TapeError::Avro { path: self.path.clone(), source: Box::new(e) })?;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Cuts the current block, makes the file durable, and returns (bytes, events) on disk.
+    pub fn commit(&mut self) -> Result<(u64, u64), TapeError> {
+        self.writer
+            .flush()
+            .map_err(|e| TapeError::Avro { path: self.path.clone(), source: Box::new(e) })?;
+        let file = self.writer.get_mut();
+        let io = |source| TapeError::Io { path: self.path.clone(), source };
+        file.sync_data().map_err(io)?;
+        let len = file.stream_position().map_err(io)?;
+        Ok((len, self.events))
+    }
+}
+
+/// Streams the events of a tape in order; memory does not grow with its length.
+pub struct TapeReader {
+    reader: Reader<'static, BufReader<File>>,
+    path: String,
+    index: u64,
+}
+
+impl TapeReader {
+    /// Opens a tape.
+    pub fn open(path: &Path) -> Result<Self, TapeError> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|source| TapeError::Io { path: name.clone(), source })?;
+        let reader = Reader::new(BufReader::new(file))
+            .map_err(|e| TapeError::Avro { path: name.clone(), source: Box::new(e) })?;
+        Ok(Self { reader, path: name, index: 0 })
+    }
+}
+
+impl Iterator for TapeReader {
+    type Item = Result<RawEvent, TapeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let value = self.reader.next()?;
+        let index = self.index;
+        self.index += 1;
+        let path = &self.path;
+        let avro = |e| TapeError::Avro { path: path.clone(), source: Box::new(e) };
+        Some(value.map_err(avro).and_then(|v| match v {
+            Value::Union(0, inner) => apache_avro::from_value::<RawQuote>(&inner).map(RawEvent::Quote).map_err(avro),
+            Value::Union(1, inner) => {
+                apache_avro::from_value::<UnderlyingTick>(&inner).map(RawEvent::Tick).map_err(avro)
+            }
+            _ => Err(TapeError::Foreign { path: path.clone(), index }),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(i: i64) -> RawEvent {
+        RawEvent::Tick(UnderlyingTick {
+            event_id: format!("id{i}"),
+            event_time: i,
+            underlying: "SPY".into(),
+            source: "test".into(),
+            price: 100.0 + i as f64,
+            volume: i,
+            sector: None,
+        })
+    }
+
+    fn quote(i: i64) -> RawEvent {
+        RawEvent::Quote(RawQuote {
+            event_id: format!("q{i}"),
+            event_time: i,
+            underlying: "SPY".into(),
+            source: "test".into(),
+            symbol: "SPY   240119C00400000".into(),
+            bid: 1.0,
+            ask: 1.1,
+            bid_size: 1,
+            ask_size: 1,
+            last: None,
+            volume: i,
+            open_interest: 10,
+            underlying_price: Some(400.0),
+        })
+    }
+
+    #[test]
+    fn truncate_to_a_commit_and_append_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.avro");
+        let mut w = TapeWriter::open(&path, 0, 0).unwrap();
+        for i in 0..10 {
+            w.append(&tick(i)).unwrap();
+            w.append(&quote(i)).unwrap();
+        }
+        let (bytes, events) = w.commit().unwrap();
+        assert_eq!(events, 20);
+        // Written after the commit, then lost in a crash.
+        for i in 100..105 {
+            w.append(&tick(i)).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        let mut w = TapeWriter::open(&path, bytes, events).unwrap();
+        for i in 10..12 {
+            w.append(&quote(i)).unwrap();
+        }
+        assert_eq!(w.commit().unwrap().1, 22);
+        drop(w);
+        let read: Vec<RawEvent> = TapeReader::open(&path).unwrap().map(Result::unwrap).collect();
+        let mut want: Vec<RawEvent> = (0..10).flat_map(|i| [tick(i), quote(i)]).collect();
+        want.extend((10..12).map(quote));
+        assert_eq!(read, want);
+    }
+}
