@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "optionflow", version, about = "Option quotes in; scored, explained, risk-gated alerts out.")]
+#[command(
+    name = "optionflow",
+    version,
+    about = "Option quotes in; scored, explained, risk-gated alerts out."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,9 +103,14 @@ fn parse_speed(text: &str) -> Result<Option<f64>> {
 
 fn session(args: &SessionArgs) -> Result<(Config, SessionParams)> {
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
-    let duration_micros = parse_market_duration(&args.duration).map_err(anyhow::Error::msg).context("--duration")?;
+    let duration_micros = parse_market_duration(&args.duration)
+        .map_err(anyhow::Error::msg)
+        .context("--duration")?;
     if !(1..=20).contains(&args.underlyings) {
-        bail!("--underlyings {}: the simulator has 20 names; choose 1 to 20", args.underlyings);
+        bail!(
+            "--underlyings {}: the simulator has 20 names; choose 1 to 20",
+            args.underlyings
+        );
     }
     let params = SessionParams {
         seed: args.seed,
@@ -126,7 +135,9 @@ fn print_alert(a: &Alert) {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn run(args: RunArgs) -> Result<()> {
@@ -140,7 +151,13 @@ fn run(args: RunArgs) -> Result<()> {
         *last = (Instant::now(), s.quotes);
         eprintln!(
             "[{}] {} quotes ({:.0}/s) · {} signals · {} alerts · {} rejected · {} checkpoints",
-            et(s.event_time), s.quotes, rate, s.signals, s.alerts, s.rejected, s.checkpoints
+            et(s.event_time),
+            s.quotes,
+            rate,
+            s.signals,
+            s.alerts,
+            s.rejected,
+            s.checkpoints
         );
     };
     let opts = RunOptions {

@@ -23,7 +23,8 @@ impl Problems {
     /// Prefixes problems of a nested section with `section.`.
     pub fn extend_section(&mut self, section: &str, result: Result<(), ConfigErrors>) {
         if let Err(ConfigErrors(v)) = result {
-            self.0.extend(v.into_iter().map(|p| format!("{section}.{p}")));
+            self.0
+                .extend(v.into_iter().map(|p| format!("{section}.{p}")));
         }
     }
     /// `Ok` when nothing was recorded.

@@ -30,7 +30,12 @@ pub struct ConsensusConfig {
 
 impl Default for ConsensusConfig {
     fn default() -> Self {
-        Self { weights: BTreeMap::new(), vote_threshold: 2.0, min_agreeing: 2, min_composite: 75.0 }
+        Self {
+            weights: BTreeMap::new(),
+            vote_threshold: 2.0,
+            min_agreeing: 2,
+            min_composite: 75.0,
+        }
     }
 }
 
@@ -39,9 +44,17 @@ impl ConsensusConfig {
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();
         for (f, w) in &self.weights {
-            p.check(w.is_finite() && *w >= 0.0, &format!("weights.{f}"), "must be a non-negative number");
+            p.check(
+                w.is_finite() && *w >= 0.0,
+                &format!("weights.{f}"),
+                "must be a non-negative number",
+            );
         }
-        p.check(self.vote_threshold > 0.0, "vote-threshold", "must be positive");
+        p.check(
+            self.vote_threshold > 0.0,
+            "vote-threshold",
+            "must be positive",
+        );
         p.check(self.min_agreeing >= 1, "min-agreeing", "must be at least 1");
         p.check(
             (0.0..=100.0).contains(&self.min_composite),
@@ -54,7 +67,10 @@ impl ConsensusConfig {
     /// Builds the operator.
     pub fn build(&self) -> Result<Consensus, ConfigErrors> {
         self.validate()?;
-        Ok(Consensus { cfg: self.clone(), pending: BTreeMap::new() })
+        Ok(Consensus {
+            cfg: self.clone(),
+            pending: BTreeMap::new(),
+        })
     }
 
     fn weight(&self, factor: &str) -> f64 {
@@ -124,7 +140,10 @@ impl Consensus {
             event_time: window_end,
             underlying: underlying.to_string(),
             window_end,
-            sector: first.sector.clone().unwrap_or_else(|| "Unknown".to_string()),
+            sector: first
+                .sector
+                .clone()
+                .unwrap_or_else(|| "Unknown".to_string()),
             direction: dir.to_string(),
             composite: (composite * 100.0).round() / 100.0,
             agreeing: agreeing as i32,
@@ -142,14 +161,25 @@ impl Operator for Consensus {
         STAGE
     }
 
-    fn on_event(&mut self, ev: &FactorScore, _ctx: &Ctx, _out: &mut Emit<Signal>)
-        -> Result<(), OpError> {
-        self.pending.entry((ev.window_end, ev.underlying.clone())).or_default().push(ev.clone());
+    fn on_event(
+        &mut self,
+        ev: &FactorScore,
+        _ctx: &Ctx,
+        _out: &mut Emit<Signal>,
+    ) -> Result<(), OpError> {
+        self.pending
+            .entry((ev.window_end, ev.underlying.clone()))
+            .or_default()
+            .push(ev.clone());
         Ok(())
     }
 
-    fn on_watermark(&mut self, event_time: i64, _ctx: &Ctx, out: &mut Emit<Signal>)
-        -> Result<(), OpError> {
+    fn on_watermark(
+        &mut self,
+        event_time: i64,
+        _ctx: &Ctx,
+        out: &mut Emit<Signal>,
+    ) -> Result<(), OpError> {
         while let Some(entry) = self.pending.first_entry() {
             if entry.key().0 - 1 > event_time {
                 break;

@@ -25,7 +25,11 @@ pub struct DispatchConfig {
 
 impl Default for DispatchConfig {
     fn default() -> Self {
-        Self { channels: vec!["file".to_string()], cooldown_secs: 15 * 60, dedupe_horizon_secs: 7 * 86_400 }
+        Self {
+            channels: vec!["file".to_string()],
+            cooldown_secs: 15 * 60,
+            dedupe_horizon_secs: 7 * 86_400,
+        }
     }
 }
 
@@ -33,22 +37,36 @@ impl DispatchConfig {
     /// Reports every problem at once.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();
-        p.check(!self.channels.is_empty(), "channels", "name at least one channel (e.g. [\"file\"])");
+        p.check(
+            !self.channels.is_empty(),
+            "channels",
+            "name at least one channel (e.g. [\"file\"])",
+        );
         for c in &self.channels {
             p.check(
-                !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'),
+                !c.is_empty()
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'),
                 "channels",
                 format!("{c:?} is not a channel name (letters, digits, - and _)"),
             );
         }
-        p.check(self.dedupe_horizon_secs >= self.cooldown_secs, "dedupe-horizon-secs", "must be at least cooldown-secs");
+        p.check(
+            self.dedupe_horizon_secs >= self.cooldown_secs,
+            "dedupe-horizon-secs",
+            "must be at least cooldown-secs",
+        );
         p.finish()
     }
 
     /// Builds the operator.
     pub fn build(&self) -> Result<Dispatch, ConfigErrors> {
         self.validate()?;
-        Ok(Dispatch { cfg: self.clone(), state: State::default(), suppressed: 0 })
+        Ok(Dispatch {
+            cfg: self.clone(),
+            state: State::default(),
+            suppressed: 0,
+        })
     }
 }
 
@@ -95,7 +113,10 @@ impl Dispatch {
         self.state.last_alert.insert(d.underlying.clone(), now);
         for channel in &self.cfg.channels {
             out.emit(Alert {
-                event_id: EventId::new("alert").part(&d.event_id).part(channel).finish(),
+                event_id: EventId::new("alert")
+                    .part(&d.event_id)
+                    .part(channel)
+                    .finish(),
                 event_time: d.event_time,
                 underlying: d.underlying.clone(),
                 signal_id: d.signal_id.clone(),
@@ -104,7 +125,10 @@ impl Dispatch {
                 direction: d.direction.clone(),
                 composite: d.composite,
                 channel: channel.clone(),
-                dedupe_key: EventId::new("delivery").part(&d.signal_id).part(channel).finish(),
+                dedupe_key: EventId::new("delivery")
+                    .part(&d.signal_id)
+                    .part(channel)
+                    .finish(),
                 headline: d.headline.clone(),
                 text: d.text.clone(),
                 markdown: d.markdown.clone(),
@@ -121,14 +145,24 @@ impl Operator for Dispatch {
         STAGE
     }
 
-    fn on_event(&mut self, ev: &RiskDecision, _ctx: &Ctx, _out: &mut Emit<Alert>)
-        -> Result<(), OpError> {
-        self.state.pending.push(ev.event_time, &ev.event_id, ev.clone());
+    fn on_event(
+        &mut self,
+        ev: &RiskDecision,
+        _ctx: &Ctx,
+        _out: &mut Emit<Alert>,
+    ) -> Result<(), OpError> {
+        self.state
+            .pending
+            .push(ev.event_time, &ev.event_id, ev.clone());
         Ok(())
     }
 
-    fn on_watermark(&mut self, event_time: i64, _ctx: &Ctx, out: &mut Emit<Alert>)
-        -> Result<(), OpError> {
+    fn on_watermark(
+        &mut self,
+        event_time: i64,
+        _ctx: &Ctx,
+        out: &mut Emit<Alert>,
+    ) -> Result<(), OpError> {
         for d in self.state.pending.release(event_time) {
             self.dispatch(&d, out);
         }

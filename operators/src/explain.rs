@@ -24,7 +24,8 @@ pub struct ExplainConfig {
 impl ExplainConfig {
     fn tz(&self) -> Result<chrono_tz::Tz, String> {
         let name = self.time_zone.as_deref().unwrap_or("America/New_York");
-        name.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown IANA time zone {name:?}"))
+        name.parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("unknown IANA time zone {name:?}"))
     }
 
     /// Reports every problem at once.
@@ -64,7 +65,9 @@ pub struct Explain {
 
 impl std::fmt::Debug for Explain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Explain").field("tz", &self.tz).finish_non_exhaustive()
+        f.debug_struct("Explain")
+            .field("tz", &self.tz)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,12 +115,19 @@ fn risk_line(sig: &Signal) -> String {
         "bearish" => "a recovery above the window's opening price or put volume fading",
         _ => "implied volatility settling back to its recent range",
     };
-    let dissent: Vec<&str> =
-        sig.factors.iter().filter(|f| !f.voted).map(|f| factor_label(&f.factor)).collect();
+    let dissent: Vec<&str> = sig
+        .factors
+        .iter()
+        .filter(|f| !f.voted)
+        .map(|f| factor_label(&f.factor))
+        .collect();
     if dissent.is_empty() {
         format!("Invalidated by {against}.")
     } else {
-        format!("Invalidated by {against}. Not confirming: {}.", dissent.join(", "))
+        format!(
+            "Invalidated by {against}. Not confirming: {}.",
+            dissent.join(", ")
+        )
     }
 }
 
@@ -129,9 +139,18 @@ impl Operator for Explain {
         STAGE
     }
 
-    fn on_event(&mut self, sig: &Signal, _ctx: &Ctx, out: &mut Emit<Explanation>)
-        -> Result<(), OpError> {
-        let voters: Vec<_> = sig.factors.iter().filter(|f| f.voted).map(vote_json).collect();
+    fn on_event(
+        &mut self,
+        sig: &Signal,
+        _ctx: &Ctx,
+        out: &mut Emit<Explanation>,
+    ) -> Result<(), OpError> {
+        let voters: Vec<_> = sig
+            .factors
+            .iter()
+            .filter(|f| f.voted)
+            .map(vote_json)
+            .collect();
         let mut data = json!({
             "underlying": sig.underlying,
             "sector": sig.sector,

@@ -24,7 +24,11 @@ pub struct GreeksConfig {
 
 impl Default for GreeksConfig {
     fn default() -> Self {
-        Self { rate: 0.04, dividend_yield: 0.0, dividend_yields: BTreeMap::new() }
+        Self {
+            rate: 0.04,
+            dividend_yield: 0.0,
+            dividend_yields: BTreeMap::new(),
+        }
     }
 }
 
@@ -32,10 +36,22 @@ impl GreeksConfig {
     /// Reports every problem at once.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();
-        p.check(self.rate.is_finite() && self.rate.abs() < 1.0, "rate", "must be a finite rate between -1 and 1");
-        p.check(self.dividend_yield.is_finite() && (0.0..1.0).contains(&self.dividend_yield), "dividend-yield", "must be in [0, 1)");
+        p.check(
+            self.rate.is_finite() && self.rate.abs() < 1.0,
+            "rate",
+            "must be a finite rate between -1 and 1",
+        );
+        p.check(
+            self.dividend_yield.is_finite() && (0.0..1.0).contains(&self.dividend_yield),
+            "dividend-yield",
+            "must be in [0, 1)",
+        );
         for (u, q) in &self.dividend_yields {
-            p.check(q.is_finite() && (0.0..1.0).contains(q), &format!("dividend-yields.{u}"), "must be in [0, 1)");
+            p.check(
+                q.is_finite() && (0.0..1.0).contains(q),
+                &format!("dividend-yields.{u}"),
+                "must be in [0, 1)",
+            );
         }
         p.finish()
     }
@@ -55,15 +71,32 @@ pub struct GreeksStage {
 
 impl GreeksStage {
     fn on_quote(&self, q: &NormalizedQuote, out: &mut Emit<GreeksEvent>) {
-        let right = if q.right == "call" { Right::Call } else { Right::Put };
+        let right = if q.right == "call" {
+            Right::Call
+        } else {
+            Right::Put
+        };
         let r = self.cfg.rate;
-        let d = self.cfg.dividend_yields.get(&q.underlying).copied().unwrap_or(self.cfg.dividend_yield);
+        let d = self
+            .cfg
+            .dividend_yields
+            .get(&q.underlying)
+            .copied()
+            .unwrap_or(self.cfg.dividend_yield);
         let (s, k, t) = (q.underlying_price, q.strike, q.years_to_expiry);
         let iv = match implied_vol(right, s, k, t, r, d, q.mid) {
             Ok(iv) => iv,
             Err(e) => {
                 let reason = format!("mid {:.4}: {e}", q.mid);
-                out.reject(rejection(STAGE, &q.event_id, q.event_time, &q.underlying, &q.symbol, "no_iv_solution", reason));
+                out.reject(rejection(
+                    STAGE,
+                    &q.event_id,
+                    q.event_time,
+                    &q.underlying,
+                    &q.symbol,
+                    "no_iv_solution",
+                    reason,
+                ));
                 return;
             }
         };
@@ -106,7 +139,12 @@ impl Operator for GreeksStage {
         STAGE
     }
 
-    fn on_event(&mut self, ev: &NormalizedEvent, _ctx: &Ctx, out: &mut Emit<GreeksEvent>) -> Result<(), OpError> {
+    fn on_event(
+        &mut self,
+        ev: &NormalizedEvent,
+        _ctx: &Ctx,
+        out: &mut Emit<GreeksEvent>,
+    ) -> Result<(), OpError> {
         match ev {
             NormalizedEvent::Quote(q) => self.on_quote(q, out),
             NormalizedEvent::Tick(t) => out.emit(GreeksEvent::Tick(t.clone())),
@@ -161,7 +199,9 @@ mod tests {
         let mut op = GreeksConfig::default().build().unwrap();
         let price = bsm_price(Right::Call, 100.0, 100.0, 0.25, 0.04, 0.0, 0.3);
         let out = run_events(&mut op, vec![nq(price), nq(150.0)]).unwrap();
-        let GreeksEvent::Greeks(g) = &out.events[0] else { panic!() };
+        let GreeksEvent::Greeks(g) = &out.events[0] else {
+            panic!()
+        };
         assert!((g.iv - 0.3).abs() < 1e-10, "{}", g.iv);
         assert!(g.delta > 0.5 && g.gamma > 0.0 && g.vega > 0.0 && g.theta < 0.0);
         assert_eq!(out.rejected.len(), 1);

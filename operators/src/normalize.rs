@@ -8,7 +8,7 @@ use crate::pricing::Right;
 use chrono::{NaiveDate, TimeZone};
 use optionflow_schemas::{
     time::{years_between, MICROS_PER_SECOND},
-    EventId, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote, UnderlyingTick,
+    EventId, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote, RejectedQuote, UnderlyingTick,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,7 +29,10 @@ pub struct NormalizeConfig {
 
 impl Default for NormalizeConfig {
     fn default() -> Self {
-        Self { max_spread_pct: 1.5, max_underlying_age_secs: 300 }
+        Self {
+            max_spread_pct: 1.5,
+            max_underlying_age_secs: 300,
+        }
     }
 }
 
@@ -37,15 +40,26 @@ impl NormalizeConfig {
     /// Reports every problem at once.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();
-        p.check(self.max_spread_pct > 0.0 && self.max_spread_pct.is_finite(), "max-spread-pct", "must be a positive number");
-        p.check(self.max_underlying_age_secs >= 1, "max-underlying-age-secs", "must be at least 1");
+        p.check(
+            self.max_spread_pct > 0.0 && self.max_spread_pct.is_finite(),
+            "max-spread-pct",
+            "must be a positive number",
+        );
+        p.check(
+            self.max_underlying_age_secs >= 1,
+            "max-underlying-age-secs",
+            "must be at least 1",
+        );
         p.finish()
     }
 
     /// Builds the operator.
     pub fn build(&self) -> Result<Normalize, ConfigErrors> {
         self.validate()?;
-        Ok(Normalize { cfg: self.clone(), state: State::default() })
+        Ok(Normalize {
+            cfg: self.clone(),
+            state: State::default(),
+        })
     }
 }
 
@@ -78,13 +92,19 @@ impl OccContract {
 /// Parses `AAPL  240119C00190000`, `AAPL240119C00190000` or Polygon's `O:AAPL240119C00190000`.
 pub fn parse_occ(symbol: &str) -> Result<OccContract, String> {
     let s = symbol.strip_prefix("O:").unwrap_or(symbol);
-    let bad = || format!("{symbol:?} is not an OCC option symbol (ROOT + YYMMDD + C/P + 8-digit strike)");
+    let bad =
+        || format!("{symbol:?} is not an OCC option symbol (ROOT + YYMMDD + C/P + 8-digit strike)");
     if s.len() < 16 || !s.is_ascii() {
         return Err(bad());
     }
     let (head, tail) = s.split_at(s.len() - 15);
     let root = head.trim_end();
-    if root.is_empty() || root.len() > 6 || !root.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+    if root.is_empty()
+        || root.len() > 6
+        || !root
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
         return Err(bad());
     }
     let expiry = NaiveDate::parse_from_str(&tail[..6], "%y%m%d").map_err(|_| bad())?;
@@ -101,7 +121,12 @@ pub fn parse_occ(symbol: &str) -> Result<OccContract, String> {
     if strike <= 0.0 {
         return Err(bad());
     }
-    Ok(OccContract { root: root.to_string(), expiry, right, strike })
+    Ok(OccContract {
+        root: root.to_string(),
+        expiry,
+        right,
+        strike,
+    })
 }
 
 /// Whether an OCC root belongs to `underlying`: itself, an adjusted root (`GME1`), or a known
@@ -109,13 +134,19 @@ pub fn parse_occ(symbol: &str) -> Result<OccContract, String> {
 fn root_matches(root: &str, underlying: &str) -> bool {
     let base = root.trim_end_matches(|c: char| c.is_ascii_digit());
     base == underlying
-        || matches!((base, underlying), ("SPXW", "SPX") | ("NDXP", "NDX") | ("RUTW", "RUT") | ("VIXW", "VIX"))
+        || matches!(
+            (base, underlying),
+            ("SPXW", "SPX") | ("NDXP", "NDX") | ("RUTW", "RUT") | ("VIXW", "VIX")
+        )
 }
 
 /// Expiration instant: the 16:00 New York close of the expiry date, in µs.
 fn expiry_instant(date: NaiveDate) -> Option<i64> {
     let close = date.and_hms_opt(16, 0, 0)?;
-    chrono_tz::America::New_York.from_local_datetime(&close).single().map(|t| t.timestamp_micros())
+    chrono_tz::America::New_York
+        .from_local_datetime(&close)
+        .single()
+        .map(|t| t.timestamp_micros())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -144,18 +175,29 @@ impl Normalize {
         &self.state.rejects
     }
 
-    fn reject(&mut self, out: &mut Emit<NormalizedEvent>, id: &str, t: i64, u: &str, sym: &str, code: &str, reason: String) {
-        *self.state.rejects.entry(code.to_string()).or_default() += 1;
-        out.reject(rejection(STAGE, id, t, u, sym, code, reason));
+    /// Counts a rejection by its reason code and emits it.
+    fn reject(&mut self, out: &mut Emit<NormalizedEvent>, rejected: RejectedQuote) {
+        *self
+            .state
+            .rejects
+            .entry(rejected.reason_code.clone())
+            .or_default() += 1;
+        out.reject(rejected);
     }
 
     fn on_tick(&mut self, t: &UnderlyingTick, out: &mut Emit<NormalizedEvent>) {
         if !(t.price.is_finite() && t.price > 0.0) {
             let reason = format!("underlying price {} is not a positive number", t.price);
-            self.reject(out, &t.event_id, t.event_time, &t.underlying, &t.underlying, "bad_underlying_price", reason);
+            let (id, u) = (&t.event_id, &t.underlying);
+            let code = "bad_underlying_price";
+            self.reject(out, rejection(STAGE, id, t.event_time, u, u, code, reason));
             return;
         }
-        let u = self.state.underlyings.entry(t.underlying.clone()).or_default();
+        let u = self
+            .state
+            .underlyings
+            .entry(t.underlying.clone())
+            .or_default();
         u.price = t.price;
         u.at = t.event_time;
         if t.sector.is_some() {
@@ -167,32 +209,76 @@ impl Normalize {
     fn check(&self, q: &RawQuote) -> Result<(OccContract, i64, f64), (&'static str, String)> {
         let c = parse_occ(&q.symbol).map_err(|e| ("bad_symbol", e))?;
         if !root_matches(&c.root, &q.underlying) {
-            return Err(("underlying_mismatch", format!("root {} does not belong to {}", c.root, q.underlying)));
+            return Err((
+                "underlying_mismatch",
+                format!("root {} does not belong to {}", c.root, q.underlying),
+            ));
         }
-        if !q.bid.is_finite() || !q.ask.is_finite() || q.underlying_price.is_some_and(|p| !p.is_finite()) {
-            return Err(("not_finite", format!("bid {} ask {} underlying {:?}", q.bid, q.ask, q.underlying_price)));
+        if !q.bid.is_finite()
+            || !q.ask.is_finite()
+            || q.underlying_price.is_some_and(|p| !p.is_finite())
+        {
+            return Err((
+                "not_finite",
+                format!(
+                    "bid {} ask {} underlying {:?}",
+                    q.bid, q.ask, q.underlying_price
+                ),
+            ));
         }
         if q.bid < 0.0 || q.ask < 0.0 {
             return Err(("negative_price", format!("bid {} ask {}", q.bid, q.ask)));
         }
         if q.bid <= 0.0 {
-            return Err(("zero_bid", format!("no tradeable bid (bid {}, ask {})", q.bid, q.ask)));
+            return Err((
+                "zero_bid",
+                format!("no tradeable bid (bid {}, ask {})", q.bid, q.ask),
+            ));
         }
         if q.bid > q.ask {
-            return Err(("crossed_market", format!("bid {} above ask {}", q.bid, q.ask)));
+            return Err((
+                "crossed_market",
+                format!("bid {} above ask {}", q.bid, q.ask),
+            ));
         }
         let mid = 0.5 * (q.bid + q.ask);
         if (q.ask - q.bid) / mid > self.cfg.max_spread_pct {
-            return Err(("wide_spread", format!("spread {:.2} is {:.0}% of mid {mid:.2}", q.ask - q.bid, 100.0 * (q.ask - q.bid) / mid)));
+            return Err((
+                "wide_spread",
+                format!(
+                    "spread {:.2} is {:.0}% of mid {mid:.2}",
+                    q.ask - q.bid,
+                    100.0 * (q.ask - q.bid) / mid
+                ),
+            ));
         }
-        let expiry = expiry_instant(c.expiry).ok_or(("bad_symbol", format!("expiry {} has no 16:00 New York close", c.expiry)))?;
+        let expiry = expiry_instant(c.expiry).ok_or((
+            "bad_symbol",
+            format!("expiry {} has no 16:00 New York close", c.expiry),
+        ))?;
         if expiry <= q.event_time {
-            return Err(("expired", format!("expired {} before the quote's time", c.expiry)));
+            return Err((
+                "expired",
+                format!("expired {} before the quote's time", c.expiry),
+            ));
         }
-        let spot = match (q.underlying_price, self.state.underlyings.get(&q.underlying)) {
+        let spot = match (
+            q.underlying_price,
+            self.state.underlyings.get(&q.underlying),
+        ) {
             (Some(p), _) if p > 0.0 => p,
-            (_, Some(u)) if q.event_time - u.at <= self.cfg.max_underlying_age_secs as i64 * MICROS_PER_SECOND => u.price,
-            _ => return Err(("no_underlying_price", format!("no recent price for {}", q.underlying))),
+            (_, Some(u))
+                if q.event_time - u.at
+                    <= self.cfg.max_underlying_age_secs as i64 * MICROS_PER_SECOND =>
+            {
+                u.price
+            }
+            _ => {
+                return Err((
+                    "no_underlying_price",
+                    format!("no recent price for {}", q.underlying),
+                ))
+            }
         };
         Ok((c, expiry, spot))
     }
@@ -201,7 +287,11 @@ impl Normalize {
         let (c, expiry_time, spot) = match self.check(q) {
             Ok(v) => v,
             Err((code, reason)) => {
-                self.reject(out, &q.event_id, q.event_time, &q.underlying, &q.symbol, code, reason);
+                let (id, u, sym) = (&q.event_id, &q.underlying, &q.symbol);
+                self.reject(
+                    out,
+                    rejection(STAGE, id, q.event_time, u, sym, code, reason),
+                );
                 return;
             }
         };
@@ -228,7 +318,11 @@ impl Normalize {
             open_interest: q.open_interest,
             underlying_price: spot,
             years_to_expiry: years_between(q.event_time, expiry_time),
-            sector: self.state.underlyings.get(&q.underlying).and_then(|u| u.sector.clone()),
+            sector: self
+                .state
+                .underlyings
+                .get(&q.underlying)
+                .and_then(|u| u.sector.clone()),
         }));
     }
 }
@@ -241,7 +335,12 @@ impl Operator for Normalize {
         STAGE
     }
 
-    fn on_event(&mut self, ev: &RawEvent, _ctx: &Ctx, out: &mut Emit<NormalizedEvent>) -> Result<(), OpError> {
+    fn on_event(
+        &mut self,
+        ev: &RawEvent,
+        _ctx: &Ctx,
+        out: &mut Emit<NormalizedEvent>,
+    ) -> Result<(), OpError> {
         match ev {
             RawEvent::Quote(q) => self.on_quote(q, out),
             RawEvent::Tick(t) => self.on_tick(t, out),
@@ -286,13 +385,27 @@ mod tests {
 
     #[test]
     fn parses_every_occ_form() {
-        for s in ["AAPL  240119C00190000", "AAPL240119C00190000", "O:AAPL240119C00190000"] {
+        for s in [
+            "AAPL  240119C00190000",
+            "AAPL240119C00190000",
+            "O:AAPL240119C00190000",
+        ] {
             let c = parse_occ(s).unwrap();
-            assert_eq!((c.root.as_str(), c.right, c.strike), ("AAPL", Right::Call, 190.0));
+            assert_eq!(
+                (c.root.as_str(), c.right, c.strike),
+                ("AAPL", Right::Call, 190.0)
+            );
             assert_eq!(c.symbol(), "AAPL  240119C00190000");
         }
         assert_eq!(parse_occ("SPXW  240119P04500500").unwrap().strike, 4500.5);
-        for bad in ["GARBAGE", "AAPL  241319C00190000", "AAPL  240119X00190000", "aapl  240119C00190000", "", "AAPL  240119C0019000a"] {
+        for bad in [
+            "GARBAGE",
+            "AAPL  241319C00190000",
+            "AAPL  240119X00190000",
+            "aapl  240119C00190000",
+            "",
+            "AAPL  240119C0019000a",
+        ] {
             assert!(parse_occ(bad).is_err(), "{bad}");
         }
     }
@@ -301,7 +414,9 @@ mod tests {
     fn a_good_quote_is_normalized() {
         let mut op = NormalizeConfig::default().build().unwrap();
         let out = run_events(&mut op, vec![quote("AAPL240119C00190000", 4.0, 4.2)]).unwrap();
-        let NormalizedEvent::Quote(q) = &out.events[0] else { panic!() };
+        let NormalizedEvent::Quote(q) = &out.events[0] else {
+            panic!()
+        };
         assert_eq!(q.symbol, "AAPL  240119C00190000");
         assert!((q.mid - 4.1).abs() < 1e-12 && (q.spread - 0.2).abs() < 1e-9);
         // 2024-01-02 09:30 → 2024-01-19 16:00 New York: 17 days 6.5 hours.
@@ -318,14 +433,24 @@ mod tests {
             (quote("AAPL  240119C00190000", 4.0, -1.0), "negative_price"),
             (quote("AAPL  231229C00190000", 4.0, 4.2), "expired"),
             (quote("GARBAGE", 4.0, 4.2), "bad_symbol"),
-            (quote("MSFT  240119C00190000", 4.0, 4.2), "underlying_mismatch"),
+            (
+                quote("MSFT  240119C00190000", 4.0, 4.2),
+                "underlying_mismatch",
+            ),
             (quote("AAPL  240119C00190000", 0.05, 1.0), "wide_spread"),
         ];
         let out = run_events(&mut op, cases.iter().map(|(q, _)| q.clone())).unwrap();
         assert!(out.events.is_empty());
-        let codes: Vec<&str> = out.rejected.iter().map(|r| r.reason_code.as_str()).collect();
+        let codes: Vec<&str> = out
+            .rejected
+            .iter()
+            .map(|r| r.reason_code.as_str())
+            .collect();
         assert_eq!(codes, cases.iter().map(|(_, c)| *c).collect::<Vec<_>>());
-        assert!(out.rejected.iter().all(|r| !r.reason.is_empty() && r.stage == "normalize"));
+        assert!(out
+            .rejected
+            .iter()
+            .all(|r| !r.reason.is_empty() && r.stage == "normalize"));
         assert_eq!(op.reject_counts().values().sum::<u64>(), 8);
     }
 
@@ -341,13 +466,17 @@ mod tests {
             volume: 1,
             sector: Some("Information Technology".into()),
         });
-        let RawEvent::Quote(mut q) = quote("AAPL  240119C00190000", 4.0, 4.2) else { panic!() };
+        let RawEvent::Quote(mut q) = quote("AAPL  240119C00190000", 4.0, 4.2) else {
+            panic!()
+        };
         q.underlying_price = None;
         let mut restored = NormalizeConfig::default().build().unwrap();
         run_events(&mut op, vec![tick]).unwrap();
         restored.restore(&op.snapshot().unwrap()).unwrap();
         let out = run_events(&mut restored, vec![RawEvent::Quote(q)]).unwrap();
-        let NormalizedEvent::Quote(n) = &out.events[0] else { panic!() };
+        let NormalizedEvent::Quote(n) = &out.events[0] else {
+            panic!()
+        };
         assert_eq!(n.underlying_price, 191.0);
         assert_eq!(n.sector.as_deref(), Some("Information Technology"));
     }

@@ -14,8 +14,12 @@ pub trait Operator: Send + 'static {
     /// Stage name, as in topics, logs and checkpoints (`normalize`, `risk-gate`, ...).
     fn name(&self) -> &'static str;
     /// Handles one input event.
-    fn on_event(&mut self, ev: &Self::In, ctx: &Ctx, out: &mut Emit<Self::Out>)
-        -> Result<(), OpError>;
+    fn on_event(
+        &mut self,
+        ev: &Self::In,
+        ctx: &Ctx,
+        out: &mut Emit<Self::Out>,
+    ) -> Result<(), OpError>;
     /// Event time has advanced to `event_time`: no input older than it will follow.
     fn on_watermark(
         &mut self,
@@ -57,7 +61,10 @@ pub struct Emit<T> {
 
 impl<T> Default for Emit<T> {
     fn default() -> Self {
-        Self { events: Vec::new(), rejected: Vec::new() }
+        Self {
+            events: Vec::new(),
+            rejected: Vec::new(),
+        }
     }
 }
 
@@ -72,7 +79,10 @@ impl<T> Emit<T> {
     }
     /// Takes everything collected so far, leaving the collector empty.
     pub fn drain(&mut self) -> (Vec<T>, Vec<RejectedQuote>) {
-        (std::mem::take(&mut self.events), std::mem::take(&mut self.rejected))
+        (
+            std::mem::take(&mut self.events),
+            std::mem::take(&mut self.rejected),
+        )
     }
 }
 
@@ -102,11 +112,19 @@ pub struct OpError {
 impl OpError {
     /// A fatal error.
     pub fn fatal(stage: &'static str, message: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Fatal, stage, message: message.into() }
+        Self {
+            kind: ErrorKind::Fatal,
+            stage,
+            message: message.into(),
+        }
     }
     /// An input to dead-letter.
     pub fn skip(stage: &'static str, message: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Skip, stage, message: message.into() }
+        Self {
+            kind: ErrorKind::Skip,
+            stage,
+            message: message.into(),
+        }
     }
 }
 

@@ -12,7 +12,9 @@ pub struct WatermarkBuffer<T> {
 
 impl<T> Default for WatermarkBuffer<T> {
     fn default() -> Self {
-        Self { pending: BTreeMap::new() }
+        Self {
+            pending: BTreeMap::new(),
+        }
     }
 }
 

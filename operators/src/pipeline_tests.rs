@@ -55,7 +55,10 @@ fn two_agreeing_factors_make_a_signal_and_one_does_not() {
     // (99.997 + 99.99997 + 50) / 3
     assert!((s.composite - 83.33).abs() < 0.01, "{}", s.composite);
     assert_eq!(s.sector, "Consumer Discretionary");
-    assert!(s.factors.iter().any(|f| f.factor == "gamma_exposure" && !f.voted));
+    assert!(s
+        .factors
+        .iter()
+        .any(|f| f.factor == "gamma_exposure" && !f.voted));
 
     let none = consensus(
         vec![
@@ -65,7 +68,10 @@ fn two_agreeing_factors_make_a_signal_and_one_does_not() {
         ],
         end,
     );
-    assert!(none.is_empty(), "disagreeing factors are not a consensus: {none:?}");
+    assert!(
+        none.is_empty(),
+        "disagreeing factors are not a consensus: {none:?}"
+    );
 }
 
 #[test]
@@ -78,14 +84,20 @@ fn consensus_waits_for_the_watermark_and_ignores_arrival_order() {
     let mut b = a.clone();
     b.reverse();
     let mut op = ConsensusConfig::default().build().unwrap();
-    assert!(run_events(&mut op, a.clone()).unwrap().events.is_empty(), "nothing before the watermark");
+    assert!(
+        run_events(&mut op, a.clone()).unwrap().events.is_empty(),
+        "nothing before the watermark"
+    );
     assert_eq!(consensus(a, end), consensus(b, end));
 }
 
 fn signal(u: &str, sector: &str, dir: &str, t: i64) -> Signal {
     let end = t;
     let mut s = consensus(
-        vec![factor(u, "iv_zscore", 4.0, dir, end), factor(u, "unusual_flow", 4.5, dir, end)],
+        vec![
+            factor(u, "iv_zscore", 4.0, dir, end),
+            factor(u, "unusual_flow", 4.5, dir, end),
+        ],
         end,
     )
     .remove(0);
@@ -96,18 +108,39 @@ fn signal(u: &str, sector: &str, dir: &str, t: i64) -> Signal {
 #[test]
 fn explanations_render_every_format_with_the_factors() {
     let mut op = ExplainConfig::default().build().unwrap();
-    let out = run_events(&mut op, vec![signal("GME", "Consumer Discretionary", "bullish", T)]).unwrap().events;
+    let out = run_events(
+        &mut op,
+        vec![signal("GME", "Consumer Discretionary", "bullish", T)],
+    )
+    .unwrap()
+    .events;
     let e = &out[0];
-    assert!(e.headline.starts_with("GME bullish 100/100 at 20.00: 2 of 2 factors agree"), "{}", e.headline);
-    assert!(e.markdown.contains("| IV z-score |") && e.markdown.contains("### Risk"), "{}", e.markdown);
+    assert!(
+        e.headline
+            .starts_with("GME bullish 100/100 at 20.00: 2 of 2 factors agree"),
+        "{}",
+        e.headline
+    );
+    assert!(
+        e.markdown.contains("| IV z-score |") && e.markdown.contains("### Risk"),
+        "{}",
+        e.markdown
+    );
     assert!(e.text.contains("When: 2024-01-02 09:30 EST"), "{}", e.text);
     assert_eq!(e.factors.len(), 2);
-    assert!(ExplainConfig { time_zone: Some("Mars/Olympus".into()) }.validate().is_err());
+    assert!(ExplainConfig {
+        time_zone: Some("Mars/Olympus".into())
+    }
+    .validate()
+    .is_err());
 }
 
 fn explained(u: &str, sector: &str, dir: &str, t: i64) -> Explanation {
     let mut op = ExplainConfig::default().build().unwrap();
-    run_events(&mut op, vec![signal(u, sector, dir, t)]).unwrap().events.remove(0)
+    run_events(&mut op, vec![signal(u, sector, dir, t)])
+        .unwrap()
+        .events
+        .remove(0)
 }
 
 fn gate(cfg: RiskGateConfig, inputs: Vec<Explanation>) -> Vec<RiskDecision> {
@@ -119,7 +152,11 @@ fn gate(cfg: RiskGateConfig, inputs: Vec<Explanation>) -> Vec<RiskDecision> {
 
 #[test]
 fn risk_gate_names_the_rule_that_decided() {
-    let cfg = RiskGateConfig { max_open_signals: 3, max_per_sector: 2, hold_secs: 600 };
+    let cfg = RiskGateConfig {
+        max_open_signals: 3,
+        max_per_sector: 2,
+        hold_secs: 600,
+    };
     let m = MICROS_PER_MINUTE;
     let d = gate(
         cfg,
@@ -137,7 +174,15 @@ fn risk_gate_names_the_rule_that_decided() {
     let rules: Vec<&str> = d.iter().map(|d| d.rule.as_str()).collect();
     assert_eq!(
         rules,
-        ["approved", "already_open", "approved", "sector_cap", "approved", "max_open_signals", "approved"]
+        [
+            "approved",
+            "already_open",
+            "approved",
+            "sector_cap",
+            "approved",
+            "max_open_signals",
+            "approved"
+        ]
     );
     assert!(d.iter().all(|d| d.approved == (d.rule == "approved")));
 }
@@ -147,12 +192,19 @@ fn risk_gate_orders_by_event_time_not_arrival() {
     let a = explained("GME", "Retail", "bullish", T);
     let b = explained("GME", "Retail", "bullish", T + MICROS_PER_MINUTE);
     let cfg = RiskGateConfig::default();
-    assert_eq!(gate(cfg.clone(), vec![a.clone(), b.clone()]), gate(cfg, vec![b, a]));
+    assert_eq!(
+        gate(cfg.clone(), vec![a.clone(), b.clone()]),
+        gate(cfg, vec![b, a])
+    );
 }
 
 #[test]
 fn dispatch_dedupes_cools_down_and_fans_out_to_channels() {
-    let cfg = RiskGateConfig { max_open_signals: 10, max_per_sector: 10, hold_secs: 60 };
+    let cfg = RiskGateConfig {
+        max_open_signals: 10,
+        max_per_sector: 10,
+        hold_secs: 60,
+    };
     let m = MICROS_PER_MINUTE;
     let decisions = gate(
         cfg,
@@ -179,7 +231,11 @@ fn dispatch_dedupes_cools_down_and_fans_out_to_channels() {
     assert_eq!(alerts[0].channel, "file");
     assert_eq!(alerts[1].channel, "webhook");
     assert_ne!(alerts[0].dedupe_key, alerts[1].dedupe_key);
-    assert_eq!(op.suppressed(), 1, "one cooled down (the redelivery replaced its original in the buffer)");
+    assert_eq!(
+        op.suppressed(),
+        1,
+        "one cooled down (the redelivery replaced its original in the buffer)"
+    );
     let snap = op.snapshot().unwrap();
     let mut again = DispatchConfig::default().build().unwrap();
     again.restore(&snap).unwrap();

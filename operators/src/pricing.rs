@@ -55,7 +55,9 @@ pub enum IvError {
     #[error("an input is not a finite number")]
     NotFinite,
     /// Spot, strike or time is not positive.
-    #[error("spot, strike and years must be positive (spot {spot}, strike {strike}, years {years})")]
+    #[error(
+        "spot, strike and years must be positive (spot {spot}, strike {strike}, years {years})"
+    )]
     NonPositiveInput {
         /// Spot.
         spot: f64,
@@ -94,12 +96,28 @@ fn norm_pdf(x: f64) -> f64 {
 }
 
 /// Black-Scholes-Merton price.
-pub fn bsm_price(right: Right, spot: f64, strike: f64, years: f64, rate: f64, dividend: f64, vol: f64) -> f64 {
+pub fn bsm_price(
+    right: Right,
+    spot: f64,
+    strike: f64,
+    years: f64,
+    rate: f64,
+    dividend: f64,
+    vol: f64,
+) -> f64 {
     bsm_greeks(right, spot, strike, years, rate, dividend, vol).price
 }
 
 /// Analytic price and greeks.
-pub fn bsm_greeks(right: Right, spot: f64, strike: f64, years: f64, rate: f64, dividend: f64, vol: f64) -> Greeks {
+pub fn bsm_greeks(
+    right: Right,
+    spot: f64,
+    strike: f64,
+    years: f64,
+    rate: f64,
+    dividend: f64,
+    vol: f64,
+) -> Greeks {
     let sqrt_t = years.sqrt();
     let sd = vol * sqrt_t;
     let d1 = ((spot / strike).ln() + (rate - dividend + 0.5 * vol * vol) * years) / sd;
@@ -115,7 +133,8 @@ pub fn bsm_greeks(right: Right, spot: f64, strike: f64, years: f64, rate: f64, d
             delta: dq * norm_cdf(d1),
             gamma,
             vega,
-            theta: common_theta - rate * strike * dr * norm_cdf(d2) + dividend * spot * dq * norm_cdf(d1),
+            theta: common_theta - rate * strike * dr * norm_cdf(d2)
+                + dividend * spot * dq * norm_cdf(d1),
             rho: strike * years * dr * norm_cdf(d2),
         },
         Right::Put => Greeks {
@@ -123,7 +142,8 @@ pub fn bsm_greeks(right: Right, spot: f64, strike: f64, years: f64, rate: f64, d
             delta: -dq * norm_cdf(-d1),
             gamma,
             vega,
-            theta: common_theta + rate * strike * dr * norm_cdf(-d2) - dividend * spot * dq * norm_cdf(-d1),
+            theta: common_theta + rate * strike * dr * norm_cdf(-d2)
+                - dividend * spot * dq * norm_cdf(-d1),
             rho: -strike * years * dr * norm_cdf(-d2),
         },
     }
@@ -131,12 +151,27 @@ pub fn bsm_greeks(right: Right, spot: f64, strike: f64, years: f64, rate: f64, d
 
 /// Implied volatility of a European option price; bounds are checked first so the error says
 /// which one was broken, and NaN is never returned.
-pub fn implied_vol(right: Right, spot: f64, strike: f64, years: f64, rate: f64, dividend: f64, price: f64) -> Result<f64, IvError> {
-    if ![spot, strike, years, rate, dividend, price].iter().all(|v| v.is_finite()) {
+pub fn implied_vol(
+    right: Right,
+    spot: f64,
+    strike: f64,
+    years: f64,
+    rate: f64,
+    dividend: f64,
+    price: f64,
+) -> Result<f64, IvError> {
+    if ![spot, strike, years, rate, dividend, price]
+        .iter()
+        .all(|v| v.is_finite())
+    {
         return Err(IvError::NotFinite);
     }
     if spot <= 0.0 || strike <= 0.0 || years <= 0.0 {
-        return Err(IvError::NonPositiveInput { spot, strike, years });
+        return Err(IvError::NonPositiveInput {
+            spot,
+            strike,
+            years,
+        });
     }
     let (dq, dr) = ((-dividend * years).exp(), (-rate * years).exp());
     let (fwd_s, pv_k) = (spot * dq, strike * dr);
@@ -173,7 +208,10 @@ mod tests {
         // Hull, Options, Futures and Other Derivatives, example 15.6: S=42, K=40, r=10%, σ=20%, T=0.5.
         let c = bsm_price(Right::Call, 42.0, 40.0, 0.5, 0.10, 0.0, 0.2);
         let p = bsm_price(Right::Put, 42.0, 40.0, 0.5, 0.10, 0.0, 0.2);
-        assert!((c - 4.76).abs() < 0.005 && (p - 0.81).abs() < 0.005, "{c} {p}");
+        assert!(
+            (c - 4.76).abs() < 0.005 && (p - 0.81).abs() < 0.005,
+            "{c} {p}"
+        );
     }
 
     #[test]
@@ -193,23 +231,44 @@ mod tests {
             let h = 1e-4;
             let fd = [
                 (g.delta, (f(s + h, t, r, v) - f(s - h, t, r, v)) / (2.0 * h)),
-                (g.gamma, (f(s + h, t, r, v) - 2.0 * f(s, t, r, v) + f(s - h, t, r, v)) / (h * h)),
+                (
+                    g.gamma,
+                    (f(s + h, t, r, v) - 2.0 * f(s, t, r, v) + f(s - h, t, r, v)) / (h * h),
+                ),
                 (g.vega, (f(s, t, r, v + h) - f(s, t, r, v - h)) / (2.0 * h)),
-                (g.theta, -(f(s, t + h, r, v) - f(s, t - h, r, v)) / (2.0 * h)),
+                (
+                    g.theta,
+                    -(f(s, t + h, r, v) - f(s, t - h, r, v)) / (2.0 * h),
+                ),
                 (g.rho, (f(s, t, r + h, v) - f(s, t, r - h, v)) / (2.0 * h)),
             ];
             for (i, (a, n)) in fd.iter().enumerate() {
-                assert!((a - n).abs() <= 1e-5 * a.abs().max(1.0), "{right:?} greek {i}: {a} vs {n}");
+                assert!(
+                    (a - n).abs() <= 1e-5 * a.abs().max(1.0),
+                    "{right:?} greek {i}: {a} vs {n}"
+                );
             }
         }
     }
 
     #[test]
     fn impossible_prices_are_rejected_with_the_reason() {
-        assert!(matches!(implied_vol(Right::Call, 100.0, 80.0, 0.5, 0.0, 0.0, 10.0), Err(IvError::BelowIntrinsic { .. })));
-        assert!(matches!(implied_vol(Right::Call, 100.0, 80.0, 0.5, 0.0, 0.0, 120.0), Err(IvError::AboveUpperBound { .. })));
-        assert_eq!(implied_vol(Right::Put, 100.0, 80.0, 0.5, 0.0, 0.0, f64::NAN), Err(IvError::NotFinite));
-        assert!(matches!(implied_vol(Right::Put, 100.0, 80.0, 0.0, 0.0, 0.0, 1.0), Err(IvError::NonPositiveInput { .. })));
+        assert!(matches!(
+            implied_vol(Right::Call, 100.0, 80.0, 0.5, 0.0, 0.0, 10.0),
+            Err(IvError::BelowIntrinsic { .. })
+        ));
+        assert!(matches!(
+            implied_vol(Right::Call, 100.0, 80.0, 0.5, 0.0, 0.0, 120.0),
+            Err(IvError::AboveUpperBound { .. })
+        ));
+        assert_eq!(
+            implied_vol(Right::Put, 100.0, 80.0, 0.5, 0.0, 0.0, f64::NAN),
+            Err(IvError::NotFinite)
+        );
+        assert!(matches!(
+            implied_vol(Right::Put, 100.0, 80.0, 0.0, 0.0, 0.0, 1.0),
+            Err(IvError::NonPositiveInput { .. })
+        ));
     }
 
     #[test]
@@ -226,7 +285,10 @@ mod tests {
                             continue;
                         }
                         let iv = implied_vol(right, 100.0, k, years, 0.03, 0.01, g.price).unwrap();
-                        assert!((iv - vol).abs() / vol < 1e-8, "{right:?} m {m} vol {vol} t {years}: {iv}");
+                        assert!(
+                            (iv - vol).abs() / vol < 1e-8,
+                            "{right:?} m {m} vol {vol} t {years}: {iv}"
+                        );
                     }
                 }
             }

@@ -25,7 +25,11 @@ pub struct RiskGateConfig {
 
 impl Default for RiskGateConfig {
     fn default() -> Self {
-        Self { max_open_signals: 10, max_per_sector: 3, hold_secs: 30 * 60 }
+        Self {
+            max_open_signals: 10,
+            max_per_sector: 3,
+            hold_secs: 30 * 60,
+        }
     }
 }
 
@@ -33,16 +37,31 @@ impl RiskGateConfig {
     /// Reports every problem at once.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();
-        p.check(self.max_open_signals >= 1, "max-open-signals", "must be at least 1");
-        p.check(self.max_per_sector >= 1, "max-per-sector", "must be at least 1");
-        p.check(self.hold_secs >= 1, "hold-secs", "must be at least 1 second");
+        p.check(
+            self.max_open_signals >= 1,
+            "max-open-signals",
+            "must be at least 1",
+        );
+        p.check(
+            self.max_per_sector >= 1,
+            "max-per-sector",
+            "must be at least 1",
+        );
+        p.check(
+            self.hold_secs >= 1,
+            "hold-secs",
+            "must be at least 1 second",
+        );
         p.finish()
     }
 
     /// Builds the operator.
     pub fn build(&self) -> Result<RiskGate, ConfigErrors> {
         self.validate()?;
-        Ok(RiskGate { cfg: self.clone(), state: State::default() })
+        Ok(RiskGate {
+            cfg: self.clone(),
+            state: State::default(),
+        })
     }
 }
 
@@ -75,13 +94,38 @@ impl RiskGate {
         let open = &self.state.open;
         let in_sector = open.values().filter(|s| s.sector == ex.sector).count();
         let (rule, reason) = if open.contains_key(&ex.signal_id) {
-            ("duplicate_signal", "this signal was already decided".to_string())
-        } else if open.values().any(|s| s.underlying == ex.underlying && s.direction == ex.direction) {
-            ("already_open", format!("a {} signal on {} is still open", ex.direction, ex.underlying))
+            (
+                "duplicate_signal",
+                "this signal was already decided".to_string(),
+            )
+        } else if open
+            .values()
+            .any(|s| s.underlying == ex.underlying && s.direction == ex.direction)
+        {
+            (
+                "already_open",
+                format!(
+                    "a {} signal on {} is still open",
+                    ex.direction, ex.underlying
+                ),
+            )
         } else if open.len() >= self.cfg.max_open_signals {
-            ("max_open_signals", format!("{} signals open, limit {}", open.len(), self.cfg.max_open_signals))
+            (
+                "max_open_signals",
+                format!(
+                    "{} signals open, limit {}",
+                    open.len(),
+                    self.cfg.max_open_signals
+                ),
+            )
         } else if in_sector >= self.cfg.max_per_sector {
-            ("sector_cap", format!("{in_sector} signals open in {}, limit {}", ex.sector, self.cfg.max_per_sector))
+            (
+                "sector_cap",
+                format!(
+                    "{in_sector} signals open in {}, limit {}",
+                    ex.sector, self.cfg.max_per_sector
+                ),
+            )
         } else {
             ("approved", "within every limit".to_string())
         };
@@ -125,14 +169,24 @@ impl Operator for RiskGate {
         STAGE
     }
 
-    fn on_event(&mut self, ev: &Explanation, _ctx: &Ctx, _out: &mut Emit<RiskDecision>)
-        -> Result<(), OpError> {
-        self.state.pending.push(ev.event_time, &ev.event_id, ev.clone());
+    fn on_event(
+        &mut self,
+        ev: &Explanation,
+        _ctx: &Ctx,
+        _out: &mut Emit<RiskDecision>,
+    ) -> Result<(), OpError> {
+        self.state
+            .pending
+            .push(ev.event_time, &ev.event_id, ev.clone());
         Ok(())
     }
 
-    fn on_watermark(&mut self, event_time: i64, _ctx: &Ctx, out: &mut Emit<RiskDecision>)
-        -> Result<(), OpError> {
+    fn on_watermark(
+        &mut self,
+        event_time: i64,
+        _ctx: &Ctx,
+        out: &mut Emit<RiskDecision>,
+    ) -> Result<(), OpError> {
         for ex in self.state.pending.release(event_time) {
             let d = self.decide(&ex);
             out.emit(d);

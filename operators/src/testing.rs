@@ -23,8 +23,10 @@ pub struct Collected<O> {
 
 /// Runs `op` over `steps`, as the runner would: each event updates the context's clock only
 /// through watermarks.
-pub fn run<Op: Operator>(op: &mut Op, steps: impl IntoIterator<Item = Step<Op::In>>)
-    -> Result<Collected<Op::Out>, OpError> {
+pub fn run<Op: Operator>(
+    op: &mut Op,
+    steps: impl IntoIterator<Item = Step<Op::In>>,
+) -> Result<Collected<Op::Out>, OpError> {
     let mut out = Emit::default();
     let mut ctx = Ctx::at(i64::MIN);
     for step in steps {
@@ -41,7 +43,9 @@ pub fn run<Op: Operator>(op: &mut Op, steps: impl IntoIterator<Item = Step<Op::I
 }
 
 /// Runs only events (no watermarks) through `op`.
-pub fn run_events<Op: Operator>(op: &mut Op, events: impl IntoIterator<Item = Op::In>)
-    -> Result<Collected<Op::Out>, OpError> {
+pub fn run_events<Op: Operator>(
+    op: &mut Op,
+    events: impl IntoIterator<Item = Op::In>,
+) -> Result<Collected<Op::Out>, OpError> {
     run(op, events.into_iter().map(Step::Event))
 }

@@ -53,7 +53,11 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { checkpoint_interval_secs: 60, channel_capacity: 16, status_interval_secs: 2 }
+        Self {
+            checkpoint_interval_secs: 60,
+            channel_capacity: 16,
+            status_interval_secs: 2,
+        }
     }
 }
 
@@ -89,8 +93,10 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
                 toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
                     origin: p.display().to_string(),
                     message: e.to_string(),
@@ -98,17 +104,24 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        let mut overrides: Vec<(String, String)> =
-            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         // Apply in a fixed order so the result never depends on the environment's ordering.
         overrides.sort();
         for (key, value) in overrides {
             apply_env(&mut table, &key, &value)?;
         }
-        let origin = path.map_or("(defaults and environment)".to_string(), |p| p.display().to_string());
+        let origin = path.map_or("(defaults and environment)".to_string(), |p| {
+            p.display().to_string()
+        });
         let cfg: Config = table
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { origin, message: e.message().to_string() })?;
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin,
+                message: e.message().to_string(),
+            })?;
         cfg.validate().map_err(ConfigError::Invalid)?;
         Ok(cfg)
     }
@@ -116,9 +129,21 @@ impl Config {
     /// Validates every section and reports every problem, each prefixed by its section.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut p = optionflow_operators::config::Problems::default();
-        p.check(self.runtime.checkpoint_interval_secs >= 1, "runtime.checkpoint-interval-secs", "must be at least 1");
-        p.check(self.runtime.channel_capacity >= 1, "runtime.channel-capacity", "must be at least 1");
-        p.check(self.runtime.status_interval_secs >= 1, "runtime.status-interval-secs", "must be at least 1");
+        p.check(
+            self.runtime.checkpoint_interval_secs >= 1,
+            "runtime.checkpoint-interval-secs",
+            "must be at least 1",
+        );
+        p.check(
+            self.runtime.channel_capacity >= 1,
+            "runtime.channel-capacity",
+            "must be at least 1",
+        );
+        p.check(
+            self.runtime.status_interval_secs >= 1,
+            "runtime.status-interval-secs",
+            "must be at least 1",
+        );
         if let Err(problems) = self.simulator.validate() {
             for m in problems {
                 p.push("simulator", m);
@@ -138,7 +163,9 @@ impl Config {
     /// session was started with the same settings.
     pub fn fingerprint(&self) -> String {
         let text = toml::to_string(self).unwrap_or_default();
-        optionflow_schemas::EventId::new("config").part(&text).finish()
+        optionflow_schemas::EventId::new("config")
+            .part(&text)
+            .finish()
     }
 }
 
@@ -161,7 +188,9 @@ fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Conf
         .unwrap_or_else(|| toml::Value::String(value.to_string()));
     let mut node = table;
     for part in &path[..path.len() - 1] {
-        let entry = node.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = node
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         node = match entry {
             toml::Value::Table(t) => t,
             _ => {
@@ -181,7 +210,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -214,10 +246,16 @@ mod tests {
     fn every_problem_is_reported() {
         let err = Config::load(
             None,
-            env(&[("OPTIONFLOW__SCORE__WINDOW_SECS", "0"), ("OPTIONFLOW__RISK_GATE__MAX_PER_SECTOR", "0")]),
+            env(&[
+                ("OPTIONFLOW__SCORE__WINDOW_SECS", "0"),
+                ("OPTIONFLOW__RISK_GATE__MAX_PER_SECTOR", "0"),
+            ]),
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("score.window-secs") && err.contains("risk-gate.max-per-sector"), "{err}");
+        assert!(
+            err.contains("score.window-secs") && err.contains("risk-gate.max-per-sector"),
+            "{err}"
+        );
     }
 }

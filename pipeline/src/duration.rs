@@ -18,11 +18,13 @@ pub const SESSION_MICROS: i64 = 6 * MICROS_PER_HOUR + 30 * MICROS_PER_MINUTE;
 /// ```
 pub fn parse_market_duration(text: &str) -> Result<i64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: write a number and a unit, e.g. 30s, 20m, 2h, 5d"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("{text:?} is not a duration: write a number and a unit, e.g. 30s, 20m, 2h, 5d")
+    })?;
     let unit_micros = match unit.trim() {
         "" | "s" => MICROS_PER_SECOND,
         "m" => MICROS_PER_MINUTE,
@@ -35,8 +37,10 @@ pub fn parse_market_duration(text: &str) -> Result<i64, String> {
         }
     };
     let micros = value * unit_micros as f64;
-    if !(micros.is_finite() && micros >= 1.0 && micros < 1e17) {
-        return Err(format!("{text:?} is out of range: give a positive duration"));
+    if !(1.0..1e17).contains(&micros) {
+        return Err(format!(
+            "{text:?} is out of range: give a positive duration"
+        ));
     }
     Ok(micros.round() as i64)
 }
@@ -53,7 +57,9 @@ mod tests {
         assert_eq!(parse_market_duration("45"), Ok(45 * MICROS_PER_SECOND));
         assert!(parse_market_duration("0s").is_err());
         assert!(parse_market_duration("-5m").is_err());
-        assert!(parse_market_duration("5y").unwrap_err().contains("unknown unit"));
+        assert!(parse_market_duration("5y")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_market_duration("").is_err());
     }
 }

@@ -15,11 +15,22 @@ pub struct JsonlFile {
 impl JsonlFile {
     /// Opens `path`, keeping its first `keep` bytes (0 for a new session).
     pub fn open(path: &Path, keep: u64) -> std::io::Result<Self> {
-        let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         f.set_len(keep)?;
         f.seek(SeekFrom::End(0))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        Ok(Self { out: BufWriter::with_capacity(1 << 16, f), len: keep, name })
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        Ok(Self {
+            out: BufWriter::with_capacity(1 << 16, f),
+            len: keep,
+            name,
+        })
     }
 
     /// File name, the key of its length in a checkpoint.

@@ -49,7 +49,9 @@ impl FileStateStore {
     /// Uses (and creates) `dir`.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -72,7 +74,10 @@ impl StateStore for FileStateStore {
         // Keep the previous one too; older ones are no longer needed.
         for entry in fs::read_dir(&self.dir)? {
             let file = entry?.file_name().to_string_lossy().to_string();
-            if let Some(n) = file.strip_prefix("ckpt-").and_then(|s| s.strip_suffix(".bin")) {
+            if let Some(n) = file
+                .strip_prefix("ckpt-")
+                .and_then(|s| s.strip_suffix(".bin"))
+            {
                 if n.parse::<u64>().is_ok_and(|n| n + 1 < ckpt.id) {
                     let _ = fs::remove_file(self.dir.join(&file));
                 }
@@ -91,7 +96,10 @@ impl StateStore for FileStateStore {
         postcard::from_bytes(&bytes).map(Some).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("checkpoint {} is unreadable ({e}); start with a fresh data directory", current.trim()),
+                format!(
+                    "checkpoint {} is unreadable ({e}); start with a fresh data directory",
+                    current.trim()
+                ),
             )
         })
     }
@@ -107,7 +115,11 @@ mod tests {
         let mut store = FileStateStore::open(dir.path()).unwrap();
         assert_eq!(store.load_latest().unwrap(), None);
         for id in 1..=4 {
-            let mut c = Checkpoint { id, ticks: id * 10, ..Default::default() };
+            let mut c = Checkpoint {
+                id,
+                ticks: id * 10,
+                ..Default::default()
+            };
             c.stages.insert("score".into(), vec![id as u8; 3]);
             store.save(&c).unwrap();
         }

@@ -59,39 +59,61 @@ impl TapeWriter {
     /// 0 starts a new tape). `keep_events` is how many events those bytes hold.
     pub fn open(path: &Path, keep_bytes: u64, keep_events: u64) -> Result<Self, TapeError> {
         let name = path.display().to_string();
-        let io = |source| TapeError::Io { path: name.clone(), source };
-        let avro = |e| TapeError::Avro { path: name.clone(), source: Box::new(e) };
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io)?;
+        let io = |source| TapeError::Io {
+            path: name.clone(),
+            source,
+        };
+        let avro = |e| TapeError::Avro {
+            path: name.clone(),
+            source: Box::new(e),
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
         file.set_len(keep_bytes).map_err(io)?;
         let writer = if keep_bytes == 0 {
             Writer::new(&RAW_TAPE_SCHEMA, file).map_err(avro)?
         } else {
             // The kept prefix ends with a block's sync marker, which is the file's marker.
             let mut marker = [0u8; 16];
-            file.seek(SeekFrom::Start(keep_bytes.saturating_sub(16))).map_err(io)?;
+            file.seek(SeekFrom::Start(keep_bytes.saturating_sub(16)))
+                .map_err(io)?;
             file.read_exact(&mut marker).map_err(io)?;
             file.seek(SeekFrom::End(0)).map_err(io)?;
             Writer::append_to(&RAW_TAPE_SCHEMA, file, marker).map_err(avro)?
         };
-        Ok(Self { writer, path: name, events: keep_events })
+        Ok(Self {
+            writer,
+            path: name,
+            events: keep_events,
+        })
     }
 
     /// Appends one event (buffered into the current block).
     pub fn append(&mut self, ev: &RawEvent) -> Result<(), TapeError> {
-        self.writer
-            .append_ser(ev)
-            .map_err(|e| TapeError::Avro { path: self.path.clone(), source: Box::new(e) })?;
+        self.writer.append_ser(ev).map_err(|e| TapeError::Avro {
+            path: self.path.clone(),
+            source: Box::new(e),
+        })?;
         self.events += 1;
         Ok(())
     }
 
     /// Cuts the current block, makes the file durable, and returns (bytes, events) on disk.
     pub fn commit(&mut self) -> Result<(u64, u64), TapeError> {
-        self.writer
-            .flush()
-            .map_err(|e| TapeError::Avro { path: self.path.clone(), source: Box::new(e) })?;
+        self.writer.flush().map_err(|e| TapeError::Avro {
+            path: self.path.clone(),
+            source: Box::new(e),
+        })?;
         let file = self.writer.get_mut();
-        let io = |source| TapeError::Io { path: self.path.clone(), source };
+        let io = |source| TapeError::Io {
+            path: self.path.clone(),
+            source,
+        };
         file.sync_data().map_err(io)?;
         let len = file.stream_position().map_err(io)?;
         Ok((len, self.events))
@@ -109,10 +131,19 @@ impl TapeReader {
     /// Opens a tape.
     pub fn open(path: &Path) -> Result<Self, TapeError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|source| TapeError::Io { path: name.clone(), source })?;
-        let reader = Reader::new(BufReader::new(file))
-            .map_err(|e| TapeError::Avro { path: name.clone(), source: Box::new(e) })?;
-        Ok(Self { reader, path: name, index: 0 })
+        let file = File::open(path).map_err(|source| TapeError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        let reader = Reader::new(BufReader::new(file)).map_err(|e| TapeError::Avro {
+            path: name.clone(),
+            source: Box::new(e),
+        })?;
+        Ok(Self {
+            reader,
+            path: name,
+            index: 0,
+        })
     }
 }
 
@@ -124,13 +155,23 @@ impl Iterator for TapeReader {
         let index = self.index;
         self.index += 1;
         let path = &self.path;
-        let avro = |e| TapeError::Avro { path: path.clone(), source: Box::new(e) };
-        Some(value.map_err(avro).and_then(|v| match v {
-            Value::Union(0, inner) => apache_avro::from_value::<RawQuote>(&inner).map(RawEvent::Quote).map_err(avro),
-            Value::Union(1, inner) => {
-                apache_avro::from_value::<UnderlyingTick>(&inner).map(RawEvent::Tick).map_err(avro)
+        let avro = |e| TapeError::Avro {
+            path: path.clone(),
+            source: Box::new(e),
+        };
+        Some(value.map_err(avro).and_then(|v| {
+            match v {
+                Value::Union(0, inner) => apache_avro::from_value::<RawQuote>(&inner)
+                    .map(RawEvent::Quote)
+                    .map_err(avro),
+                Value::Union(1, inner) => apache_avro::from_value::<UnderlyingTick>(&inner)
+                    .map(RawEvent::Tick)
+                    .map_err(avro),
+                _ => Err(TapeError::Foreign {
+                    path: path.clone(),
+                    index,
+                }),
             }
-            _ => Err(TapeError::Foreign { path: path.clone(), index }),
         }))
     }
 }
@@ -192,7 +233,10 @@ mod tests {
         }
         assert_eq!(w.commit().unwrap().1, 22);
         drop(w);
-        let read: Vec<RawEvent> = TapeReader::open(&path).unwrap().map(Result::unwrap).collect();
+        let read: Vec<RawEvent> = TapeReader::open(&path)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         let mut want: Vec<RawEvent> = (0..10).flat_map(|i| [tick(i), quote(i)]).collect();
         want.extend((10..12).map(quote));
         assert_eq!(read, want);

@@ -80,7 +80,10 @@ pub fn encode_datum<E: Event>(ev: &E, buf: &mut Vec<u8>) -> Result<(), CodecErro
     let i = index::<E>();
     apache_avro::write_avro_datum_ref(&SCHEMAS[i].schema, RESOLVED[i].get_names(), ev, buf)
         .map(|_| ())
-        .map_err(|e| CodecError::Encode { event: E::NAME, source: Box::new(e) })
+        .map_err(|e| CodecError::Encode {
+            event: E::NAME,
+            source: Box::new(e),
+        })
 }
 
 /// Decodes one datum of `E` from the front of `bytes`, returning it and the bytes consumed.
@@ -88,7 +91,10 @@ pub fn decode_datum_prefix<E: Event>(bytes: &[u8]) -> Result<(E, usize), CodecEr
     let mut cursor = std::io::Cursor::new(bytes);
     let ev = READERS[index::<E>()]
         .read_deser::<E>(&mut cursor)
-        .map_err(|e| CodecError::Decode { event: E::NAME, source: Box::new(e) })?;
+        .map_err(|e| CodecError::Decode {
+            event: E::NAME,
+            source: Box::new(e),
+        })?;
     Ok((ev, cursor.position() as usize))
 }
 
@@ -127,7 +133,10 @@ pub fn peek_single(bytes: &[u8]) -> Result<(&'static SchemaEntry, &[u8]), CodecE
 pub fn decode_single<E: Event>(bytes: &[u8]) -> Result<E, CodecError> {
     let (found, datum) = peek_single(bytes)?;
     if found.name != E::NAME {
-        return Err(CodecError::WrongType { expected: E::NAME, found: found.name });
+        return Err(CodecError::WrongType {
+            expected: E::NAME,
+            found: found.name,
+        });
     }
     decode_datum(datum)
 }

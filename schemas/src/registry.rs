@@ -1,6 +1,6 @@
 //! Every event schema, parsed once from the `.avsc` files compiled into the binary.
 
-use apache_avro::{reader::datum::GenericDatumReader, rabin::Rabin, Schema};
+use apache_avro::{rabin::Rabin, reader::datum::GenericDatumReader, Schema};
 use std::sync::LazyLock;
 
 /// One event schema: its name, source text, parsed form and Rabin fingerprint.
@@ -56,7 +56,13 @@ pub static SCHEMAS: LazyLock<Vec<SchemaEntry>> = LazyLock::new(|| {
             let fp = schema.fingerprint::<Rabin>();
             let mut fingerprint = [0u8; 8];
             fingerprint.copy_from_slice(&fp.bytes[..8]);
-            SchemaEntry { name, file, source, schema, fingerprint }
+            SchemaEntry {
+                name,
+                file,
+                source,
+                schema,
+                fingerprint,
+            }
         })
         .collect()
 });

@@ -26,14 +26,27 @@ fn round_trip<E: Event + PartialEq + std::fmt::Debug>(ev: E) {
     encode_datum(&ev, &mut buf).expect("encode");
     assert_eq!(decode_datum::<E>(&buf).expect("decode"), ev);
     // The schema-aware serializer must write exactly what the generic Value path writes.
-    let value = apache_avro::to_value(&ev).unwrap().resolve(&entry::<E>().schema).unwrap();
+    let value = apache_avro::to_value(&ev)
+        .unwrap()
+        .resolve(&entry::<E>().schema)
+        .unwrap();
     #[allow(deprecated)]
     let generic = apache_avro::to_avro_datum(&entry::<E>().schema, value).unwrap();
     // The Value path collects Avro maps into a HashMap, so its map entries come out in random
     // order; ours are in key order (BTreeMap), which is what makes replays byte-identical. Same
     // length and the same decoded event is the comparison that holds for both.
-    assert_eq!(buf.len(), generic.len(), "{} encodes to a different length than the Value path", E::NAME);
-    assert_eq!(decode_datum::<E>(&generic).expect("decode generic"), ev, "{} differs from the Value path", E::NAME);
+    assert_eq!(
+        buf.len(),
+        generic.len(),
+        "{} encodes to a different length than the Value path",
+        E::NAME
+    );
+    assert_eq!(
+        decode_datum::<E>(&generic).expect("decode generic"),
+        ev,
+        "{} differs from the Value path",
+        E::NAME
+    );
     let mut single = Vec::new();
     encode_single(&ev, &mut single).unwrap();
     assert_eq!(&single[..2], &SINGLE_OBJECT_MAGIC);
@@ -41,7 +54,11 @@ fn round_trip<E: Event + PartialEq + std::fmt::Debug>(ev: E) {
 }
 
 fn head() -> (String, i64, String) {
-    ("0123456789abcdef0123456789abcdef".into(), 1_611_325_800_000_000, "GME".into())
+    (
+        "0123456789abcdef0123456789abcdef".into(),
+        1_611_325_800_000_000,
+        "GME".into(),
+    )
 }
 
 #[test]
@@ -217,17 +234,31 @@ fn registry_lists_ten_schemas_with_distinct_fingerprints() {
     fps.dedup();
     assert_eq!(fps.len(), 10);
     for e in SCHEMAS.iter() {
-        assert_eq!(e.schema.name().map(|n| n.name()), Some(e.name), "{}", e.file);
+        assert_eq!(
+            e.schema.name().map(|n| n.name()),
+            Some(e.name),
+            "{}",
+            e.file
+        );
     }
 }
 
 #[test]
 fn single_object_rejects_garbage_with_a_reason() {
-    assert!(matches!(decode_single::<Alert>(&[1, 2, 3]), Err(CodecError::Truncated(3))));
-    assert!(matches!(decode_single::<Alert>(&[0u8; 12]), Err(CodecError::BadMagic)));
+    assert!(matches!(
+        decode_single::<Alert>(&[1, 2, 3]),
+        Err(CodecError::Truncated(3))
+    ));
+    assert!(matches!(
+        decode_single::<Alert>(&[0u8; 12]),
+        Err(CodecError::BadMagic)
+    ));
     let mut unknown = vec![0xC3, 0x01];
     unknown.extend_from_slice(&[9u8; 8]);
-    assert!(matches!(decode_single::<Alert>(&unknown), Err(CodecError::UnknownFingerprint(_))));
+    assert!(matches!(
+        decode_single::<Alert>(&unknown),
+        Err(CodecError::UnknownFingerprint(_))
+    ));
     let (id, t, u) = head();
     let tick = UnderlyingTick {
         event_id: id,
@@ -240,7 +271,10 @@ fn single_object_rejects_garbage_with_a_reason() {
     };
     let mut buf = Vec::new();
     encode_single(&tick, &mut buf).unwrap();
-    assert!(matches!(decode_single::<Alert>(&buf), Err(CodecError::WrongType { .. })));
+    assert!(matches!(
+        decode_single::<Alert>(&buf),
+        Err(CodecError::WrongType { .. })
+    ));
     // A truncated datum is a decode error, never a panic.
     buf.truncate(buf.len() - 3);
     assert!(decode_single::<UnderlyingTick>(&buf).is_err());

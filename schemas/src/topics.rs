@@ -34,6 +34,9 @@ macro_rules! mixed_topic {
     ($(#[$doc:meta])* $name:ident { $($var:ident($ty:ty)),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        // Quotes are nearly every event on these topics; boxing the big variant would cost an
+        // allocation per quote to save bytes on the rare small one.
+        #[allow(clippy::large_enum_variant)]
         pub enum $name {
             $(
                 #[allow(missing_docs)]

@@ -39,7 +39,9 @@ fn total_gex_at(cfg: &ScoreConfig, book: &UnderlyingBook, s: f64) -> f64 {
     book.contracts
         .values()
         .map(|c| {
-            sign(cfg, c.is_call) * gamma_at(s, c.strike, c.years, c.iv) * c.open_interest as f64
+            sign(cfg, c.is_call)
+                * gamma_at(s, c.strike, c.years, c.iv)
+                * c.open_interest as f64
                 * 100.0
                 * s
                 * s
@@ -51,7 +53,9 @@ fn total_gex_at(cfg: &ScoreConfig, book: &UnderlyingBook, s: f64) -> f64 {
 /// The spot level nearest to `spot` at which total GEX changes sign, within ±30%.
 pub fn gamma_flip(cfg: &ScoreConfig, book: &UnderlyingBook, spot: f64) -> Option<f64> {
     const STEPS: usize = 60;
-    let levels: Vec<f64> = (0..=STEPS).map(|i| spot * (0.7 + 0.6 * i as f64 / STEPS as f64)).collect();
+    let levels: Vec<f64> = (0..=STEPS)
+        .map(|i| spot * (0.7 + 0.6 * i as f64 / STEPS as f64))
+        .collect();
     let values: Vec<f64> = levels.iter().map(|&s| total_gex_at(cfg, book, s)).collect();
     let mut best: Option<f64> = None;
     for i in 1..levels.len() {
@@ -75,17 +79,24 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     let mut put_by_strike: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
     let mut total = 0.0;
     for c in book.contracts.values() {
-        let g = sign(cfg, c.is_call) * c.gamma * c.open_interest as f64 * 100.0 * spot * spot * 0.01;
+        let g =
+            sign(cfg, c.is_call) * c.gamma * c.open_interest as f64 * 100.0 * spot * spot * 0.01;
         if !g.is_finite() {
             continue;
         }
         total += g;
         let key = (c.strike * 1000.0).round() as i64;
-        let side = if c.is_call { &mut call_by_strike } else { &mut put_by_strike };
+        let side = if c.is_call {
+            &mut call_by_strike
+        } else {
+            &mut put_by_strike
+        };
         side.entry(key).or_insert((c.strike, 0.0)).1 += g;
     }
     let wall = |m: &BTreeMap<i64, (f64, f64)>| {
-        m.values().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).map(|&(k, _)| k)
+        m.values()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .map(|&(k, _)| k)
     };
     let total_m = total / 1e6;
     let mut metadata = BTreeMap::from([("total_gex_musd".to_string(), total_m)]);
@@ -110,7 +121,11 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     };
     let samples = book.gex.history.len() as i64;
     book.gex.history.push(total_m, cfg.history);
-    let move_pct = if book.window_open_spot > 0.0 { spot / book.window_open_spot - 1.0 } else { 0.0 };
+    let move_pct = if book.window_open_spot > 0.0 {
+        spot / book.window_open_spot - 1.0
+    } else {
+        0.0
+    };
     metadata.insert("window_move_pct".to_string(), move_pct * 100.0);
     let dir = if z <= -cfg.direction_threshold {
         if move_pct > 0.0 {
@@ -125,12 +140,22 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     };
     let posture = if total < 0.0 { "short" } else { "long" };
     let detail = if enough {
-        format!("dealers {posture} gamma: GEX {total_m:+.1}M$/1% (z {z:+.1}), flip {}", match flip {
-            Some(f) => format!("at {f:.2}"),
-            None => "not within ±30%".to_string(),
-        })
+        format!(
+            "dealers {posture} gamma: GEX {total_m:+.1}M$/1% (z {z:+.1}), flip {}",
+            match flip {
+                Some(f) => format!("at {f:.2}"),
+                None => "not within ±30%".to_string(),
+            }
+        )
     } else {
         format!("warming up: GEX history needs {} windows", cfg.min_samples)
     };
-    Reading { raw_value: total_m, zscore: z, direction: dir, samples, detail, metadata }
+    Reading {
+        raw_value: total_m,
+        zscore: z,
+        direction: dir,
+        samples,
+        detail,
+        metadata,
+    }
 }

@@ -19,7 +19,8 @@ pub struct IvState {
 /// Reads the window and advances every quoted contract's IV history.
 pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     let spot = book.spot;
-    let (mut z_up, mut z_low, mut d_up, mut d_low, mut ntm) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut z_up, mut z_low, mut d_up, mut d_low, mut ntm) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for c in book.contracts.values_mut().filter(|c| c.quoted_in_window) {
         let m = (c.strike / spot).ln();
         let eligible = spot > 0.0
@@ -61,7 +62,10 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
             zscore: 0.0,
             direction: direction::NEUTRAL,
             samples,
-            detail: format!("warming up: wing IV histories need {} windows", cfg.min_samples),
+            detail: format!(
+                "warming up: wing IV histories need {} windows",
+                cfg.min_samples
+            ),
             metadata,
         };
     };
@@ -77,7 +81,11 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
         (false, true) => direction::BEARISH,
         (false, false) => direction::NEUTRAL,
     };
-    let (z, d, wing) = if zu.abs() >= zl.abs() { (zu, du, "call") } else { (zl, dl, "put") };
+    let (z, d, wing) = if zu.abs() >= zl.abs() {
+        (zu, du, "call")
+    } else {
+        (zl, dl, "put")
+    };
     Reading {
         raw_value: d,
         zscore: z,

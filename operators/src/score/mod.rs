@@ -77,12 +77,19 @@ impl ScoreConfig {
     /// Reports every problem at once.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();
-        p.check(self.window_secs >= 1, "window-secs", "must be at least 1 second");
+        p.check(
+            self.window_secs >= 1,
+            "window-secs",
+            "must be at least 1 second",
+        );
         p.check(self.history >= 2, "history", "must keep at least 2 windows");
         p.check(
             self.min_samples >= 2 && self.min_samples <= self.history,
             "min-samples",
-            format!("must be between 2 and history ({}), got {}", self.history, self.min_samples),
+            format!(
+                "must be between 2 and history ({}), got {}",
+                self.history, self.min_samples
+            ),
         );
         p.check(
             self.direction_threshold > 0.0 && self.direction_threshold.is_finite(),
@@ -94,7 +101,11 @@ impl ScoreConfig {
             "iv-moneyness-band",
             "must be in (0, 2]",
         );
-        p.check(self.iv_min_days >= 0.0, "iv-min-days", "must not be negative");
+        p.check(
+            self.iv_min_days >= 0.0,
+            "iv-min-days",
+            "must not be negative",
+        );
         p.check(self.iv_min_std > 0.0, "iv-min-std", "must be positive");
         p.finish()
     }
@@ -102,7 +113,10 @@ impl ScoreConfig {
     /// Builds the operator.
     pub fn build(&self) -> Result<Score, ConfigErrors> {
         self.validate()?;
-        Ok(Score { cfg: self.clone(), state: State::default() })
+        Ok(Score {
+            cfg: self.clone(),
+            state: State::default(),
+        })
     }
 
     fn window_micros(&self) -> i64 {
@@ -211,22 +225,29 @@ impl Score {
         if g.sector.is_some() {
             book.sector.clone_from(&g.sector);
         }
-        let c = book.contracts.entry(g.symbol.clone()).or_insert_with(|| ContractBook {
-            is_call: g.right == optionflow_schemas::right::CALL,
-            strike: g.strike,
-            years: g.years_to_expiry,
-            iv: g.iv,
-            gamma: g.gamma,
-            open_interest: g.open_interest,
-            // The first sighting sets the baseline: its volume traded before we were watching.
-            cum_volume: g.volume,
-            window_volume: 0,
-            quoted_in_window: false,
-            last_seen: g.event_time,
-            iv_history: stats::History::default(),
-        });
+        let c = book
+            .contracts
+            .entry(g.symbol.clone())
+            .or_insert_with(|| ContractBook {
+                is_call: g.right == optionflow_schemas::right::CALL,
+                strike: g.strike,
+                years: g.years_to_expiry,
+                iv: g.iv,
+                gamma: g.gamma,
+                open_interest: g.open_interest,
+                // The first sighting sets the baseline: its volume traded before we were watching.
+                cum_volume: g.volume,
+                window_volume: 0,
+                quoted_in_window: false,
+                last_seen: g.event_time,
+                iv_history: stats::History::default(),
+            });
         // Cumulative volume restarts each session; a drop means a new day.
-        let traded = if g.volume >= c.cum_volume { g.volume - c.cum_volume } else { g.volume };
+        let traded = if g.volume >= c.cum_volume {
+            g.volume - c.cum_volume
+        } else {
+            g.volume
+        };
         c.window_volume += traded;
         c.cum_volume = g.volume;
         c.years = g.years_to_expiry;
@@ -254,7 +275,11 @@ fn close_window(
     ];
     for (factor, r) in readings {
         out.emit(FactorScore {
-            event_id: EventId::new("factor").part(factor).part(underlying).part_i64(end).finish(),
+            event_id: EventId::new("factor")
+                .part(factor)
+                .part(underlying)
+                .part_i64(end)
+                .finish(),
             event_time: end,
             underlying: underlying.to_string(),
             factor: factor.to_string(),
@@ -290,8 +315,12 @@ impl Operator for Score {
         STAGE
     }
 
-    fn on_event(&mut self, ev: &GreeksEvent, _ctx: &Ctx, out: &mut Emit<FactorScore>)
-        -> Result<(), OpError> {
+    fn on_event(
+        &mut self,
+        ev: &GreeksEvent,
+        _ctx: &Ctx,
+        out: &mut Emit<FactorScore>,
+    ) -> Result<(), OpError> {
         match ev {
             GreeksEvent::Greeks(g) => self.on_greeks(g, out),
             GreeksEvent::Tick(t) => {
@@ -305,8 +334,12 @@ impl Operator for Score {
         Ok(())
     }
 
-    fn on_watermark(&mut self, event_time: i64, _ctx: &Ctx, out: &mut Emit<FactorScore>)
-        -> Result<(), OpError> {
+    fn on_watermark(
+        &mut self,
+        event_time: i64,
+        _ctx: &Ctx,
+        out: &mut Emit<FactorScore>,
+    ) -> Result<(), OpError> {
         let w = self.cfg.window_micros();
         for (underlying, book) in self.state.books.iter_mut() {
             if let Some(open) = book.open_window {

@@ -100,7 +100,11 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    Some(if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) })
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        0.5 * (values[n / 2 - 1] + values[n / 2])
+    })
 }
 
 #[cfg(test)]
@@ -109,7 +113,12 @@ mod tests {
 
     #[test]
     fn norm_cdf_matches_tables() {
-        for (x, want) in [(0.0, 0.5), (1.0, 0.841_344_746), (-1.96, 0.024_997_895), (3.0, 0.998_650_102)] {
+        for (x, want) in [
+            (0.0, 0.5),
+            (1.0, 0.841_344_746),
+            (-1.96, 0.024_997_895),
+            (3.0, 0.998_650_102),
+        ] {
             assert!((norm_cdf(x) - want).abs() < 2e-7, "{x}");
         }
     }

@@ -7,7 +7,17 @@ use optionflow_schemas::{time::MICROS_PER_MINUTE, ContractGreeks};
 const T0: i64 = 1_704_205_800_000_000; // 2024-01-02 14:30 UTC, a window boundary
 
 #[allow(clippy::too_many_arguments)]
-fn greeks(t: i64, symbol: &str, call: bool, strike: f64, spot: f64, iv: f64, gamma: f64, oi: i64, volume: i64) -> GreeksEvent {
+fn greeks(
+    t: i64,
+    symbol: &str,
+    call: bool,
+    strike: f64,
+    spot: f64,
+    iv: f64,
+    gamma: f64,
+    oi: i64,
+    volume: i64,
+) -> GreeksEvent {
     GreeksEvent::Greeks(ContractGreeks {
         event_id: format!("{symbol}@{t}"),
         event_time: t,
@@ -38,7 +48,13 @@ fn greeks(t: i64, symbol: &str, call: bool, strike: f64, spot: f64, iv: f64, gam
 }
 
 /// One window of a four-contract chain: two OTM calls above spot, two OTM puts below.
-fn window(i: i64, call_iv: f64, put_iv: f64, call_vol: i64, put_vol: i64) -> Vec<Step<GreeksEvent>> {
+fn window(
+    i: i64,
+    call_iv: f64,
+    put_iv: f64,
+    call_vol: i64,
+    put_vol: i64,
+) -> Vec<Step<GreeksEvent>> {
     let t = T0 + i * MICROS_PER_MINUTE + 1;
     let mut steps: Vec<Step<GreeksEvent>> = [("C105", true, 105.0), ("C110", true, 110.0)]
         .into_iter()
@@ -58,7 +74,13 @@ fn calm(n: i64) -> Vec<Step<GreeksEvent>> {
     (0..n)
         .flat_map(|i| {
             let wiggle = if i % 2 == 0 { 0.002 } else { -0.002 };
-            window(i, 0.30 + wiggle, 0.32 - wiggle, 100 * (i + 1) + (i % 3) * 10, 100 * (i + 1) + (i % 2) * 10)
+            window(
+                i,
+                0.30 + wiggle,
+                0.32 - wiggle,
+                100 * (i + 1) + (i % 3) * 10,
+                100 * (i + 1) + (i % 2) * 10,
+            )
         })
         .collect()
 }
@@ -82,7 +104,11 @@ fn a_call_wing_bid_with_call_volume_reads_bullish() {
     let last = iv.last().unwrap();
     assert_eq!(last.direction, "bullish", "{last:?}");
     assert!(last.zscore > 5.0 && last.score > 99.0, "{last:?}");
-    assert!((last.raw_value - 0.10).abs() < 0.005, "raw is the IV change: {}", last.raw_value);
+    assert!(
+        (last.raw_value - 0.10).abs() < 0.005,
+        "raw is the IV change: {}",
+        last.raw_value
+    );
     let flow = by_factor(&out, "unusual_flow");
     let last = flow.last().unwrap();
     assert_eq!(last.direction, "bullish", "{last:?}");
@@ -95,8 +121,14 @@ fn put_wing_and_put_volume_read_bearish() {
     let mut steps = calm(12);
     steps.extend(window(12, 0.30, 0.45, 100 * 13, 100 * 12 + 10 + 3000));
     let out = run(&mut op, steps).unwrap().events;
-    assert_eq!(by_factor(&out, "iv_zscore").last().unwrap().direction, "bearish");
-    assert_eq!(by_factor(&out, "unusual_flow").last().unwrap().direction, "bearish");
+    assert_eq!(
+        by_factor(&out, "iv_zscore").last().unwrap().direction,
+        "bearish"
+    );
+    assert_eq!(
+        by_factor(&out, "unusual_flow").last().unwrap().direction,
+        "bearish"
+    );
 }
 
 #[test]
@@ -111,9 +143,16 @@ fn gex_is_gamma_times_oi_times_spot_squared_and_signed_by_convention() {
     let mut op = ScoreConfig::default().build().unwrap();
     let out = run(&mut op, steps.clone()).unwrap().events;
     let gex = &by_factor(&out, "gamma_exposure")[0];
-    assert!((gex.raw_value - want).abs() < 1e-12, "{} vs {want}", gex.raw_value);
+    assert!(
+        (gex.raw_value - want).abs() < 1e-12,
+        "{} vs {want}",
+        gex.raw_value
+    );
     assert_eq!(gex.metadata["call_wall"], 100.0);
-    let cfg = ScoreConfig { gex_sign: GexSign::DealerShortCalls, ..ScoreConfig::default() };
+    let cfg = ScoreConfig {
+        gex_sign: GexSign::DealerShortCalls,
+        ..ScoreConfig::default()
+    };
     let out = run(&mut cfg.build().unwrap(), steps).unwrap().events;
     assert!((by_factor(&out, "gamma_exposure")[0].raw_value + want).abs() < 1e-12);
 }
@@ -122,7 +161,10 @@ fn gex_is_gamma_times_oi_times_spot_squared_and_signed_by_convention() {
 fn gamma_flip_is_found_between_put_and_call_walls() {
     // Long call gamma concentrated at 110, short put gamma at 90, equal size: by symmetry of
     // lognormal gamma the sign change lies between them, close to the geometric middle.
-    let mut book = UnderlyingBook { spot: 100.0, ..Default::default() };
+    let mut book = UnderlyingBook {
+        spot: 100.0,
+        ..Default::default()
+    };
     for (sym, call, k) in [("C", true, 110.0), ("P", false, 90.0)] {
         book.contracts.insert(
             sym.into(),
@@ -142,7 +184,10 @@ fn gamma_flip_is_found_between_put_and_call_walls() {
         );
     }
     let flip = gamma_exposure::gamma_flip(&ScoreConfig::default(), &book, 100.0).expect("a flip");
-    assert!((flip - (110.0f64 * 90.0).sqrt()).abs() < 1.5, "flip at {flip}");
+    assert!(
+        (flip - (110.0f64 * 90.0).sqrt()).abs() < 1.5,
+        "flip at {flip}"
+    );
 }
 
 #[test]
@@ -162,7 +207,12 @@ fn windows_close_on_watermarks_and_state_survives_snapshot() {
 
 #[test]
 fn config_reports_every_problem() {
-    let cfg = ScoreConfig { window_secs: 0, min_samples: 500, iv_min_std: 0.0, ..Default::default() };
+    let cfg = ScoreConfig {
+        window_secs: 0,
+        min_samples: 500,
+        iv_min_std: 0.0,
+        ..Default::default()
+    };
     let err = cfg.validate().unwrap_err().0;
     assert_eq!(err.len(), 3, "{err:?}");
 }

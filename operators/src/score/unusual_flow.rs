@@ -36,7 +36,10 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     let (lc, lp) = ((calls as f64).ln_1p(), (puts as f64).ln_1p());
     let enough = book.flow.calls.len() >= cfg.min_samples;
     let (zc, zp) = if enough {
-        (book.flow.calls.zscore(lc, MIN_LOG_STD), book.flow.puts.zscore(lp, MIN_LOG_STD))
+        (
+            book.flow.calls.zscore(lc, MIN_LOG_STD),
+            book.flow.puts.zscore(lp, MIN_LOG_STD),
+        )
     } else {
         (0.0, 0.0)
     };
@@ -50,7 +53,10 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
         ("put_volume".to_string(), puts as f64),
         ("call_volume_multiple".to_string(), call_multiple),
         ("put_volume_multiple".to_string(), put_multiple),
-        ("short_dated_otm_call_share".to_string(), short_otm_calls as f64 / calls.max(1) as f64),
+        (
+            "short_dated_otm_call_share".to_string(),
+            short_otm_calls as f64 / calls.max(1) as f64,
+        ),
         ("z_calls".to_string(), zc),
         ("z_puts".to_string(), zp),
     ]);
@@ -60,7 +66,10 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
             zscore: 0.0,
             direction: direction::NEUTRAL,
             samples,
-            detail: format!("warming up: volume history needs {} windows", cfg.min_samples),
+            detail: format!(
+                "warming up: volume history needs {} windows",
+                cfg.min_samples
+            ),
             metadata,
         };
     }
@@ -75,7 +84,11 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     } else {
         direction::NEUTRAL
     };
-    let (z, raw) = if zc.abs() >= zp.abs() { (zc, call_multiple) } else { (zp, put_multiple) };
+    let (z, raw) = if zc.abs() >= zp.abs() {
+        (zc, call_multiple)
+    } else {
+        (zp, put_multiple)
+    };
     Reading {
         raw_value: raw,
         zscore: z,

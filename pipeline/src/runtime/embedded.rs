@@ -61,6 +61,11 @@ pub struct SessionParams {
     pub config_fingerprint: String,
 }
 
+/// Called with every alert as it is written (the CLI prints it).
+pub type AlertHook = Box<dyn Fn(&Alert) + Send + Sync>;
+/// Called with every periodic status (the CLI prints the progress line).
+pub type StatusHook = Box<dyn Fn(&Status) + Send + Sync>;
+
 /// How to run.
 pub struct RunOptions {
     /// Effective configuration.
@@ -72,9 +77,9 @@ pub struct RunOptions {
     /// Event-time pace: `Some(1.0)` is real time, `None` as fast as possible.
     pub speed: Option<f64>,
     /// Called for every alert written (the CLI prints it).
-    pub on_alert: Option<Box<dyn Fn(&Alert) + Send + Sync>>,
+    pub on_alert: Option<AlertHook>,
     /// Called every `status-interval-secs` with the counters (the CLI prints a status line).
-    pub on_status: Option<Box<dyn Fn(&Status) + Send + Sync>>,
+    pub on_status: Option<StatusHook>,
 }
 
 /// How a run ended.
@@ -105,12 +110,16 @@ pub struct RunSummary {
 /// Prepares the data directory: creates it, checks or records the session, and reports whether
 /// it already finished.
 fn prepare_dir(dir: &Path, params: &SessionParams) -> Result<Option<RunSummary>, PipelineError> {
-    std::fs::create_dir_all(dir).map_err(PipelineError::io(format!("creating {}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(PipelineError::io(format!("creating {}", dir.display())))?;
     let session = dir.join(files::SESSION);
     match std::fs::read(&session) {
         Ok(bytes) => {
             let recorded: SessionParams = serde_json::from_slice(&bytes).map_err(|e| {
-                PipelineError::SessionMismatch(format!("{} is unreadable ({e}); use a fresh --data-dir", session.display()))
+                PipelineError::SessionMismatch(format!(
+                    "{} is unreadable ({e}); use a fresh --data-dir",
+                    session.display()
+                ))
             })?;
             if &recorded != params {
                 return Err(PipelineError::SessionMismatch(format!(
@@ -122,9 +131,14 @@ fn prepare_dir(dir: &Path, params: &SessionParams) -> Result<Option<RunSummary>,
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let text = serde_json::to_vec_pretty(params).unwrap_or_default();
-            std::fs::write(&session, text).map_err(PipelineError::io(format!("writing {}", session.display())))?;
+            std::fs::write(&session, text)
+                .map_err(PipelineError::io(format!("writing {}", session.display())))?;
         }
-        Err(e) => return Err(PipelineError::io(format!("reading {}", session.display()))(e)),
+        Err(e) => {
+            return Err(PipelineError::io(format!("reading {}", session.display()))(
+                e,
+            ))
+        }
     }
     match std::fs::read(dir.join(files::FINISHED)) {
         Ok(bytes) => {
@@ -145,22 +159,30 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     let cfg = &opts.config;
     let store = FileStateStore::open(&dir.join(files::CHECKPOINTS))
         .map_err(PipelineError::io("opening the checkpoint store"))?;
-    let ckpt = store.load_latest().map_err(PipelineError::io("loading the latest checkpoint"))?;
+    let ckpt = store
+        .load_latest()
+        .map_err(PipelineError::io("loading the latest checkpoint"))?;
     let resumed_from = ckpt.as_ref().map(|c| c.id);
     let ckpt = ckpt.unwrap_or_default();
     if let Some(id) = resumed_from {
-        tracing::info!(checkpoint = id, ticks = ckpt.ticks, "resuming interrupted session");
+        tracing::info!(
+            checkpoint = id,
+            ticks = ckpt.ticks,
+            "resuming interrupted session"
+        );
     }
 
     let p = &opts.params;
     let mut sim = Simulator::new(&cfg.simulator, p.seed, p.underlyings, p.duration_micros)
         .map_err(|e| PipelineError::Simulator(e.to_string()))?;
     if resumed_from.is_some() {
-        sim.restore(&ckpt.source).map_err(|e| PipelineError::Simulator(e.to_string()))?;
+        sim.restore(&ckpt.source)
+            .map_err(|e| PipelineError::Simulator(e.to_string()))?;
     }
     let kept = |name: &str| ckpt.files.get(name).copied().unwrap_or(0);
     let open = |name: &str| {
-        JsonlFile::open(&dir.join(name), kept(name)).map_err(PipelineError::io(format!("opening {name}")))
+        JsonlFile::open(&dir.join(name), kept(name))
+            .map_err(PipelineError::io(format!("opening {name}")))
     };
     let tape = TapeWriter::open(&dir.join(files::TAPE), ckpt.tape.0, ckpt.tape.1)?;
 
@@ -208,7 +230,9 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
 
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let checkpoint_every = (cfg.runtime.checkpoint_interval_secs * 1000 / cfg.simulator.tick_interval_ms.max(1)).max(1);
+    let checkpoint_every = (cfg.runtime.checkpoint_interval_secs * 1000
+        / cfg.simulator.tick_interval_ms.max(1))
+    .max(1);
     let source = SourceTask {
         sim,
         ticks: ckpt.ticks,
@@ -223,17 +247,43 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     tasks.spawn(tape_task(tape, raw_rx, taped_tx, ack_tx.clone()));
     let rejects_n = open(files::REJECTED_NORMALIZE)?;
     let rejects_g = open(files::REJECTED_GREEKS)?;
-    tasks.spawn(run_stage(normalize, taped_rx, norm_tx, io(None, Some(rejects_n), None)));
-    tasks.spawn(run_stage(greeks, norm_rx, greeks_tx, io(None, Some(rejects_g), None)));
+    tasks.spawn(run_stage(
+        normalize,
+        taped_rx,
+        norm_tx,
+        io(None, Some(rejects_n), None),
+    ));
+    tasks.spawn(run_stage(
+        greeks,
+        norm_rx,
+        greeks_tx,
+        io(None, Some(rejects_g), None),
+    ));
     tasks.spawn(run_stage(score, greeks_rx, factor_tx, io(None, None, None)));
-    tasks.spawn(run_stage(consensus, factor_rx, signal_tx, io(Some(open(files::SIGNALS)?), None, Some(|m| &m.signals))));
+    tasks.spawn(run_stage(
+        consensus,
+        factor_rx,
+        signal_tx,
+        io(Some(open(files::SIGNALS)?), None, Some(|m| &m.signals)),
+    ));
     tasks.spawn(run_stage(explain, signal_rx, expl_tx, io(None, None, None)));
-    tasks.spawn(run_stage(risk, expl_rx, decision_tx, io(Some(open(files::DECISIONS)?), None, Some(|m| &m.decisions))));
-    tasks.spawn(run_stage(dispatch, decision_rx, alert_tx, io(None, None, None)));
+    tasks.spawn(run_stage(
+        risk,
+        expl_rx,
+        decision_tx,
+        io(Some(open(files::DECISIONS)?), None, Some(|m| &m.decisions)),
+    ));
+    tasks.spawn(run_stage(
+        dispatch,
+        decision_rx,
+        alert_tx,
+        io(None, None, None),
+    ));
     let sink = AlertSink {
         file: open(files::ALERTS)?,
         on_alert: opts.on_alert,
-        latency: hdrhistogram::Histogram::new(3).map_err(|e| PipelineError::Simulator(e.to_string()))?,
+        latency: hdrhistogram::Histogram::new(3)
+            .map_err(|e| PipelineError::Simulator(e.to_string()))?,
         metrics: metrics.clone(),
         acks: ack_tx.clone(),
     };
@@ -255,17 +305,29 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
 
     let mut failure = None;
     while let Some(res) = tasks.join_next().await {
-        let res = res.unwrap_or_else(|e| Err(PipelineError::Simulator(format!("task panicked: {e}"))));
+        let res =
+            res.unwrap_or_else(|e| Err(PipelineError::Simulator(format!("task panicked: {e}"))));
         if let Err(e) = res {
             // The first failure is the cause; the disconnections it triggers downstream are not.
-            if failure.is_none() || !matches!(e, PipelineError::Disconnected(_)) && matches!(failure, Some(PipelineError::Disconnected(_))) {
+            if failure.is_none()
+                || !matches!(e, PipelineError::Disconnected(_))
+                    && matches!(failure, Some(PipelineError::Disconnected(_)))
+            {
                 failure = Some(e);
             }
             tasks.abort_all();
         }
     }
-    let latency = sink_handle.await.unwrap_or_else(|e| Err(PipelineError::Simulator(format!("alert sink panicked: {e}"))));
-    let coordinator_result = coordinator.await.unwrap_or_else(|e| Err(PipelineError::Simulator(format!("checkpointing panicked: {e}"))));
+    let latency = sink_handle.await.unwrap_or_else(|e| {
+        Err(PipelineError::Simulator(format!(
+            "alert sink panicked: {e}"
+        )))
+    });
+    let coordinator_result = coordinator.await.unwrap_or_else(|e| {
+        Err(PipelineError::Simulator(format!(
+            "checkpointing panicked: {e}"
+        )))
+    });
     if let Some(s) = status {
         s.abort();
     }
@@ -288,8 +350,11 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         latency_p99_us: (!latency.is_empty()).then(|| latency.value_at_quantile(0.99)),
     };
     let path = dir.join(files::FINISHED);
-    std::fs::write(&path, serde_json::to_vec_pretty(&summary).unwrap_or_default())
-        .map_err(PipelineError::io(format!("writing {}", path.display())))?;
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+    )
+    .map_err(PipelineError::io(format!("writing {}", path.display())))?;
     Ok(summary)
 }
 
@@ -317,31 +382,57 @@ impl SourceTask {
         let mut paced_ticks = 0u32;
         loop {
             let mut batch = Vec::new();
-            let Some(t) = self.sim.next_tick(&mut batch) else { break };
+            let Some(t) = self.sim.next_tick(&mut batch) else {
+                break;
+            };
             self.ticks += 1;
             if let Some(speed) = self.speed {
                 paced_ticks += 1;
                 let due = pace_start + self.tick_interval.mul_f64(f64::from(paced_ticks) / speed);
                 tokio::time::sleep_until(due).await;
             }
-            let quotes = batch.iter().filter(|e| matches!(e, RawEvent::Quote(_))).count() as u64;
+            let quotes = batch
+                .iter()
+                .filter(|e| matches!(e, RawEvent::Quote(_)))
+                .count() as u64;
             Metrics::add(&self.metrics.quotes, quotes);
             Metrics::add(&self.metrics.ticks, batch.len() as u64 - quotes);
-            self.metrics.event_time.store(t, std::sync::atomic::Ordering::Relaxed);
+            self.metrics
+                .event_time
+                .store(t, std::sync::atomic::Ordering::Relaxed);
             let origin = Instant::now();
-            tx.send(Message::Batch(batch, origin)).await.map_err(|_| closed())?;
-            tx.send(Message::Watermark(t, origin)).await.map_err(|_| closed())?;
+            tx.send(Message::Batch(batch, origin))
+                .await
+                .map_err(|_| closed())?;
+            tx.send(Message::Watermark(t, origin))
+                .await
+                .map_err(|_| closed())?;
             if self.ticks % self.checkpoint_every == 0 {
                 let id = self.next_id;
                 self.next_id += 1;
-                let state = self.sim.snapshot().map_err(|e| PipelineError::Simulator(e.to_string()))?;
-                let part = Part::Source { state, ticks: self.ticks, event_time: t };
-                self.acks.send(Ack { id, parts: vec![part] }).await.map_err(|_| closed())?;
+                let state = self
+                    .sim
+                    .snapshot()
+                    .map_err(|e| PipelineError::Simulator(e.to_string()))?;
+                let part = Part::Source {
+                    state,
+                    ticks: self.ticks,
+                    event_time: t,
+                };
+                self.acks
+                    .send(Ack {
+                        id,
+                        parts: vec![part],
+                    })
+                    .await
+                    .map_err(|_| closed())?;
                 tx.send(Message::Barrier(id)).await.map_err(|_| closed())?;
             }
         }
         // The end of the session closes every open window.
-        tx.send(Message::Watermark(i64::MAX, Instant::now())).await.map_err(|_| closed())?;
+        tx.send(Message::Watermark(i64::MAX, Instant::now()))
+            .await
+            .map_err(|_| closed())?;
         tx.send(Message::End).await.map_err(|_| closed())
     }
 }
@@ -363,7 +454,12 @@ async fn tape_task(
             }
             Message::Barrier(id) => {
                 let (bytes, events) = tape.commit()?;
-                acks.send(Ack { id: *id, parts: vec![Part::Tape { bytes, events }] }).await.map_err(|_| closed())?;
+                acks.send(Ack {
+                    id: *id,
+                    parts: vec![Part::Tape { bytes, events }],
+                })
+                .await
+                .map_err(|_| closed())?;
             }
             Message::End => {
                 tape.commit()?;
@@ -382,14 +478,17 @@ async fn tape_task(
 /// Writes alerts to `alerts.jsonl`, hands them to the CLI, and measures quote → alert latency.
 struct AlertSink {
     file: JsonlFile,
-    on_alert: Option<Box<dyn Fn(&Alert) + Send + Sync>>,
+    on_alert: Option<AlertHook>,
     latency: hdrhistogram::Histogram<u64>,
     metrics: Arc<Metrics>,
     acks: mpsc::Sender<Ack>,
 }
 
 impl AlertSink {
-    async fn run(mut self, mut rx: mpsc::Receiver<Message<Alert>>) -> Result<hdrhistogram::Histogram<u64>, PipelineError> {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Message<Alert>>,
+    ) -> Result<hdrhistogram::Histogram<u64>, PipelineError> {
         let write_err = || PipelineError::io(format!("writing {}", files::ALERTS));
         while let Some(msg) = rx.recv().await {
             match msg {
@@ -411,8 +510,17 @@ impl AlertSink {
                 }
                 Message::Barrier(id) => {
                     let len = self.file.commit().map_err(write_err())?;
-                    let part = Part::File { name: files::ALERTS.to_string(), len };
-                    self.acks.send(Ack { id, parts: vec![part] }).await.map_err(|_| PipelineError::Disconnected("alert sink"))?;
+                    let part = Part::File {
+                        name: files::ALERTS.to_string(),
+                        len,
+                    };
+                    self.acks
+                        .send(Ack {
+                            id,
+                            parts: vec![part],
+                        })
+                        .await
+                        .map_err(|_| PipelineError::Disconnected("alert sink"))?;
                 }
                 Message::Watermark(..) => {}
                 Message::End => {
@@ -434,7 +542,15 @@ async fn coordinate(
 ) -> Result<(), PipelineError> {
     let mut pending: std::collections::BTreeMap<u64, (usize, Checkpoint)> = Default::default();
     while let Some(ack) = acks.recv().await {
-        let entry = pending.entry(ack.id).or_insert_with(|| (0, Checkpoint { id: ack.id, ..Default::default() }));
+        let entry = pending.entry(ack.id).or_insert_with(|| {
+            (
+                0,
+                Checkpoint {
+                    id: ack.id,
+                    ..Default::default()
+                },
+            )
+        });
         entry.0 += 1;
         entry.1.absorb(ack.parts);
         if entry.0 == participants {

@@ -76,7 +76,11 @@ impl Checkpoint {
     pub fn absorb(&mut self, parts: Vec<Part>) {
         for p in parts {
             match p {
-                Part::Source { state, ticks, event_time } => {
+                Part::Source {
+                    state,
+                    ticks,
+                    event_time,
+                } => {
                     self.source = state;
                     self.ticks = ticks;
                     self.event_time = event_time;

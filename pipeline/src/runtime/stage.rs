@@ -57,20 +57,38 @@ where
                     handle_error(e, &io.metrics, &mut logged_causes)?;
                 }
                 flush(&mut emit, &mut io, &output, origin, name).await?;
-                output.send(Message::Watermark(t, origin)).await.map_err(|_| closed())?;
+                output
+                    .send(Message::Watermark(t, origin))
+                    .await
+                    .map_err(|_| closed())?;
             }
             Message::Barrier(id) => {
-                let mut parts = vec![Part::Stage { name, state: op.snapshot()? }];
+                let mut parts = vec![Part::Stage {
+                    name,
+                    state: op.snapshot()?,
+                }];
                 for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
-                    let len = f.commit().map_err(PipelineError::io(format!("writing {}", f.name())))?;
-                    parts.push(Part::File { name: f.name().to_string(), len });
+                    let len = f
+                        .commit()
+                        .map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                    parts.push(Part::File {
+                        name: f.name().to_string(),
+                        len,
+                    });
                 }
-                io.acks.send(Ack { id, parts }).await.map_err(|_| closed())?;
-                output.send(Message::Barrier(id)).await.map_err(|_| closed())?;
+                io.acks
+                    .send(Ack { id, parts })
+                    .await
+                    .map_err(|_| closed())?;
+                output
+                    .send(Message::Barrier(id))
+                    .await
+                    .map_err(|_| closed())?;
             }
             Message::End => {
                 for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
-                    f.commit().map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                    f.commit()
+                        .map_err(PipelineError::io(format!("writing {}", f.name())))?;
                 }
                 output.send(Message::End).await.map_err(|_| closed())?;
                 return Ok(());
@@ -93,7 +111,8 @@ async fn flush<T: Serialize>(
         Metrics::add(&io.metrics.rejected, rejected.len() as u64);
         if let Some(f) = io.rejects.as_mut() {
             for r in &rejected {
-                f.write(r).map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                f.write(r)
+                    .map_err(PipelineError::io(format!("writing {}", f.name())))?;
             }
         }
     }
@@ -105,10 +124,14 @@ async fn flush<T: Serialize>(
     }
     if let Some(f) = io.tap.as_mut() {
         for ev in &events {
-            f.write(ev).map_err(PipelineError::io(format!("writing {}", f.name())))?;
+            f.write(ev)
+                .map_err(PipelineError::io(format!("writing {}", f.name())))?;
         }
     }
-    output.send(Message::Batch(events, origin)).await.map_err(|_| PipelineError::Disconnected(name))
+    output
+        .send(Message::Batch(events, origin))
+        .await
+        .map_err(|_| PipelineError::Disconnected(name))
 }
 
 /// Skippable errors are counted and logged once per cause; anything else stops the stage.
