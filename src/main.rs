@@ -72,7 +72,7 @@ struct BenchArgs {
     json: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -81,13 +81,21 @@ fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Schemas => {
             schemas();
             Ok(())
         }
         Command::Bench(args) => bench(args),
+    };
+    // A user-facing message with its causes, not a Debug dump with a backtrace.
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -20,6 +20,10 @@ impl Problems {
     pub fn push(&mut self, key: &str, message: impl std::fmt::Display) {
         self.0.push(format!("{key}: {message}"));
     }
+    /// Records a problem that already names its key (`section.key: message`).
+    pub fn push_qualified(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
     /// Prefixes problems of a nested section with `section.`.
     pub fn extend_section(&mut self, section: &str, result: Result<(), ConfigErrors>) {
         if let Err(ConfigErrors(v)) = result {

@@ -15,6 +15,10 @@ use std::path::Path;
 /// Prefix of environment overrides: `OPTIONFLOW__SCORE__WINDOW_SECS=30`.
 pub const ENV_PREFIX: &str = "OPTIONFLOW__";
 
+/// Channels the runtime delivers alerts to: `file` is `<data-dir>/alerts.jsonl` plus the line
+/// printed on stdout.
+pub const DELIVERABLE_CHANNELS: &[&str] = &["file"];
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
@@ -144,10 +148,19 @@ impl Config {
             "runtime.status-interval-secs",
             "must be at least 1",
         );
-        if let Err(problems) = self.simulator.validate() {
-            for m in problems {
-                p.push("simulator", m);
-            }
+        // The simulator's messages already name their key as `simulator.<key>`.
+        for problem in self.simulator.validate().err().unwrap_or_default() {
+            p.push_qualified(problem);
+        }
+        for channel in &self.dispatch.channels {
+            p.check(
+                DELIVERABLE_CHANNELS.contains(&channel.as_str()),
+                "dispatch.channels",
+                format!(
+                    "{channel:?} is not a channel this version delivers to (available: {})",
+                    DELIVERABLE_CHANNELS.join(", ")
+                ),
+            );
         }
         p.extend_section("normalize", self.normalize.validate());
         p.extend_section("greeks", self.greeks.validate());
@@ -249,13 +262,42 @@ mod tests {
             env(&[
                 ("OPTIONFLOW__SCORE__WINDOW_SECS", "0"),
                 ("OPTIONFLOW__RISK_GATE__MAX_PER_SECTOR", "0"),
+                ("OPTIONFLOW__SIMULATOR__EXPIRIES", "0"),
+                ("OPTIONFLOW__DISPATCH__CHANNELS", "[\"file\", \"pager\"]"),
             ]),
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            err.contains("score.window-secs") && err.contains("risk-gate.max-per-sector"),
-            "{err}"
-        );
+        for want in [
+            "\n  - score.window-secs",
+            "\n  - risk-gate.max-per-sector",
+            "\n  - simulator.expiries",
+            "\n  - dispatch.channels: \"pager\"",
+        ] {
+            assert!(err.contains(want), "{want:?} missing from {err}");
+        }
+    }
+
+    /// The example file documents every key with its default: loading it must give exactly the
+    /// built-in defaults, and every key the defaults have must appear in it.
+    #[test]
+    fn the_example_config_is_the_defaults_and_names_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/optionflow.example.toml");
+        let cfg = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(cfg, Config::default());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, keys) in &defaults {
+            assert!(
+                text.contains(&format!("[{section}]")),
+                "[{section}] undocumented"
+            );
+            for key in keys.as_table().into_iter().flat_map(|t| t.keys()) {
+                assert!(
+                    text.contains(&format!("\n{key} =")) || text.contains(&format!("# {key} =")),
+                    "{section}.{key} undocumented"
+                );
+            }
+        }
     }
 }

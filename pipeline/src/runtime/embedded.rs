@@ -499,9 +499,8 @@ impl AlertSink {
                             f(a);
                         }
                     }
-                    // Written means durable to the OS: flush so a reader sees it now.
-                    let len = self.file.commit().map_err(write_err())?;
-                    let _ = len;
+                    // Written means handed to the OS: flush so a reader sees it now.
+                    self.file.commit().map_err(write_err())?;
                     let us = origin.elapsed().as_micros() as u64;
                     for _ in &alerts {
                         let _ = self.latency.record(us.max(1));
