@@ -170,6 +170,14 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
             ticks = ckpt.ticks,
             "resuming interrupted session"
         );
+    } else {
+        tracing::info!(
+            data_dir = %dir.display(),
+            seed = opts.params.seed,
+            underlyings = opts.params.underlyings,
+            "new session; alerts go to {}",
+            dir.join(files::ALERTS).display()
+        );
     }
 
     let p = &opts.params;
