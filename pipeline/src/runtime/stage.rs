@@ -49,14 +49,30 @@ where
                         handle_error(e, &io.metrics, &mut logged_causes)?;
                     }
                 }
-                flush(&mut emit, &mut io, &output, origin, name).await?;
+                flush(
+                    &mut emit,
+                    &mut io,
+                    &output,
+                    origin,
+                    name,
+                    &mut logged_causes,
+                )
+                .await?;
             }
             Message::Watermark(t, origin) => {
                 ctx = Ctx::at(t);
                 if let Err(e) = op.on_watermark(t, &ctx, &mut emit) {
                     handle_error(e, &io.metrics, &mut logged_causes)?;
                 }
-                flush(&mut emit, &mut io, &output, origin, name).await?;
+                flush(
+                    &mut emit,
+                    &mut io,
+                    &output,
+                    origin,
+                    name,
+                    &mut logged_causes,
+                )
+                .await?;
                 output
                     .send(Message::Watermark(t, origin))
                     .await
@@ -105,10 +121,23 @@ async fn flush<T: Serialize>(
     output: &Sender<Message<T>>,
     origin: std::time::Instant,
     name: &'static str,
+    logged: &mut BTreeSet<String>,
 ) -> Result<(), PipelineError> {
     let (events, rejected) = emit.drain();
     if !rejected.is_empty() {
         Metrics::add(&io.metrics.rejected, rejected.len() as u64);
+        for r in &rejected {
+            if logged.insert(format!("reject {}", r.reason_code)) {
+                // Info, not warn: zero bids and deep in-the-money mids below intrinsic are
+                // ordinary market data, and every one is kept with its reason anyway.
+                tracing::info!(
+                    stage = name,
+                    reason_code = %r.reason_code,
+                    example = %r.reason,
+                    "rejecting inputs (logged once per reason; each one is in the rejects file)"
+                );
+            }
+        }
         if let Some(f) = io.rejects.as_mut() {
             for r in &rejected {
                 f.write(r)
