@@ -127,6 +127,10 @@ impl GreeksStage {
             volume: q.volume,
             open_interest: q.open_interest,
             sector: q.sector.clone(),
+            exercise_style: "european".to_string(),
+            vanna: g.vanna,
+            charm: g.charm,
+            vomma: g.vomma,
         }));
     }
 }

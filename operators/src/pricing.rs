@@ -46,6 +46,12 @@ pub struct Greeks {
     pub theta: f64,
     /// dV/dr per 1.00 of rate.
     pub rho: f64,
+    /// d²V/dS dσ (per 1.00 of vol).
+    pub vanna: f64,
+    /// Change of delta as time passes, per year (−∂Δ/∂T).
+    pub charm: f64,
+    /// d²V/dσ² (per 1.00 of vol, squared).
+    pub vomma: f64,
 }
 
 /// Why no implied volatility exists.
@@ -127,6 +133,10 @@ pub fn bsm_greeks(
     let gamma = dq * pdf / (spot * sd);
     let vega = spot * dq * pdf * sqrt_t;
     let common_theta = -spot * dq * pdf * vol / (2.0 * sqrt_t);
+    let vanna = -dq * pdf * d2 / vol;
+    let vomma = vega * d1 * d2 / vol;
+    // The part of charm both rights share: delta's drift from the moving d1.
+    let charm_common = -dq * pdf * (2.0 * (rate - dividend) * years - d2 * sd) / (2.0 * years * sd);
     match right {
         Right::Call => Greeks {
             price: spot * dq * norm_cdf(d1) - strike * dr * norm_cdf(d2),
@@ -136,6 +146,9 @@ pub fn bsm_greeks(
             theta: common_theta - rate * strike * dr * norm_cdf(d2)
                 + dividend * spot * dq * norm_cdf(d1),
             rho: strike * years * dr * norm_cdf(d2),
+            vanna,
+            charm: dividend * dq * norm_cdf(d1) + charm_common,
+            vomma,
         },
         Right::Put => Greeks {
             price: strike * dr * norm_cdf(-d2) - spot * dq * norm_cdf(-d1),
@@ -145,6 +158,9 @@ pub fn bsm_greeks(
             theta: common_theta + rate * strike * dr * norm_cdf(-d2)
                 - dividend * spot * dq * norm_cdf(-d1),
             rho: -strike * years * dr * norm_cdf(-d2),
+            vanna,
+            charm: -dividend * dq * norm_cdf(-d1) + charm_common,
+            vomma,
         },
     }
 }
@@ -228,6 +244,8 @@ mod tests {
         for right in [Right::Call, Right::Put] {
             let g = bsm_greeks(right, s, k, t, r, q, v);
             let f = |s: f64, t: f64, r: f64, v: f64| bsm_price(right, s, k, t, r, q, v);
+            let delta = |s: f64, t: f64, v: f64| bsm_greeks(right, s, k, t, r, q, v).delta;
+            let vega = |v: f64| bsm_greeks(right, s, k, t, r, q, v).vega;
             let h = 1e-4;
             let fd = [
                 (g.delta, (f(s + h, t, r, v) - f(s - h, t, r, v)) / (2.0 * h)),
@@ -241,6 +259,15 @@ mod tests {
                     -(f(s, t + h, r, v) - f(s, t - h, r, v)) / (2.0 * h),
                 ),
                 (g.rho, (f(s, t, r + h, v) - f(s, t, r - h, v)) / (2.0 * h)),
+                (
+                    g.vanna,
+                    (delta(s, t, v + h) - delta(s, t, v - h)) / (2.0 * h),
+                ),
+                (
+                    g.charm,
+                    -(delta(s, t + h, v) - delta(s, t - h, v)) / (2.0 * h),
+                ),
+                (g.vomma, (vega(v + h) - vega(v - h)) / (2.0 * h)),
             ];
             for (i, (a, n)) in fd.iter().enumerate() {
                 assert!(

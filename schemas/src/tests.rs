@@ -148,6 +148,10 @@ fn every_event_round_trips_through_its_schema() {
         volume: 5,
         open_interest: 6,
         sector: Some("Tech".into()),
+        exercise_style: "european".into(),
+        vanna: 0.1,
+        charm: -0.2,
+        vomma: 3.0,
     });
     round_trip(FactorScore {
         event_id: id.clone(),

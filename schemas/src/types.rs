@@ -129,6 +129,10 @@ pub struct ContractGreeks {
     pub volume: i64,
     pub open_interest: i64,
     pub sector: Option<String>,
+    pub exercise_style: String,
+    pub vanna: f64,
+    pub charm: f64,
+    pub vomma: f64,
 }
 
 /// One factor's reading for one underlying over one scoring window.

@@ -44,6 +44,10 @@ fn greeks(
         volume,
         open_interest: oi,
         sector: Some("Tech".into()),
+        exercise_style: "european".into(),
+        vanna: 0.1,
+        charm: -0.2,
+        vomma: 3.0,
     })
 }
 
