@@ -125,7 +125,7 @@ impl ScoreConfig {
 }
 
 /// The latest known state of one contract.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContractBook {
     /// Whether it is a call.
     pub is_call: bool,
@@ -137,6 +137,24 @@ pub struct ContractBook {
     pub iv: f64,
     /// Last gamma.
     pub gamma: f64,
+    /// Last delta.
+    pub delta: f64,
+    /// Last vega (per 1.00 of vol).
+    pub vega: f64,
+    /// Expiry date, `YYYY-MM-DD`.
+    pub expiry: String,
+    /// `european` or `american`.
+    pub exercise_style: String,
+    /// Best bid at the last quote.
+    pub bid: f64,
+    /// Best ask at the last quote.
+    pub ask: f64,
+    /// Mid at the last quote.
+    pub mid: f64,
+    /// Rate the greeks were computed with.
+    pub rate: f64,
+    /// Dividend yield the greeks were computed with.
+    pub dividend_yield: f64,
     /// Open interest.
     pub open_interest: i64,
     /// Cumulative day volume at the last quote.
@@ -234,6 +252,15 @@ impl Score {
                 years: g.years_to_expiry,
                 iv: g.iv,
                 gamma: g.gamma,
+                delta: g.delta,
+                vega: g.vega,
+                expiry: g.expiry.clone(),
+                exercise_style: g.exercise_style.clone(),
+                bid: g.bid,
+                ask: g.ask,
+                mid: g.mid,
+                rate: g.rate,
+                dividend_yield: g.dividend_yield,
                 open_interest: g.open_interest,
                 // The first sighting sets the baseline: its volume traded before we were watching.
                 cum_volume: g.volume,
@@ -253,6 +280,13 @@ impl Score {
         c.years = g.years_to_expiry;
         c.iv = g.iv;
         c.gamma = g.gamma;
+        c.delta = g.delta;
+        c.vega = g.vega;
+        c.bid = g.bid;
+        c.ask = g.ask;
+        c.mid = g.mid;
+        c.rate = g.rate;
+        c.dividend_yield = g.dividend_yield;
         c.open_interest = g.open_interest;
         c.quoted_in_window = true;
         c.last_seen = g.event_time;

@@ -179,11 +179,7 @@ fn gamma_flip_is_found_between_put_and_call_walls() {
                 iv: 0.25,
                 gamma: 0.0,
                 open_interest: 1000,
-                cum_volume: 0,
-                window_volume: 0,
-                quoted_in_window: false,
-                last_seen: 0,
-                iv_history: Default::default(),
+                ..Default::default()
             },
         );
     }
