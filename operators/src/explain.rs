@@ -89,6 +89,7 @@ fn vote_json(v: &FactorVote) -> serde_json::Value {
         "direction": v.direction,
         "voted": v.voted,
         "detail": v.detail,
+        "p": format!("{:.2e}", v.p_value),
     })
 }
 
@@ -159,6 +160,8 @@ impl Operator for Explain {
             "spot": format!("{:.2}", sig.spot),
             "time": self.time(sig.window_end),
             "agreeing": sig.agreeing,
+            "probability": format!("{:.0}%", 100.0 * sig.probability),
+            "probability_basis": if sig.calibrated { "calibrated on past outcomes" } else { "uncalibrated prior: composite/100" },
             "total": sig.factors.len(),
             "voters": voters,
             "factors": sig.factors.iter().map(vote_json).collect::<Vec<_>>(),

@@ -11,13 +11,16 @@
 //! - [`normalize`]: OCC symbol parsing, mid/spread, rejection of unusable quotes.
 //! - [`greeks`]: implied volatility and greeks per contract.
 //! - [`score`]: one module per factor (IV z-score, dealer gamma exposure, unusual flow).
-//! - [`consensus`]: weighted composite with a minimum number of agreeing factors.
+//! - [`consensus`]: significance voting (Benjamini-Hochberg across the window), weighted
+//!   composite, minimum agreeing factors, calibrated probability.
+//! - [`calibration`]: composite → probability mappings (isotonic, Platt) and the PAVA fit.
 //! - [`explain`]: handlebars narratives in Markdown and plain text.
 //! - [`risk_gate`]: open-signal and per-sector caps.
 //! - [`dispatch`]: dedupe and cooldown, producing alerts.
 //! - [`ordering`]: `(event_time, event_id)` ordering behind the watermark for merging stages.
 //! - [`testing`]: drive any operator over a list of events.
 
+pub mod calibration;
 pub mod config;
 pub mod consensus;
 pub mod dispatch;

@@ -91,6 +91,91 @@ fn consensus_waits_for_the_watermark_and_ignores_arrival_order() {
     assert_eq!(consensus(a, end), consensus(b, end));
 }
 
+#[test]
+fn benjamini_hochberg_matches_a_hand_computed_cut() {
+    use crate::consensus::benjamini_hochberg;
+    // m = 6, q = 0.05: thresholds k·q/m = .0083 .0167 .025 .0333 .0417 .05. The largest k with
+    // p(k) ≤ its threshold is k = 4 (0.030 ≤ .0333), so the four smallest are discoveries even
+    // though p(3) = 0.024... also passes and p(2) = 0.02 fails its own threshold.
+    let p = [0.030, 0.001, 0.020, 0.024, 0.200, 0.049];
+    assert_eq!(
+        benjamini_hochberg(&p, 0.05),
+        vec![true, true, true, true, false, false]
+    );
+    assert_eq!(benjamini_hochberg(&[0.04, 0.5], 0.05), vec![false, false]);
+    assert!(benjamini_hochberg(&[], 0.05).is_empty());
+}
+
+/// Twenty names: seventeen calm (|z| = 0.5), three whose two factors agree at |z| = 2.2 (each
+/// p ≈ 0.028, enough for an uncorrected vote at z ≥ 2, and what 40 tests produce by chance),
+/// and one genuine outlier. The correction across the window keeps only the outlier; turning
+/// it off (fdr = 1) lets the three through.
+#[test]
+fn the_false_discovery_correction_spans_every_underlying_in_the_window() {
+    let end = T + MICROS_PER_MINUTE;
+    let mut scores = vec![
+        factor("GME", "iv_zscore", 6.0, "bullish", end),
+        factor("GME", "unusual_flow", 7.0, "bullish", end),
+    ];
+    for i in 0..20 {
+        let u = format!("N{i:02}");
+        let z = if i < 3 { 2.2 } else { 0.5 };
+        scores.push(factor(&u, "iv_zscore", z, "bullish", end));
+        scores.push(factor(&u, "unusual_flow", z, "bullish", end));
+    }
+    let run_with = |fdr: f64| {
+        let cfg = ConsensusConfig {
+            fdr,
+            min_composite: 0.0,
+            ..Default::default()
+        };
+        let mut op = cfg.build().unwrap();
+        let mut steps: Vec<_> = scores.iter().cloned().map(Step::Event).collect();
+        steps.push(Step::Watermark(end - 1));
+        run(&mut op, steps).unwrap().events
+    };
+    let corrected = run_with(0.05);
+    assert_eq!(
+        corrected
+            .iter()
+            .map(|s| s.underlying.as_str())
+            .collect::<Vec<_>>(),
+        vec!["GME"]
+    );
+    assert!(corrected[0].factors.iter().all(|f| f.p_value < 1e-8));
+    assert_eq!(run_with(1.0).len(), 4);
+}
+
+#[test]
+fn signals_carry_a_calibrated_probability() {
+    use crate::calibration::Calibration;
+    let end = T + MICROS_PER_MINUTE;
+    let scores = [
+        factor("GME", "iv_zscore", 4.0, "bullish", end),
+        factor("GME", "unusual_flow", 5.0, "bullish", end),
+    ];
+    let steps = || {
+        let mut v: Vec<_> = scores.iter().cloned().map(Step::Event).collect();
+        v.push(Step::Watermark(end - 1));
+        v
+    };
+    let mut prior = ConsensusConfig::default().build().unwrap();
+    let s = &run(&mut prior, steps()).unwrap().events[0];
+    assert!(!s.calibrated);
+    assert!((s.probability - s.composite / 100.0).abs() < 1e-4);
+    let cal = Calibration::Isotonic {
+        points: vec![(50.0, 0.3), (100.0, 0.8)],
+    };
+    let mut fitted = ConsensusConfig::default()
+        .build()
+        .unwrap()
+        .with_calibration(cal.clone());
+    let s = &run(&mut fitted, steps()).unwrap().events[0];
+    assert!(s.calibrated);
+    assert!((s.probability - cal.probability(s.composite)).abs() < 1e-12);
+    assert!((0.75..=0.8).contains(&s.probability), "{}", s.probability);
+}
+
 fn signal(u: &str, sector: &str, dir: &str, t: i64) -> Signal {
     let end = t;
     let mut s = consensus(

@@ -5,9 +5,9 @@
 
 use crate::source::simulator::SimulatorConfig;
 use optionflow_operators::{
-    consensus::ConsensusConfig, dispatch::DispatchConfig, explain::ExplainConfig,
-    greeks::GreeksConfig, normalize::NormalizeConfig, risk_gate::RiskGateConfig,
-    score::ScoreConfig, ConfigErrors,
+    calibration::Calibration, consensus::ConsensusConfig, dispatch::DispatchConfig,
+    explain::ExplainConfig, greeks::GreeksConfig, normalize::NormalizeConfig,
+    risk_gate::RiskGateConfig, score::ScoreConfig, ConfigErrors,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -172,6 +172,21 @@ impl Config {
         p.finish()
     }
 
+    /// Reads `[consensus] calibration-file` when set; the identity prior otherwise.
+    pub fn load_calibration(&self) -> Result<Calibration, ConfigError> {
+        let Some(path) = &self.consensus.calibration_file else {
+            return Ok(Calibration::Identity);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Calibration::from_json(&text).map_err(|message| ConfigError::Parse {
+            origin: format!("consensus.calibration-file {path}"),
+            message,
+        })
+    }
+
     /// A stable fingerprint of the effective configuration, to tell whether a data directory's
     /// session was started with the same settings.
     pub fn fingerprint(&self) -> String {
@@ -276,6 +291,25 @@ mod tests {
         ] {
             assert!(err.contains(want), "{want:?} missing from {err}");
         }
+    }
+
+    #[test]
+    fn the_calibration_file_is_loaded_or_refused_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("cal.json");
+        std::fs::write(&good, r#"{"method":"platt","a":4.0,"b":-3.0}"#).unwrap();
+        let mut cfg = Config::default();
+        assert_eq!(cfg.load_calibration().unwrap(), Calibration::Identity);
+        cfg.consensus.calibration_file = Some(good.display().to_string());
+        assert!(cfg.load_calibration().unwrap().is_fitted());
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"method":"isotonic","points":[]}"#).unwrap();
+        cfg.consensus.calibration_file = Some(bad.display().to_string());
+        let err = cfg.load_calibration().unwrap_err().to_string();
+        assert!(
+            err.contains("bad.json") && err.contains("at least one point"),
+            "{err}"
+        );
     }
 
     /// The example file documents every key with its default: loading it must give exactly the

@@ -18,6 +18,7 @@ fn vote() -> FactorVote {
         direction: "bullish".into(),
         voted: true,
         detail: "front calls bid".into(),
+        p_value: 0.0014,
     }
 }
 
@@ -181,6 +182,8 @@ fn every_event_round_trips_through_its_schema() {
         agreeing: 3,
         spot: 65.0,
         factors: vec![vote(), vote()],
+        probability: 0.71,
+        calibrated: true,
     });
     round_trip(Explanation {
         event_id: id.clone(),

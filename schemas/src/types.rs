@@ -167,6 +167,7 @@ pub struct FactorVote {
     pub direction: String,
     pub voted: bool,
     pub detail: String,
+    pub p_value: f64,
 }
 
 /// A consensus of factors agreeing on one underlying.
@@ -183,6 +184,8 @@ pub struct Signal {
     pub agreeing: i32,
     pub spot: f64,
     pub factors: Vec<FactorVote>,
+    pub probability: f64,
+    pub calibrated: bool,
 }
 
 /// A signal explained in words.

@@ -197,7 +197,11 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     let mut normalize = cfg.normalize.build().map_err(cfg_err)?;
     let mut greeks = cfg.greeks.build().map_err(cfg_err)?;
     let mut score = cfg.score.build().map_err(cfg_err)?;
-    let mut consensus = cfg.consensus.build().map_err(cfg_err)?;
+    let mut consensus = cfg
+        .consensus
+        .build()
+        .map_err(cfg_err)?
+        .with_calibration(cfg.load_calibration()?);
     let mut explain = cfg.explain.build().map_err(cfg_err)?;
     let mut risk = cfg.risk_gate.build().map_err(cfg_err)?;
     let mut dispatch = cfg.dispatch.build().map_err(cfg_err)?;
