@@ -22,6 +22,9 @@ use std::collections::BTreeMap;
 pub struct IvRvState {
     /// IV−RV spread at past window closes.
     pub history: stats::History,
+    /// Which realized vol the history's spreads were measured against.
+    #[serde(default)]
+    pub rv_basis: String,
 }
 
 /// Reads the window and advances the spread history.
@@ -57,6 +60,13 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     };
     let spread = iv - rv;
     metadata.insert("spread".to_string(), spread);
+    // Spreads against the intraday RV and against the session RV are different quantities: when
+    // the basis changes (the 21st session completes) the history starts over rather than
+    // scoring the switch itself as an event.
+    if book.iv_rv.rv_basis != rv_name {
+        book.iv_rv.history = stats::History::default();
+        book.iv_rv.rv_basis = rv_name.to_string();
+    }
     let h = &mut book.iv_rv.history;
     let samples = h.len() as i64;
     let scored = h.score(spread, cfg.min_samples, cfg.min_samples, cfg.vol_min_std);
@@ -184,6 +194,35 @@ mod tests {
 
     fn close_iv(a: f64, b: f64) -> f64 {
         constant_maturity_iv(&[(20.0 * DAY, a), (40.0 * DAY, b)], 30.0 * DAY).unwrap()
+    }
+
+    #[test]
+    fn a_change_of_realized_vol_basis_restarts_the_history() {
+        let cfg = ScoreConfig::default();
+        let mut b = book(0.20, 0.30);
+        for _ in 0..=cfg.min_samples {
+            close(&cfg, &mut b);
+        }
+        assert_eq!(b.iv_rv.history.len(), cfg.min_samples + 1);
+        // Drop to 20 sessions with a one-minute series instead: the intraday RV takes over.
+        b.rv.sessions.pop_front();
+        for (i, p) in [100.0, 100.1, 100.0, 100.1].into_iter().enumerate() {
+            let bar = Bar {
+                open: p,
+                high: p,
+                low: p,
+                close: p,
+            };
+            b.rv.minutes.push_back((i as i64, bar));
+        }
+        let cfg = ScoreConfig {
+            rv_intraday_bars: 3,
+            ..cfg
+        };
+        let r = close(&cfg, &mut b);
+        assert!(r.detail.contains("intraday") && r.detail.contains("warming up"));
+        assert_eq!(b.iv_rv.history.len(), 1);
+        assert_eq!(b.iv_rv.rv_basis, "intraday");
     }
 
     #[test]

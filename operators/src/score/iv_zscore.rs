@@ -280,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn the_percentile_floor_is_validated_against_min_samples() {
+        let cfg = ScoreConfig {
+            iv_percentile_floor: 9,
+            ..ScoreConfig::default()
+        };
+        let err = cfg.validate().unwrap_err().0;
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].starts_with("iv-percentile-floor"), "{err:?}");
+    }
+
+    #[test]
     fn buckets_follow_tenor_and_delta() {
         assert_eq!(super::tenor_band(7.0), "0-7d");
         assert_eq!(super::tenor_band(30.0), "8-30d");

@@ -459,6 +459,21 @@ mod tests {
     }
 
     #[test]
+    fn its_keys_are_validated() {
+        let cfg = ScoreConfig {
+            rv_intraday_bars: 1,
+            rv_min_sessions: 62,
+            vol_min_std: 0.0,
+            ..ScoreConfig::default()
+        };
+        let err = cfg.validate().unwrap_err().0;
+        assert_eq!(err.len(), 3, "{err:?}");
+        assert!(err.iter().any(|e| e.starts_with("rv-intraday-bars")));
+        assert!(err.iter().any(|e| e.starts_with("rv-min-sessions")));
+        assert!(err.iter().any(|e| e.starts_with("vol-min-std")));
+    }
+
+    #[test]
     fn sessions_end_on_a_later_new_york_date_and_ignore_off_hours() {
         let cfg = ScoreConfig::default();
         let st = feed(

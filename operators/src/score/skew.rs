@@ -399,6 +399,21 @@ mod tests {
     }
 
     #[test]
+    fn its_keys_are_validated() {
+        let cfg = ScoreConfig {
+            skew_wing_delta: 0.5,
+            term_min_gap_days: 0.0,
+            cm_tenor_days: -1.0,
+            ..ScoreConfig::default()
+        };
+        let err = cfg.validate().unwrap_err().0;
+        assert_eq!(err.len(), 3, "{err:?}");
+        assert!(err.iter().any(|e| e.starts_with("skew-wing-delta")));
+        assert!(err.iter().any(|e| e.starts_with("term-min-gap-days")));
+        assert!(err.iter().any(|e| e.starts_with("cm-tenor-days")));
+    }
+
+    #[test]
     fn an_empty_chain_says_so() {
         let mut b = UnderlyingBook {
             spot: 100.0,
