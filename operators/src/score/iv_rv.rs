@@ -6,6 +6,9 @@
 //! [`realized_vol::reference_rv`]: the 20-session Yang–Zhang vol once 21 sessions exist (about
 //! the same 30 calendar days the IV looks ahead), the intraday one-minute RV before that.
 //!
+//! The spread's robust spread is floored at `vol-min-std` and at the RV's sampling error
+//! ([`realized_vol::sampling_error`]).
+//!
 //! The spread's level is the variance risk premium (usually positive: options are priced above
 //! the vol that follows). A spread far from its own history either way reads "volatility": IV
 //! bid far above realized means the market prices a move the tape has not shown yet; IV far
@@ -38,10 +41,10 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     if let Some(iv) = iv {
         metadata.insert("iv_cm".to_string(), iv);
     }
-    if let Some((rv, _)) = rv {
+    if let Some((rv, _, _)) = rv {
         metadata.insert("rv".to_string(), rv);
     }
-    let (Some(iv), Some((rv, rv_name))) = (iv, rv) else {
+    let (Some(iv), Some((rv, rv_name, rv_n))) = (iv, rv) else {
         return Reading {
             raw_value: 0.0,
             zscore: 0.0,
@@ -69,7 +72,11 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     }
     let h = &mut book.iv_rv.history;
     let samples = h.len() as i64;
-    let scored = h.score(spread, cfg.min_samples, cfg.min_samples, cfg.vol_min_std);
+    // The spread is no less noisy than its realized leg: floor its spread at the RV's sampling
+    // error (see realized_vol::sampling_error), or a jump in a 30-bar RV scores in the hundreds.
+    let floor = cfg.vol_min_std.max(realized_vol::sampling_error(rv, rv_n));
+    metadata.insert("rv_sampling_error".to_string(), floor);
+    let scored = h.score(spread, cfg.min_samples, cfg.min_samples, floor);
     h.push(spread, cfg.history);
     let days = cfg.cm_tenor_days;
     let Some(s) = scored else {
@@ -180,13 +187,16 @@ mod tests {
         // Steady spread: z 0.
         let steady = close(&cfg, &mut b);
         assert!(steady.zscore.abs() < 1e-9 && steady.direction == "neutral");
-        // Both expiries' IV up 5 points: the spread widens by 5 points over a flat history,
-        // scored against the 0.005 floor → z = 10.
+        // Both expiries' IV up 10 points: the spread widens by the change in the 30-day IV over
+        // a flat history, scored against the 20-session RV's sampling error rv/√40.
         for c in b.contracts.values_mut() {
-            c.iv += 0.05;
+            c.iv += 0.10;
         }
         let r = close(&cfg, &mut b);
-        let want = (close_iv(0.25, 0.35) - close_iv(0.20, 0.30)) / cfg.vol_min_std;
+        let se = r.metadata["rv"] / 40f64.sqrt();
+        assert!((r.metadata["rv_sampling_error"] - se).abs() < 1e-15);
+        let want = (close_iv(0.30, 0.40) - close_iv(0.20, 0.30)) / se;
+        assert!(want > 2.0);
         assert!((r.zscore - want).abs() < 1e-6, "{} vs {want}", r.zscore);
         assert_eq!(r.direction, "volatility");
         assert!(r.detail.contains("rich"));

@@ -66,8 +66,9 @@ pub struct ScoreConfig {
     /// Observations a history needs before a percentile-rank score stands in for the median/MAD
     /// one (between this and `min-samples`); fewer means "warming up".
     pub iv_percentile_floor: usize,
-    /// Floor on the robust spread of the realized-vol, IV−RV and skew histories (vol units;
-    /// for the put-wing slope, vol per unit of ln K).
+    /// Floor on the robust spread of the realized-vol, IV−RV and skew histories, in vol units
+    /// (the realized-vol ones are also floored at the RV's sampling error; the put-wing slope's
+    /// is this divided by the strikes' spread, √Σ(ln K − mean)²).
     pub vol_min_std: f64,
     /// One-minute bars behind the intraday realized vol.
     pub rv_intraday_bars: usize,

@@ -147,9 +147,9 @@ fn push_capped<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
 ///
 /// Returns are not de-meaned (a one-minute drift is noise next to its variance), and the sum is
 /// divided by the minutes the returns span rather than their count, so a minute without ticks
-/// makes one two-minute return instead of inflating the rate. `None` with fewer than half of
-/// `rv-intraday-bars` returns (at least 2).
-pub fn intraday_rv(cfg: &ScoreConfig, st: &RvState) -> Option<f64> {
+/// makes one two-minute return instead of inflating the rate. Returns the vol and the number of
+/// returns behind it; `None` with fewer than half of `rv-intraday-bars` returns (at least 2).
+pub fn intraday_rv(cfg: &ScoreConfig, st: &RvState) -> Option<(f64, usize)> {
     let bars: Vec<&(i64, Bar)> = st.minutes.iter().collect();
     let returns = bars.len().saturating_sub(1);
     if returns < cfg.rv_intraday_bars.div_ceil(2).max(2) {
@@ -161,7 +161,22 @@ pub fn intraday_rv(cfg: &ScoreConfig, st: &RvState) -> Option<f64> {
         ss += r * r;
         minutes += (w[1].0 - w[0].0) as f64;
     }
-    Some((SESSIONS_PER_YEAR * MINUTES_PER_SESSION * ss / minutes).sqrt())
+    Some((
+        (SESSIONS_PER_YEAR * MINUTES_PER_SESSION * ss / minutes).sqrt(),
+        returns,
+    ))
+}
+
+/// Standard error of a realized vol `vol` estimated from `n` returns: σ/√(2n), the delta-method
+/// error of a sample standard deviation under normal returns (exact for close-to-close; the
+/// range-based estimators do better, so it is a conservative bound for them).
+///
+/// It floors the spread a realized-vol z-score is divided by. Window readings of a rolling
+/// estimator overlap (two consecutive 30-bar RVs share 29 returns), so their own history
+/// understates how noisy one reading is; without this floor an ordinary jump scores in the
+/// hundreds.
+pub fn sampling_error(vol: f64, n: usize) -> f64 {
+    vol / (2.0 * n.max(1) as f64).sqrt()
 }
 
 fn sample_variance(x: &[f64]) -> f64 {
@@ -249,13 +264,14 @@ pub fn yang_zhang(bars: &[Bar], n: usize) -> Option<f64> {
     ))
 }
 
-/// The realized vol the IV−RV spread compares against, and its name: the 20-session Yang–Zhang
-/// once 21 sessions exist (≈ 30 calendar days, the IV's horizon), else the intraday RV.
-pub fn reference_rv(cfg: &ScoreConfig, st: &RvState) -> Option<(f64, &'static str)> {
+/// The realized vol the IV−RV spread compares against, its name and the observations behind
+/// it: the 20-session Yang–Zhang once 21 sessions exist (≈ 30 calendar days, the IV's
+/// horizon), else the intraday RV.
+pub fn reference_rv(cfg: &ScoreConfig, st: &RvState) -> Option<(f64, &'static str, usize)> {
     let bars: Vec<Bar> = st.sessions.iter().copied().collect();
     yang_zhang(&bars, 20)
-        .map(|v| (v, "20-session Yang-Zhang"))
-        .or_else(|| intraday_rv(cfg, st).map(|v| (v, "intraday")))
+        .map(|v| (v, "20-session Yang-Zhang", 20))
+        .or_else(|| intraday_rv(cfg, st).map(|(v, n)| (v, "intraday", n)))
 }
 
 /// Reads the window ending at `end` (µs) and advances the intraday history.
@@ -278,7 +294,7 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook, end: i64) -> R
     }
     metadata.insert("sessions".to_string(), bars.len() as f64);
     metadata.insert("minute_bars".to_string(), st.minutes.len() as f64);
-    let Some(rv) = intraday_rv(cfg, st) else {
+    let Some((rv, returns)) = intraday_rv(cfg, st) else {
         return Reading {
             raw_value: 0.0,
             zscore: 0.0,
@@ -293,18 +309,21 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook, end: i64) -> R
     };
     metadata.insert("rv_intraday".to_string(), rv);
     let by_session = bars.len() >= cfg.rv_min_sessions;
+    // Under the null hypothesis that vol is at its baseline, one reading is off by about the
+    // baseline's sampling error from `returns` returns: the spread is floored there.
+    let floor = |center: f64| cfg.vol_min_std.max(sampling_error(center, returns));
     let (scored, baseline, samples) = if by_session {
         let gk: Vec<f64> = bars.iter().map(|b| annualised(gk_variance(b))).collect();
         let mut sorted = gk.clone();
         let center = stats::median(&mut sorted).unwrap_or(rv);
-        let z = stats::robust_z(&gk, rv, cfg.vol_min_std);
+        let z = stats::robust_z(&gk, rv, floor(center));
         (Some((z, center)), "sessions' Garman-Klass vol", gk.len())
     } else {
-        let s = st
-            .intraday_history
-            .score(rv, cfg.min_samples, cfg.min_samples, cfg.vol_min_std)
+        let h = &st.intraday_history;
+        let s = h
+            .score(rv, cfg.min_samples, cfg.min_samples, floor(h.median()))
             .map(|s| (s.z, s.center));
-        (s, "its own history", st.intraday_history.len())
+        (s, "its own history", h.len())
     };
     st.intraday_history.push(rv, cfg.history);
     metadata.insert(
@@ -435,8 +454,10 @@ mod tests {
         let ticks = gbm_ticks(0.20, 1, 3);
         let mut st = feed(&cfg, &ticks);
         roll_minutes(&cfg, &mut st, OPEN + DAY);
-        let rv = intraday_rv(&cfg, &st).unwrap();
+        let (rv, n) = intraday_rv(&cfg, &st).unwrap();
+        assert_eq!(n, 300);
         // 300 one-minute returns: standard error ≈ 20%/√600 ≈ 0.8 vol points.
+        assert!((sampling_error(0.20, n) - 0.2 / 600f64.sqrt()).abs() < 1e-15);
         assert!((rv - 0.20).abs() < 0.03, "{rv}");
     }
 
@@ -592,9 +613,11 @@ mod tests {
         assert!((calm.raw_value - want).abs() < 1e-9, "{calm:?}");
         assert_eq!(calm.direction, "neutral");
         let last = out.last().unwrap();
-        assert!(last.raw_value > 4.0 * want, "{last:?}");
+        // Every return is now ±0.03: RV 5× the calm one, over a flat history whose spread is
+        // floored by the calm RV's sampling error from 4 returns (√8): z = 4·want/(want/√8).
+        assert!((last.raw_value - 5.0 * want).abs() < 1e-9, "{last:?}");
         assert_eq!(last.direction, "volatility", "{last:?}");
-        assert!(last.zscore > 2.0);
+        assert!((last.zscore - 4.0 * 8f64.sqrt()).abs() < 1e-6, "{last:?}");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - **25-delta butterfly** BF = (IV25c + IV25p)/2 − IV_ATM, with IV_ATM read at the forward
 //!   ([`term_structure::atm_by_expiry`]): the wings' premium over the body;
 //! - **put-wing slope** dIV/d ln(K/F), the least-squares slope of IV on log-moneyness over the
-//!   out-of-the-money puts (K < F, at least three): normally negative, more negative = steeper;
+//!   out-of-the-money puts (K < F, at least three): normally negative, more negative = steeper.
+//!   Its z-score's spread is floored at the slope's standard error if each IV carried
+//!   `vol-min-std` of noise (vol-min-std/√Σ(x − x̄)²), the vol floor translated to slope units;
 //! - **term-structure spread** front-month ATM IV − back-month ATM IV, front being the nearest
 //!   expiry at least `iv-min-days` out and back the first at least `term-min-gap-days` after it.
 //!   Positive means inverted (near-term fear), flagged as `term_inverted` in the metadata.
@@ -61,6 +63,11 @@ pub fn iv_at_delta(points: &[(f64, f64)], target: f64) -> Option<f64> {
 
 /// Least-squares slope of `y` on `x`; `None` with fewer than three points or no spread in `x`.
 pub fn least_squares_slope(points: &[(f64, f64)]) -> Option<f64> {
+    fit(points).map(|(slope, _)| slope)
+}
+
+/// Least-squares slope and Sxx = Σ(x − x̄)², the spread of `x` its standard error scales with.
+fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     if points.len() < 3 {
         return None;
     }
@@ -69,7 +76,7 @@ pub fn least_squares_slope(points: &[(f64, f64)]) -> Option<f64> {
     let my = points.iter().map(|p| p.1).sum::<f64>() / n;
     let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    (sxx > 1e-12).then(|| sxy / sxx)
+    (sxx > 1e-12).then(|| (sxy / sxx, sxx))
 }
 
 /// The skew measures of one window; each is `None` when the chain cannot support it.
@@ -89,6 +96,8 @@ pub struct Measures {
     pub bf: Option<f64>,
     /// Put-wing slope dIV/d ln(K/F).
     pub slope: Option<f64>,
+    /// Standard error of that slope if each IV carried `vol-min-std` of noise: vol-min-std/√Sxx.
+    pub slope_floor: Option<f64>,
     /// Front and back ATM IVs.
     pub term: Option<(f64, f64)>,
 }
@@ -131,7 +140,10 @@ pub fn measure(cfg: &ScoreConfig, book: &UnderlyingBook) -> Measures {
         m.rr = Some(c - p);
         m.bf = Some(0.5 * (c + p) - smile.iv);
     }
-    m.slope = least_squares_slope(&otm_puts);
+    if let Some((slope, sxx)) = fit(&otm_puts) {
+        m.slope = Some(slope);
+        m.slope_floor = Some(cfg.vol_min_std / sxx.sqrt());
+    }
     m
 }
 
@@ -170,16 +182,18 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     }
     // Each measure scored against its own history, then pushed; a measure the chain cannot
     // support this window leaves its history untouched.
-    let score = |h: &mut stats::History, v: Option<f64>| {
+    let score = |h: &mut stats::History, v: Option<f64>, floor: f64| {
         let v = v?;
-        let s = h.score(v, cfg.min_samples, cfg.min_samples, cfg.vol_min_std);
+        let s = h.score(v, cfg.min_samples, cfg.min_samples, floor);
         h.push(v, cfg.history);
         s.map(|s| s.z)
     };
-    let z_rr = score(&mut st.rr, m.rr);
-    let z_bf = score(&mut st.bf, m.bf);
-    let z_slope = score(&mut st.slope, m.slope);
-    let z_term = score(&mut st.term, term);
+    let v = cfg.vol_min_std;
+    let z_rr = score(&mut st.rr, m.rr, v);
+    let z_bf = score(&mut st.bf, m.bf, v);
+    // A slope's noise is the IVs' noise over the strikes' spread, not a vol-unit constant.
+    let z_slope = score(&mut st.slope, m.slope, m.slope_floor.unwrap_or(v));
+    let z_term = score(&mut st.term, term, v);
     for (k, z) in [
         ("z_rr", z_rr),
         ("z_bf", z_bf),
