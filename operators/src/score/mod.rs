@@ -6,10 +6,17 @@
 //! - [`iv_zscore`]: out-of-the-money wing IVs against each contract's own history;
 //! - [`gamma_exposure`]: dealer gamma exposure (GEX), walls and flip;
 //! - [`unusual_flow`]: call and put volume against their own averages.
+//! - [`realized_vol`]: session and one-minute bars of the underlying, realized-vol estimators;
+//! - [`iv_rv`]: 30-day constant-maturity ATM IV minus realized vol ([`term_structure`]);
+//! - [`skew`]: 25-delta risk reversal and butterfly, put-wing slope, term-structure inversion.
 
 pub mod gamma_exposure;
+pub mod iv_rv;
 pub mod iv_zscore;
+pub mod realized_vol;
+pub mod skew;
 pub mod stats;
+pub mod term_structure;
 pub mod unusual_flow;
 
 use crate::config::{ConfigErrors, Problems};
@@ -56,6 +63,24 @@ pub struct ScoreConfig {
     pub iv_min_std: f64,
     /// Sign convention of dealer gamma exposure.
     pub gex_sign: GexSign,
+    /// Observations a history needs before a percentile-rank score stands in for the median/MAD
+    /// one (between this and `min-samples`); fewer means "warming up".
+    pub iv_percentile_floor: usize,
+    /// Floor on the robust spread of the realized-vol, IV−RV and skew histories, in vol units
+    /// (the realized-vol ones are also floored at the RV's sampling error; the put-wing slope's
+    /// is this divided by the strikes' spread, √Σ(ln K − mean)²).
+    pub vol_min_std: f64,
+    /// One-minute bars behind the intraday realized vol.
+    pub rv_intraday_bars: usize,
+    /// Completed sessions needed before the session-level baseline replaces the intraday
+    /// history as the realized-vol z-score's reference.
+    pub rv_min_sessions: usize,
+    /// Tenor, in calendar days, of the constant-maturity ATM IV and of the skew's target expiry.
+    pub cm_tenor_days: f64,
+    /// |Delta| of the risk reversal's and butterfly's wings.
+    pub skew_wing_delta: f64,
+    /// Minimum calendar days between the front and the back expiry of the term-structure check.
+    pub term_min_gap_days: f64,
 }
 
 impl Default for ScoreConfig {
@@ -69,6 +94,13 @@ impl Default for ScoreConfig {
             iv_min_days: 1.0,
             iv_min_std: 0.01,
             gex_sign: GexSign::DealerLongCalls,
+            iv_percentile_floor: 3,
+            vol_min_std: 0.005,
+            rv_intraday_bars: 30,
+            rv_min_sessions: 10,
+            cm_tenor_days: 30.0,
+            skew_wing_delta: 0.25,
+            term_min_gap_days: 20.0,
         }
     }
 }
@@ -107,6 +139,44 @@ impl ScoreConfig {
             "must not be negative",
         );
         p.check(self.iv_min_std > 0.0, "iv-min-std", "must be positive");
+        p.check(
+            self.iv_percentile_floor >= 2 && self.iv_percentile_floor <= self.min_samples,
+            "iv-percentile-floor",
+            format!(
+                "must be between 2 and min-samples ({}), got {}",
+                self.min_samples, self.iv_percentile_floor
+            ),
+        );
+        p.check(
+            self.vol_min_std > 0.0 && self.vol_min_std.is_finite(),
+            "vol-min-std",
+            "must be a positive number",
+        );
+        p.check(
+            (2..=1000).contains(&self.rv_intraday_bars),
+            "rv-intraday-bars",
+            "must be between 2 and 1000",
+        );
+        p.check(
+            (2..=realized_vol::MAX_SESSIONS).contains(&self.rv_min_sessions),
+            "rv-min-sessions",
+            format!("must be between 2 and {}", realized_vol::MAX_SESSIONS),
+        );
+        p.check(
+            self.cm_tenor_days > 0.0 && self.cm_tenor_days <= 3650.0,
+            "cm-tenor-days",
+            "must be in (0, 3650]",
+        );
+        p.check(
+            self.skew_wing_delta > 0.0 && self.skew_wing_delta < 0.5,
+            "skew-wing-delta",
+            "must be in (0, 0.5)",
+        );
+        p.check(
+            self.term_min_gap_days > 0.0 && self.term_min_gap_days.is_finite(),
+            "term-min-gap-days",
+            "must be a positive number of days",
+        );
         p.finish()
     }
 
@@ -188,6 +258,15 @@ pub struct UnderlyingBook {
     pub gex: gamma_exposure::GexState,
     /// State of the unusual flow factor.
     pub flow: unusual_flow::FlowState,
+    /// State of the realized volatility factor (bars of the underlying).
+    #[serde(default)]
+    pub rv: realized_vol::RvState,
+    /// State of the IV−RV spread factor.
+    #[serde(default)]
+    pub iv_rv: iv_rv::IvRvState,
+    /// State of the skew factor.
+    #[serde(default)]
+    pub skew: skew::SkewState,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -306,6 +385,10 @@ fn close_window(
         ("iv_zscore", iv_zscore::close(cfg, book)),
         ("gamma_exposure", gamma_exposure::close(cfg, book)),
         ("unusual_flow", unusual_flow::close(cfg, book)),
+        // realized_vol first: it finalises the minute bars iv_rv reads.
+        ("realized_vol", realized_vol::close(cfg, book, end)),
+        ("iv_rv", iv_rv::close(cfg, book)),
+        ("skew", skew::close(cfg, book)),
     ];
     for (factor, r) in readings {
         out.emit(FactorScore {
@@ -360,6 +443,7 @@ impl Operator for Score {
             GreeksEvent::Tick(t) => {
                 let book = self.state.books.entry(t.underlying.clone()).or_default();
                 book.spot = t.price;
+                realized_vol::on_tick(&self.cfg, &mut book.rv, t.event_time, t.price);
                 if t.sector.is_some() {
                     book.sector.clone_from(&t.sector);
                 }

@@ -1,4 +1,5 @@
-//! Small statistics shared by the factors: a bounded rolling history and the normal CDF.
+//! Small statistics shared by the factors: a bounded rolling history, robust (median/MAD) and
+//! percentile-rank standard scores, the normal CDF and its inverse.
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -50,10 +51,159 @@ impl History {
         (ss / (n - 1) as f64).sqrt()
     }
 
+    /// Median of the observations (0 when empty).
+    pub fn median(&self) -> f64 {
+        let mut v: Vec<f64> = self.values.iter().copied().collect();
+        median(&mut v).unwrap_or(0.0)
+    }
+
+    /// Scores `v` against the history, robustly, or `None` while the history is too short:
+    /// - with at least `min_samples` observations, the median/MAD score ([`robust_z`]);
+    /// - with at least `floor` (but fewer than `min_samples`), the percentile rank of `v` mapped
+    ///   through the inverse normal ([`percentile_z`]) — a short history cannot support a scale
+    ///   estimate, but it can still say where `v` ranks;
+    /// - below `floor`, nothing.
+    pub fn score(&self, v: f64, min_samples: usize, floor: usize, min_std: f64) -> Option<Scored> {
+        let n = self.values.len();
+        let values: Vec<f64> = self.values.iter().copied().collect();
+        if n >= min_samples && n >= 2 {
+            Some(Scored {
+                z: robust_z(&values, v, min_std),
+                center: self.median(),
+                method: Method::MedianMad,
+            })
+        } else if n >= floor.max(1) {
+            Some(Scored {
+                z: percentile_z(&values, v),
+                center: self.median(),
+                method: Method::PercentileRank,
+            })
+        } else {
+            None
+        }
+    }
+
     /// Standard score of `v` against the history, with the deviation floored at `min_std` so a
     /// nearly constant history does not turn rounding noise into huge scores.
     pub fn zscore(&self, v: f64, min_std: f64) -> f64 {
         (v - self.mean()) / self.std_dev().max(min_std)
+    }
+}
+
+/// How a [`Scored`] value was scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Median and scaled median absolute deviation: a full history.
+    MedianMad,
+    /// Percentile rank through the inverse normal: a short history.
+    PercentileRank,
+}
+
+/// A standard score and the centre it was measured from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// The standard score.
+    pub z: f64,
+    /// The history's median, the level the score is measured from.
+    pub center: f64,
+    /// How the score was obtained.
+    pub method: Method,
+}
+
+/// Scale factor that makes the median absolute deviation a consistent estimator of the standard
+/// deviation under normality (1 / Φ⁻¹(3/4)); see Rousseeuw & Croux (1993), "Alternatives to the
+/// Median Absolute Deviation", JASA 88(424).
+pub const MAD_SCALE: f64 = 1.4826;
+
+/// Median absolute deviation from the median (unscaled); 0 when empty.
+pub fn mad(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    let Some(m) = median(&mut v) else {
+        return 0.0;
+    };
+    let mut dev: Vec<f64> = values.iter().map(|x| (x - m).abs()).collect();
+    median(&mut dev).unwrap_or(0.0)
+}
+
+/// Robust standard score: `(v − median) / max(1.4826·MAD, min_std)`. One outlier in the history
+/// moves neither the median nor the MAD much, so yesterday's spike does not mute today's.
+pub fn robust_z(values: &[f64], v: f64, min_std: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    let m = median(&mut sorted).unwrap_or(v);
+    (v - m) / (MAD_SCALE * mad(values)).max(min_std)
+}
+
+/// Percentile rank of `v` among `values`, as a standard score: the mid-rank
+/// `p = (below + ½·equal + ½) / (n + 1)` mapped through [`inv_norm_cdf`]. The `+½ … n+1`
+/// continuity correction keeps `p` strictly inside (0, 1), so the score stays finite, and bounds
+/// it by the history's length: with n observations |z| ≤ Φ⁻¹((n + ½)/(n + 1)), e.g. 1.53 for
+/// n = 7 — a short history can rank a value but never make an extreme claim about it.
+pub fn percentile_z(values: &[f64], v: f64) -> f64 {
+    let below = values.iter().filter(|&&x| x < v).count() as f64;
+    let equal = values.iter().filter(|&&x| x == v).count() as f64;
+    let p = (below + 0.5 * equal + 0.5) / (values.len() as f64 + 1.0);
+    inv_norm_cdf(p)
+}
+
+/// Inverse of the standard normal CDF, by P. J. Acklam's rational approximation (2003, "An
+/// algorithm for computing the inverse normal cumulative distribution function"): a central
+/// rational function in (p − ½)² and tail rational functions in √(−2 ln p), relative error
+/// below 1.15e-9. Returns ±∞ at 0 and 1 and NaN outside [0, 1].
+pub fn inv_norm_cdf(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    const P_LOW: f64 = 0.024_25;
+    if !(0.0..=1.0).contains(&p) {
+        return f64::NAN;
+    }
+    if p == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p == 1.0 {
+        return f64::INFINITY;
+    }
+    // Tail: rational in q = √(−2 ln p); the upper tail by symmetry.
+    let tail = |p: f64| {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < P_LOW {
+        tail(p)
+    } else if p <= 1.0 - P_LOW {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -tail(1.0 - p)
     }
 }
 
@@ -135,6 +285,65 @@ mod tests {
         assert!((h.zscore(10.0, 0.0) - 3.0 / 1.581_138_83).abs() < 1e-8);
         h.push(f64::NAN, 5);
         assert_eq!(h.len(), 5, "non-finite values never enter a history");
+    }
+
+    #[test]
+    fn inverse_normal_matches_tables_and_inverts_the_cdf() {
+        for (p, want) in [
+            (0.5, 0.0),
+            (0.975, 1.959_963_985),
+            (0.841_344_746, 1.0),
+            (0.01, -2.326_347_874),
+            (1e-6, -4.753_424_309),
+        ] {
+            assert!(
+                (inv_norm_cdf(p) - want).abs() < 1e-8,
+                "{p}: {}",
+                inv_norm_cdf(p)
+            );
+        }
+        for i in 1..100 {
+            let p = i as f64 / 100.0;
+            assert!((norm_cdf(inv_norm_cdf(p)) - p).abs() < 3e-7, "{p}");
+        }
+        assert_eq!(inv_norm_cdf(0.0), f64::NEG_INFINITY);
+        assert!(inv_norm_cdf(1.5).is_nan());
+    }
+
+    #[test]
+    fn median_mad_score_matches_hand_computation() {
+        // Sorted: 1 2 3 4 100 → median 3; |x − 3| = 2 1 0 1 97 → MAD 1; scale 1.4826.
+        let values = [4.0, 1.0, 100.0, 3.0, 2.0];
+        assert_eq!(mad(&values), 1.0);
+        let z = robust_z(&values, 6.0, 0.0);
+        assert!((z - 3.0 / 1.4826).abs() < 1e-12, "{z}");
+        // The floor takes over when the MAD is tiny.
+        assert!((robust_z(&values, 6.0, 2.0) - 1.5).abs() < 1e-12);
+        let mut h = History::default();
+        for v in values {
+            h.push(v, 10);
+        }
+        let s = h.score(6.0, 5, 3, 0.0).unwrap();
+        assert_eq!(s.method, Method::MedianMad);
+        assert_eq!(s.center, 3.0);
+        assert!((s.z - 3.0 / 1.4826).abs() < 1e-12);
+    }
+
+    #[test]
+    fn short_histories_fall_back_to_percentile_rank() {
+        let mut h = History::default();
+        h.push(1.0, 10);
+        h.push(2.0, 10);
+        assert!(h.score(9.0, 5, 3, 0.01).is_none(), "below the floor");
+        h.push(3.0, 10);
+        // 3 observations, v above all: p = (3 + ½)/4 = 0.875 → z = Φ⁻¹(0.875) ≈ 1.1503.
+        let s = h.score(9.0, 5, 3, 0.01).unwrap();
+        assert_eq!(s.method, Method::PercentileRank);
+        assert!((s.z - 1.150_349_380).abs() < 1e-8, "{}", s.z);
+        // v equal to the middle value: p = (1 + ½ + ½)/4 = ½ → z = 0.
+        assert!(h.score(2.0, 5, 3, 0.01).unwrap().z.abs() < 1e-12);
+        // The rank is bounded by the history's length.
+        assert!(percentile_z(&[0.0; 7], 1e9) < 1.54);
     }
 
     #[test]

@@ -101,7 +101,19 @@ fn a_call_wing_bid_with_call_volume_reads_bullish() {
     let last_cum = 100 * 12 + (11 % 3) * 10;
     steps.extend(window(12, 0.40, 0.32, last_cum + 2000, 100 * 13));
     let out = run(&mut op, steps).unwrap().events;
-    assert_eq!(out.len(), 13 * 3, "three factors per window");
+    assert_eq!(out.len(), 13 * 6, "six factors per window");
+    let names: Vec<&str> = out[..6].iter().map(|f| f.factor.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "iv_zscore",
+            "gamma_exposure",
+            "unusual_flow",
+            "realized_vol",
+            "iv_rv",
+            "skew"
+        ]
+    );
     let iv = by_factor(&out, "iv_zscore");
     assert_eq!(iv[0].direction, "neutral", "first windows are warming up");
     assert!(iv[0].detail.contains("warming up"));
