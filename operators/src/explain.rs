@@ -77,6 +77,10 @@ pub fn factor_label(factor: &str) -> &str {
         "iv_zscore" => "IV z-score",
         "gamma_exposure" => "dealer gamma",
         "unusual_flow" => "unusual flow",
+        "realized_vol" => "realized vol",
+        "iv_rv" => "IV-RV spread",
+        "skew" => "skew",
+        "mispricing" => "mispricing",
         other => other,
     }
 }
