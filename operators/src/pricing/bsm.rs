@@ -67,30 +67,23 @@ pub fn bsm_greeks(
     let vomma = vega * d1 * d2 / vol;
     // The part of charm both rights share: delta's drift from the moving d1.
     let charm_common = -dq * pdf * (2.0 * (rate - dividend) * years - d2 * sd) / (2.0 * years * sd);
-    match right {
-        Right::Call => Greeks {
-            price: spot * dq * norm_cdf(d1) - strike * dr * norm_cdf(d2),
-            delta: dq * norm_cdf(d1),
-            gamma,
-            vega,
-            theta: common_theta - rate * strike * dr * norm_cdf(d2)
-                + dividend * spot * dq * norm_cdf(d1),
-            rho: strike * years * dr * norm_cdf(d2),
-            vanna,
-            charm: dividend * dq * norm_cdf(d1) + charm_common,
-            vomma,
-        },
-        Right::Put => Greeks {
-            price: strike * dr * norm_cdf(-d2) - spot * dq * norm_cdf(-d1),
-            delta: -dq * norm_cdf(-d1),
-            gamma,
-            vega,
-            theta: common_theta + rate * strike * dr * norm_cdf(-d2)
-                - dividend * spot * dq * norm_cdf(-d1),
-            rho: -strike * years * dr * norm_cdf(-d2),
-            vanna,
-            charm: -dividend * dq * norm_cdf(-d1) + charm_common,
-            vomma,
-        },
+    // ω = ±1 folds the two rights into one set of formulas, and each normal CDF is evaluated
+    // once: they are the expensive part.
+    let w = match right {
+        Right::Call => 1.0,
+        Right::Put => -1.0,
+    };
+    let (n1, n2) = (norm_cdf(w * d1), norm_cdf(w * d2));
+    let (fwd_s, pv_k) = (spot * dq, strike * dr);
+    Greeks {
+        price: w * (fwd_s * n1 - pv_k * n2),
+        delta: w * dq * n1,
+        gamma,
+        vega,
+        theta: common_theta - w * (rate * pv_k * n2 - dividend * fwd_s * n1),
+        rho: w * years * pv_k * n2,
+        vanna,
+        charm: w * dividend * dq * n1 + charm_common,
+        vomma,
     }
 }

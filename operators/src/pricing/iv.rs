@@ -1,8 +1,10 @@
 //! Implied volatility. European: Jäckel's "Let's Be Rational" (the `implied-vol` crate), exact to
 //! ~1e-15 in two Householder steps. American: Bjerksund-Stensland 2002 has no closed-form inverse,
-//! so a bracketed Brent solver (inverse quadratic interpolation, with bisection whenever a step
-//! would leave the bracket or shrink it too slowly) finds the root, started from the European IV
-//! of the price so that it usually needs five to seven model evaluations.
+//! so a safeguarded root finder solves it: a bracket from the European IV (the model is never
+//! below the European price), a first guess from the European IV of the price less the
+//! early-exercise premium, one Newton step with the European vega, then secant steps — each kept
+//! inside the bracket, with bisection whenever a step would leave it or the bracket stops
+//! halving. It usually needs three to five model evaluations.
 
 use super::american::bs2002_price;
 use super::bsm::bsm_price;
@@ -88,136 +90,98 @@ pub fn implied_vol_american(
         return implied_vol(right, spot, strike, years, rate, dividend, price);
     }
     let f = |v: f64| bs2002_price(right, spot, strike, years, rate, dividend, v) - price;
+    // The model's price is a sum of terms of the order of S and K, so it is known to a few ulps
+    // of S + K: once the residual is that small, further steps only chase rounding.
+    let f_tol = 4.0 * f64::EPSILON * (spot + strike);
 
-    // The American value exceeds the European one at every vol, so the European IV of the price
-    // lies above the root; taking off the early-exercise premium at that vol lands close below
-    // it (the premium moves slowly with vol). Both are cheap and make a tight bracket.
-    let (mut lo, mut hi) = (f64::NAN, f64::NAN);
-    let (mut f_lo, mut f_hi) = (f64::NAN, f64::NAN);
-    if let Ok(v_eu) = implied_vol(right, spot, strike, years, rate, dividend, price) {
-        let v_eu = v_eu.clamp(AMERICAN_VOL_FLOOR, AMERICAN_VOL_CAP);
-        let f_eu = f(v_eu);
-        if f_eu >= 0.0 {
-            (hi, f_hi) = (v_eu, f_eu);
-            if f_eu == 0.0 {
-                return Ok(v_eu);
-            }
-            let premium =
-                f_eu + price - bsm_price(right, spot, strike, years, rate, dividend, v_eu);
-            if let Ok(v) = implied_vol(right, spot, strike, years, rate, dividend, price - premium)
-            {
-                // A hair lower, so the guess usually brackets rather than lands on one side.
-                let v = (v * (1.0 - 1e-6)).clamp(AMERICAN_VOL_FLOOR, v_eu);
-                let fv = f(v);
-                if fv <= 0.0 {
-                    (lo, f_lo) = (v, fv);
-                } else {
-                    (hi, f_hi) = (v, fv);
-                }
-            }
+    // Bracket. The model is never below the European price at the same vol, so the European IV
+    // of the price is an upper end without evaluating anything (when it exists; otherwise the
+    // cap). The floor is the lower end; whether the model is below the price there is only
+    // checked if the search ends up there.
+    let v_eu = implied_vol(right, spot, strike, years, rate, dividend, price).ok();
+    let mut hi = v_eu.map_or(AMERICAN_VOL_CAP, |v| {
+        v.clamp(AMERICAN_VOL_FLOOR, AMERICAN_VOL_CAP)
+    });
+    let mut lo = AMERICAN_VOL_FLOOR;
+    let mut lo_checked = false;
+
+    // First guess: the European IV of the price less the early-exercise premium at the upper
+    // end (the premium moves slowly with vol), else the middle of the bracket in log terms.
+    let mut x = match v_eu {
+        Some(v) => {
+            let premium = bs2002_price(right, spot, strike, years, rate, dividend, v)
+                - bsm_price(right, spot, strike, years, rate, dividend, v);
+            implied_vol(right, spot, strike, years, rate, dividend, price - premium)
+                .map_or(0.5 * (lo + hi), |g| g.clamp(lo, hi))
+        }
+        None => (lo * hi).sqrt(),
+    };
+    let mut fx = f(x);
+    // First step: Newton with the European vega, which differs from the model's only by the
+    // premium's vol sensitivity. Then secant steps on the last two points (superlinear), each
+    // kept inside the bracket, with bisection whenever a step falls outside it or the bracket
+    // stops halving.
+    let mut prev: Option<(f64, f64)> = None;
+    // The last two step sizes: a step that is not under half the one before the last means
+    // the interpolation has stalled (Numerical Recipes' rtsafe rule), and bisection takes over.
+    let (mut dx, mut dx_old) = (hi - lo, hi - lo);
+    for _ in 0..100 {
+        if !fx.is_finite() {
+            return Err(IvError::NoSolution);
+        }
+        if fx.abs() <= f_tol {
+            return Ok(x);
+        }
+        if fx < 0.0 {
+            lo = x;
+            lo_checked = true;
         } else {
-            (lo, f_lo) = (v_eu, f_eu);
+            hi = x;
+        }
+        if hi - lo <= 4.0 * f64::EPSILON * hi {
+            break;
+        }
+        let step = match prev {
+            None => fx / bsm_vega(spot, strike, years, rate, dividend, x),
+            Some((xp, fp)) if fp != fx => fx * (x - xp) / (fx - fp),
+            Some(_) => f64::NAN,
+        };
+        let mut next = x - step;
+        if !(next > lo && next < hi) || step.abs() > 0.5 * dx_old.abs() {
+            next = if lo_checked || lo > AMERICAN_VOL_FLOOR {
+                0.5 * (lo + hi)
+            } else {
+                // Nothing known below: halve in log terms towards the floor, so a tiny vol is
+                // reached in a few steps rather than dozens.
+                (lo * hi).sqrt()
+            };
+        }
+        dx_old = dx;
+        dx = next - x;
+        prev = Some((x, fx));
+        x = next;
+        fx = f(x);
+    }
+    if !lo_checked {
+        // Converged onto the floor from above: the price is below the model's least value.
+        let floor_value = f(AMERICAN_VOL_FLOOR) + price;
+        if floor_value > price {
+            return Err(IvError::BelowIntrinsic {
+                price,
+                intrinsic: floor_value,
+            });
         }
     }
-    if f_lo.is_nan() || f_lo > 0.0 {
-        // Walk down from the best upper point by halving until the model is below the price.
-        let mut v = if hi.is_nan() { 0.5 } else { hi };
-        loop {
-            v = (0.5 * v).max(AMERICAN_VOL_FLOOR);
-            let fv = f(v);
-            if fv <= 0.0 {
-                (lo, f_lo) = (v, fv);
-                break;
-            }
-            (hi, f_hi) = (v, fv);
-            if v <= AMERICAN_VOL_FLOOR {
-                return Err(IvError::BelowIntrinsic {
-                    price,
-                    intrinsic: fv + price,
-                });
-            }
-        }
+    if hi >= AMERICAN_VOL_CAP && fx < 0.0 {
+        return Err(IvError::NoSolution);
     }
-    if f_hi.is_nan() || f_hi < 0.0 {
-        let mut v = lo;
-        loop {
-            v = (2.0 * v).min(AMERICAN_VOL_CAP);
-            let fv = f(v);
-            if fv >= 0.0 {
-                (hi, f_hi) = (v, fv);
-                break;
-            }
-            (lo, f_lo) = (v, fv);
-            if v >= AMERICAN_VOL_CAP {
-                return Err(IvError::NoSolution);
-            }
-        }
-    }
-    if f_lo == 0.0 {
-        return Ok(lo);
-    }
-    brent(f, lo, hi, f_lo, f_hi).ok_or(IvError::NoSolution)
+    Ok(x)
 }
 
-/// Brent's root finder on a bracket [a, b] with f(a)·f(b) < 0 (Brent, "Algorithms for
-/// Minimization without Derivatives", 1973, ch. 4). It stops when the bracket is narrower than
-/// 4e-16 relative, so the volatility is as exact as the model's price lets it be.
-fn brent(f: impl Fn(f64) -> f64, a: f64, b: f64, fa: f64, fb: f64) -> Option<f64> {
-    let (mut a, mut b, mut fa, mut fb) = (a, b, fa, fb);
-    let (mut c, mut fc) = (a, fa);
-    let (mut d, mut e) = (b - a, b - a);
-    for _ in 0..100 {
-        if (fb > 0.0) == (fc > 0.0) {
-            // Keep the root between b and c.
-            (c, fc) = (a, fa);
-            d = b - a;
-            e = d;
-        }
-        if fc.abs() < fb.abs() {
-            (a, b, c) = (b, c, b);
-            (fa, fb, fc) = (fb, fc, fb);
-        }
-        let tol = 2.0 * f64::EPSILON * b.abs();
-        let m = 0.5 * (c - b);
-        if m.abs() <= tol || fb == 0.0 {
-            return b.is_finite().then_some(b);
-        }
-        if e.abs() >= tol && fa.abs() > fb.abs() {
-            // Interpolate: secant with two points, inverse quadratic with three.
-            let s = fb / fa;
-            let (mut p, mut q);
-            if a == c {
-                p = 2.0 * m * s;
-                q = 1.0 - s;
-            } else {
-                let (qq, r) = (fa / fc, fb / fc);
-                p = s * (2.0 * m * qq * (qq - r) - (b - a) * (r - 1.0));
-                q = (qq - 1.0) * (r - 1.0) * (s - 1.0);
-            }
-            if p > 0.0 {
-                q = -q;
-            } else {
-                p = -p;
-            }
-            // Accept the step only if it stays well inside the bracket and shrinks faster than
-            // bisection would; otherwise bisect.
-            if 2.0 * p < (3.0 * m * q - (tol * q).abs()).min((e * q).abs()) {
-                e = d;
-                d = p / q;
-            } else {
-                d = m;
-                e = m;
-            }
-        } else {
-            d = m;
-            e = m;
-        }
-        (a, fa) = (b, fb);
-        b += if d.abs() > tol { d } else { tol.copysign(m) };
-        fb = f(b);
-        if !fb.is_finite() {
-            return None;
-        }
-    }
-    None
+/// Black-Scholes-Merton vega, the first Newton step's slope.
+fn bsm_vega(spot: f64, strike: f64, years: f64, rate: f64, dividend: f64, vol: f64) -> f64 {
+    let sqrt_t = years.sqrt();
+    let sd = vol * sqrt_t;
+    let d1 = ((spot / strike).ln() + (rate - dividend) * years) / sd + 0.5 * sd;
+    spot * (-dividend * years).exp() * super::bsm::norm_pdf(d1) * sqrt_t
 }
