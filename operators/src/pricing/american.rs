@@ -116,82 +116,135 @@ fn bs_call(s: f64, k: f64, t: f64, r: f64, b: f64, v: f64) -> f64 {
     }
     // α = (I − K)·I^−β, kept as a logarithm: at low volatility β is in the thousands and I^β
     // alone overflows, while α·S^β = (I − K)(S/I)^β stays below I − K.
-    let ln_a1 = (i1 - k).ln() - beta * i1.ln();
-    let ln_a2 = (i2 - k).ln() - beta * i2.ln();
-    let ln_k = k.ln();
-    let m = Model { r, b, v, t, t1 };
-    let value = (ln_a2 + beta * s.ln()).exp() - m.phi(s, beta, i2, i2, ln_a2)
-        + m.phi(s, 1.0, i2, i2, 0.0)
-        - m.phi(s, 1.0, i1, i2, 0.0)
-        - m.phi(s, 0.0, i2, i2, ln_k)
-        + m.phi(s, 0.0, i1, i2, ln_k)
-        + m.phi(s, beta, i1, i2, ln_a1)
-        - m.psi(s, beta, i1, i2, i1, ln_a1)
-        + m.psi(s, 1.0, i1, i2, i1, 0.0)
-        - m.psi(s, 1.0, k, i2, i1, 0.0)
-        - m.psi(s, 0.0, i1, i2, i1, ln_k)
-        + m.psi(s, 0.0, k, i2, i1, ln_k);
+    let m = Model::new(s, k, i1, i2, r, b, v, t, t1);
+    let ln_a1 = (i1 - k).ln() - beta * m.ln_i1;
+    let ln_a2 = (i2 - k).ln() - beta * m.ln_i2;
+    let (ln_k, ln_i1, ln_i2) = (m.ln_k, m.ln_i1, m.ln_i2);
+    // ψ's first-period terms depend on γ only: the two ψ of γ = 1 and of γ = 0 share them.
+    let (e_one, e_zero) = (m.first_period(1.0), m.first_period(0.0));
+    let value = (ln_a2 + beta * m.ln_s).exp() - m.phi(beta, ln_i2, ln_a2) + m.phi(1.0, ln_i2, 0.0)
+        - m.phi(1.0, ln_i1, 0.0)
+        - m.phi(0.0, ln_i2, ln_k)
+        + m.phi(0.0, ln_i1, ln_k)
+        + m.phi(beta, ln_i1, ln_a1)
+        - m.psi(&m.first_period(beta), ln_i1, ln_a1)
+        + m.psi(&e_one, ln_i1, 0.0)
+        - m.psi(&e_one, ln_k, 0.0)
+        - m.psi(&e_zero, ln_i1, ln_k)
+        + m.psi(&e_zero, ln_k, ln_k);
     // The exercise rule the model assumes can be worse than never exercising (long lives at high
     // vol with r near 0) or, by a hair, than exercising now (deep in the money at low vol). The
     // holder can always do either, so both values are floors.
     value.max(european).max(s - k)
 }
 
-/// The parameters the φ and ψ functions of the paper share.
+/// What the φ and ψ functions of the paper share for one price: rates, times, and the
+/// logarithms of spot, strike and triggers (every log-ratio the formulas need is a difference of
+/// these, which saves some sixty logarithms per price).
 struct Model {
     r: f64,
     b: f64,
-    v: f64,
+    v2: f64,
     t: f64,
     t1: f64,
+    sd: f64,
+    sd1: f64,
+    ln_s: f64,
+    ln_k: f64,
+    ln_i1: f64,
+    ln_i2: f64,
 }
 
 impl Model {
-    /// e^c·φ(S, t1, γ, H, I): the value of a claim paying S^γ at t1 if the boundary I was not hit
-    /// and S ends below H. `ln_c` is a log-scale folded into the exponent so that products such as
-    /// α·S^β never overflow.
-    fn phi(&self, s: f64, gamma: f64, h: f64, i: f64, ln_c: f64) -> f64 {
-        let (r, b, v, t) = (self.r, self.b, self.v, self.t1);
-        let sd = v * t.sqrt();
-        let lambda = (-r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v * v) * t;
-        let d = -((s / h).ln() + (b + (gamma - 0.5) * v * v) * t) / sd;
-        let kappa = 2.0 * b / (v * v) + 2.0 * gamma - 1.0;
-        let ln_is = (i / s).ln();
-        let base = lambda + gamma * s.ln() + ln_c;
+    #[allow(clippy::too_many_arguments)] // the paper's inputs, computed once per price
+    fn new(s: f64, k: f64, i1: f64, i2: f64, r: f64, b: f64, v: f64, t: f64, t1: f64) -> Model {
+        Model {
+            r,
+            b,
+            v2: v * v,
+            t,
+            t1,
+            sd: v * t.sqrt(),
+            sd1: v * t1.sqrt(),
+            ln_s: s.ln(),
+            ln_k: k.ln(),
+            ln_i1: i1.ln(),
+            ln_i2: i2.ln(),
+        }
+    }
+
+    /// e^c·φ(S, t1, γ, H, I2): the value of a claim paying S^γ at t1 if the trigger I2 was not
+    /// hit and S ends below H. `ln_c` is a log-scale folded into the exponent so that products
+    /// such as α·S^β never overflow.
+    fn phi(&self, gamma: f64, ln_h: f64, ln_c: f64) -> f64 {
+        let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t1, self.sd1);
+        let lambda = (-r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2) * t;
+        let d = -((self.ln_s - ln_h) + (b + (gamma - 0.5) * v2) * t) / sd;
+        let kappa = 2.0 * b / v2 + 2.0 * gamma - 1.0;
+        let ln_is = self.ln_i2 - self.ln_s;
+        let base = lambda + gamma * self.ln_s + ln_c;
         scaled_cdf(base, d) - scaled_cdf(base + kappa * ln_is, d - 2.0 * ln_is / sd)
     }
 
-    /// e^c·ψ(S, T, γ, H, I2, I1, t1): the two-period analogue of [`Model::phi`], with boundary
+    /// The first-period arguments of ψ for one γ: −e1…−e4 and their normal CDFs.
+    fn first_period(&self, gamma: f64) -> FirstPeriod {
+        let (ls, li1, li2, t1, sd1) = (self.ln_s, self.ln_i1, self.ln_i2, self.t1, self.sd1);
+        let mu_t1 = (self.b + (gamma - 0.5) * self.v2) * t1;
+        let (ls_i1, li2_si1) = (ls - li1, 2.0 * li2 - ls - li1);
+        let neg_e = [
+            -(ls_i1 + mu_t1) / sd1,
+            -(li2_si1 + mu_t1) / sd1,
+            -(ls_i1 - mu_t1) / sd1,
+            -(li2_si1 - mu_t1) / sd1,
+        ];
+        FirstPeriod {
+            gamma,
+            neg_e,
+            cdf: neg_e.map(norm_cdf),
+        }
+    }
+
+    /// e^c·ψ(S, T, γ, H, I2, I1, t1): the two-period analogue of [`Model::phi`], with trigger
     /// I2 before t1 and I1 after, built on the bivariate normal with correlation √(t1/T).
-    fn psi(&self, s: f64, gamma: f64, h: f64, i2: f64, i1: f64, ln_c: f64) -> f64 {
-        let (r, b, v, t, t1) = (self.r, self.b, self.v, self.t, self.t1);
-        let (sd1, sd) = (v * t1.sqrt(), v * t.sqrt());
-        let mu = b + (gamma - 0.5) * v * v;
-        let (ls_i1, li2_si1) = ((s / i1).ln(), (i2 * i2 / (s * i1)).ln());
-        let e1 = (ls_i1 + mu * t1) / sd1;
-        let e2 = (li2_si1 + mu * t1) / sd1;
-        let e3 = (ls_i1 - mu * t1) / sd1;
-        let e4 = (li2_si1 - mu * t1) / sd1;
-        let f1 = ((s / h).ln() + mu * t) / sd;
-        let f2 = ((i2 * i2 / (s * h)).ln() + mu * t) / sd;
-        let f3 = ((i1 * i1 / (s * h)).ln() + mu * t) / sd;
-        let f4 = ((s * i1 * i1 / (h * i2 * i2)).ln() + mu * t) / sd;
-        let lambda = -r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v * v;
-        let kappa = 2.0 * b / (v * v) + 2.0 * gamma - 1.0;
-        let base = lambda * t + gamma * s.ln() + ln_c;
+    fn psi(&self, fp: &FirstPeriod, ln_h: f64, ln_c: f64) -> f64 {
+        let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t, self.sd);
+        let (ls, li1, li2, gamma) = (self.ln_s, self.ln_i1, self.ln_i2, fp.gamma);
+        let mu_t = (b + (gamma - 0.5) * v2) * t;
+        let neg_f = [
+            -(ls - ln_h + mu_t) / sd,
+            -(2.0 * li2 - ls - ln_h + mu_t) / sd,
+            -(2.0 * li1 - ls - ln_h + mu_t) / sd,
+            -(ls + 2.0 * li1 - ln_h - 2.0 * li2 + mu_t) / sd,
+        ];
+        let lambda = -r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2;
+        let kappa = 2.0 * b / v2 + 2.0 * gamma - 1.0;
+        let base = lambda * t + gamma * ls + ln_c;
         let bvn = Bvn::get();
+        let m = |i: usize, negative: bool| bvn.cdf_with(fp.neg_e[i], fp.cdf[i], neg_f[i], negative);
+        // e^(base + scale)·m; past e^700 the product is formed in logs so a huge scale times a
+        // tiny probability does not overflow to ∞.
         let term = |ln_scale: f64, m: f64| {
+            let e = base + ln_scale;
             if m == 0.0 {
                 0.0
+            } else if e < 700.0 {
+                e.exp() * m
             } else {
-                (base + ln_scale).exp() * m
+                (e + m.ln()).exp()
             }
         };
-        term(0.0, bvn.cdf(-e1, -f1, false))
-            - term(kappa * (i2 / s).ln(), bvn.cdf(-e2, -f2, false))
-            - term(kappa * (i1 / s).ln(), bvn.cdf(-e3, -f3, true))
-            + term(kappa * (i1 / i2).ln(), bvn.cdf(-e4, -f4, true))
+        term(0.0, m(0, false))
+            - term(kappa * (li2 - ls), m(1, false))
+            - term(kappa * (li1 - ls), m(2, true))
+            + term(kappa * (li1 - li2), m(3, true))
     }
+}
+
+/// ψ's arguments that depend on γ but not on H.
+struct FirstPeriod {
+    gamma: f64,
+    neg_e: [f64; 4],
+    cdf: [f64; 4],
 }
 
 /// e^a·N(x) without overflow or 0·∞: for a far-negative x, N(x) = ½·erfcx(−x/√2)·e^(−x²/2) and
@@ -251,8 +304,14 @@ impl Bvn {
     }
 
     /// Φ₂(a, b; ρ), or Φ₂(a, b; −ρ) when `negative`: θ ↦ −θ flips the sines and the direction
-    /// of the integral.
+    /// of the integral. (The model itself calls [`Bvn::cdf_with`]; this is the tests' entry.)
+    #[cfg(test)]
     pub(crate) fn cdf(&self, a: f64, b: f64, negative: bool) -> f64 {
+        self.cdf_with(a, norm_cdf(a), b, negative)
+    }
+
+    /// [`Bvn::cdf`] with Φ(a) already known.
+    fn cdf_with(&self, a: f64, cdf_a: f64, b: f64, negative: bool) -> f64 {
         let (sign, ab) = if negative {
             (-1.0, -a * b)
         } else {
@@ -263,7 +322,7 @@ impl Bvn {
         for j in 0..NODES {
             sum += self.weight[j] * (-(sq - 2.0 * ab * self.sin[j]) * self.half_sec2[j]).exp();
         }
-        (norm_cdf(a) * norm_cdf(b) + sign * sum).clamp(0.0, 1.0)
+        (cdf_a * norm_cdf(b) + sign * sum).clamp(0.0, 1.0)
     }
 }
 
