@@ -1,7 +1,9 @@
 //! Per-contract cost of the greeks stage's pricing work:
 //! (a) European: implied volatility by Let's Be Rational, then analytic BSM price and greeks;
 //! (b) American: implied volatility against Bjerksund-Stensland 2002;
-//! (c) American greeks by finite differences (for reference).
+//! (c) the same over a chain of 18 contracts (strikes 80–120 around a spot of 100, both rights),
+//!     reported per chain — divide by 18 for the per-contract average;
+//! (d) one Bjerksund-Stensland price, and American greeks by finite differences (for reference).
 //!
 //! Run with `cargo bench -p optionflow-operators --bench pricing`.
 
@@ -35,6 +37,22 @@ fn american(c: &mut Criterion) {
         b.iter(|| {
             let (s, k, t, r, q, p) = black_box((s, k, t, r, q, price));
             black_box(implied_vol_american(Right::Put, s, k, t, r, q, p).unwrap())
+        })
+    });
+    // The chain: every contract priced at its own smile vol, then solved back.
+    let chain: Vec<(Right, f64, f64)> = (0..9)
+        .flat_map(|i| {
+            let k = 80.0 + 5.0 * i as f64;
+            let vol = 0.25 + 0.4 * (k / s).ln().powi(2);
+            [Right::Call, Right::Put]
+                .map(|right| (right, k, bs2002_price(right, s, k, t, r, q, vol)))
+        })
+        .collect();
+    c.bench_function("american_iv_chain_of_18", |b| {
+        b.iter(|| {
+            for &(right, k, p) in black_box(&chain) {
+                black_box(implied_vol_american(right, s, k, t, r, q, p).unwrap());
+            }
         })
     });
     c.bench_function("american_price", |b| {

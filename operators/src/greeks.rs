@@ -105,6 +105,7 @@ impl GreeksConfig {
 struct SideQuote {
     mid: f64,
     spot: f64,
+    years: f64,
     at: i64,
 }
 
@@ -155,6 +156,7 @@ impl GreeksStage {
         let side = SideQuote {
             mid: q.mid,
             spot: q.underlying_price,
+            years: q.years_to_expiry,
             at: q.event_time,
         };
         let entry = chain.strikes.entry(strike_key(q.strike)).or_default();
@@ -162,8 +164,7 @@ impl GreeksStage {
             Right::Call => entry.call = Some(side),
             Right::Put => entry.put = Some(side),
         }
-        let (s, t) = (q.underlying_price, q.years_to_expiry);
-        let spot_key = strike_key(s);
+        let spot_key = strike_key(q.underlying_price);
         // Walk outwards from the spot on both sides, taking the nearest usable pairs first.
         let mut below = chain.strikes.range(..=spot_key).rev().peekable();
         let mut above = chain.strikes.range(spot_key + 1..).peekable();
@@ -194,13 +195,15 @@ impl GreeksStage {
             if (c.at - p.at).abs() > PARITY_MAX_SKEW_SECS * MICROS_PER_SECOND {
                 continue;
             }
-            let k = k as f64 / 1000.0;
-            let forward = k + (rate * t).exp() * (c.mid - p.mid);
-            let pair_spot = if c.at >= p.at { c.spot } else { p.spot };
-            if !(forward > 0.0 && pair_spot > 0.0) {
+            // Spot and time as of the later side: the moment the pair was last consistent (it
+            // matters for 0DTE, where a minute is a large part of the life left).
+            let later = if c.at >= p.at { c } else { p };
+            let (pair_spot, pair_t) = (later.spot, later.years);
+            let forward = k as f64 / 1000.0 + (rate * pair_t).exp() * (c.mid - p.mid);
+            if !(forward > 0.0 && pair_spot > 0.0 && pair_t > 0.0) {
                 continue;
             }
-            sum += rate - (forward / pair_spot).ln() / t;
+            sum += rate - (forward / pair_spot).ln() / pair_t;
             n += 1;
         }
         let q_implied = sum / n as f64;
@@ -319,7 +322,12 @@ impl Operator for GreeksStage {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), OpError> {
-        self.state = decode_state(STAGE, state)?;
+        // Checkpoints from before the stage kept state are empty: they restore to no state.
+        self.state = if state.is_empty() {
+            State::default()
+        } else {
+            decode_state(STAGE, state)?
+        };
         Ok(())
     }
 }
@@ -487,6 +495,11 @@ mod tests {
         restored
             .on_watermark(1_000_000_000, &Ctx::default(), &mut emit)
             .unwrap();
+        assert!(restored.state.chains.is_empty());
+        // A checkpoint from before the stage had state (empty) restores to none.
+        restored.restore(&op.snapshot().unwrap()).unwrap();
+        assert!(!restored.state.chains.is_empty());
+        restored.restore(&[]).unwrap();
         assert!(restored.state.chains.is_empty());
     }
 

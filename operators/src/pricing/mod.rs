@@ -127,7 +127,8 @@ pub enum IvError {
     NoSolution,
 }
 
-/// Checks the inputs every model shares; `vol` is `None` when solving for it.
+/// Checks the inputs every model shares; `last` is the volatility when pricing, the price when
+/// solving for the volatility.
 pub(crate) fn check_inputs(
     spot: f64,
     strike: f64,

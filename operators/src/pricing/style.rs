@@ -17,10 +17,11 @@
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 
-/// The cash-settled index roots that are European (Cboe, Nasdaq and FTSE Russell product
-/// specifications): S&P 500 (SPX, SPXW, XSP), Nasdaq-100 (NDX, NDXP, XND), Russell 2000 (RUT,
-/// RUTW, MRUT), Cboe Volatility Index (VIX, VIXW), Dow Jones (DJX), S&P 100 European (XEO),
-/// MSCI EAFE and Emerging Markets (MXEA, MXEF), and Cboe's mini indexes (XSP is above).
+/// The cash-settled index roots that are European (from the Cboe and Nasdaq product
+/// specifications): S&P 500 (SPX, SPXW, SPXPM, and the mini XSP), Nasdaq-100 (NDX, NDXP, and
+/// the mini XND), Russell 2000 (RUT, RUTW, and the mini MRUT), the Cboe Volatility Index (VIX,
+/// VIXW), Dow Jones (DJX), S&P 100 European-style (XEO), and MSCI EAFE and Emerging Markets
+/// (MXEA, MXEF).
 pub const EUROPEAN_ROOTS: &[&str] = &[
     "SPX", "SPXW", "SPXPM", "XSP", "NDX", "NDXP", "XND", "RUT", "RUTW", "MRUT", "VIX", "VIXW",
     "DJX", "XEO", "MXEA", "MXEF",
