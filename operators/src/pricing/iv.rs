@@ -61,7 +61,7 @@ const AMERICAN_VOL_CAP: f64 = 20.0;
 /// [`IvError::AboveUpperBound`]. A price between the exercise value and the model's value at the
 /// volatility floor (e.g. a call on a stock without dividends is worth at least S − K·e^(−rT))
 /// is also `BelowIntrinsic`, naming that floor value. When the model is the European one (a call
-/// without dividends, a put with r ≤ 0) this is [`implied_vol`].
+/// without dividends, a put with r ≤ 0) this is [`implied_vol()`].
 pub fn implied_vol_american(
     right: Right,
     spot: f64,
@@ -114,6 +114,11 @@ pub fn implied_vol_american(
             if f_eu.abs() <= f_tol {
                 return Ok(v);
             }
+            if f_eu < 0.0 {
+                // Only by rounding (the model is floored at the European price): the European
+                // IV is then a lower end, not an upper one.
+                (lo, hi, lo_checked) = (v, AMERICAN_VOL_CAP, true);
+            }
             // Kept as the secant's other point: it carries the model's own vega.
             prev = Some((v, f_eu));
             let premium = f_eu + price - bsm_price(right, spot, strike, years, rate, dividend, v);
@@ -126,9 +131,8 @@ pub fn implied_vol_american(
     // Then secant steps on the last two points (superlinear), or, with no second point yet, a
     // Newton step with the European vega (which differs from the model's only by the premium's
     // vol sensitivity); each kept inside the bracket, with bisection whenever a step falls
-    // outside it or stalls.
-    // The last two step sizes: a step that is not under half the one before the last means
-    // the interpolation has stalled (Numerical Recipes' rtsafe rule), and bisection takes over.
+    // outside it or stalls. `dx`, `dx_old`: the last two step sizes; a step not under half the
+    // one before the last means the interpolation has stalled (Numerical Recipes' rtsafe rule).
     let (mut dx, mut dx_old) = (hi - lo, hi - lo);
     for _ in 0..100 {
         if !fx.is_finite() {
