@@ -1,14 +1,43 @@
-//! The `greeks` stage: implied volatility from the mid and Black-Scholes-Merton greeks for each
-//! normalized quote; quotes with no IV solution are rejected with the reason.
+//! The `greeks` stage: implied volatility from the mid and greeks for each normalized quote,
+//! under the model the contract's exercise style calls for; quotes with no IV solution are
+//! rejected with the reason.
+//!
+//! - American options (equities, ETFs): IV against Bjerksund-Stensland 2002, greeks from it.
+//! - European options (cash-settled indexes, see [`ExerciseStyle::for_root`]): IV by Let's Be
+//!   Rational on Black-Scholes-Merton, analytic greeks. With `implied-forward` on, the dividend
+//!   yield of each expiry is read from the market by put-call parity instead of taken from the
+//!   configuration: an index's dividends and financing are what its options price, and a wrong
+//!   yield skews every IV of the chain (calls up, puts down).
+//!
+//! The implied forward: the stage keeps the latest call and put mids per (root, expiry, strike)
+//! in its state. European parity gives F = K + e^(rT)(C − P) at any strike quoted on both sides;
+//! the stage uses the (up to) [`PARITY_STRIKES`] strikes nearest the spot whose two sides were
+//! quoted within [`PARITY_MAX_SKEW_SECS`] of each other — near the money both sides are liquid,
+//! their relative spreads tightest, and a mid error moves F the least. Each pair gives an implied
+//! yield q = r − ln(F/S)/T, with S the spot when the later side was quoted; the stage averages
+//! them. A yield (carry) is kept rather than F itself because it holds still as the spot moves,
+//! so a pair quoted a few seconds ago still serves the quote at hand. An expiry without a usable
+//! pair, or whose implied yield is implausible (|q| ≥ [`MAX_IMPLIED_YIELD`]), uses the configured
+//! yield.
 
 use crate::config::{ConfigErrors, Problems};
-use crate::operator::{rejection, Ctx, Emit, OpError, Operator};
-use crate::pricing::{bsm_greeks, implied_vol, Right};
-use optionflow_schemas::{ContractGreeks, EventId, GreeksEvent, NormalizedEvent, NormalizedQuote};
+use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
+use crate::pricing::{implied_vol_for, price_and_greeks, ExerciseStyle, Right};
+use optionflow_schemas::{
+    time::MICROS_PER_SECOND, ContractGreeks, EventId, GreeksEvent, NormalizedEvent, NormalizedQuote,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 const STAGE: &str = "greeks";
+
+/// How many strikes nearest the spot feed an expiry's implied forward.
+pub const PARITY_STRIKES: usize = 2;
+/// A call and a put mid more than this many seconds apart do not form a parity pair: the spot
+/// may have moved between them.
+pub const PARITY_MAX_SKEW_SECS: i64 = 60;
+/// Implied dividend yields at or beyond ±50% are taken for bad quotes, not for the market.
+pub const MAX_IMPLIED_YIELD: f64 = 0.5;
 
 /// The `[greeks]` configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +49,9 @@ pub struct GreeksConfig {
     pub dividend_yield: f64,
     /// Dividend yield per underlying.
     pub dividend_yields: BTreeMap<String, f64>,
+    /// Read each expiry's dividend yield of European (index) options from put-call parity at the
+    /// strikes nearest the spot, instead of the configured yield, once both sides are quoted.
+    pub implied_forward: bool,
 }
 
 impl Default for GreeksConfig {
@@ -28,6 +60,7 @@ impl Default for GreeksConfig {
             rate: 0.04,
             dividend_yield: 0.0,
             dividend_yields: BTreeMap::new(),
+            implied_forward: true,
         }
     }
 }
@@ -53,41 +86,156 @@ impl GreeksConfig {
                 "must be in [0, 1)",
             );
         }
+        // `implied-forward` is a bool: serde already refuses anything else, naming the key.
         p.finish()
     }
 
     /// Builds the operator.
     pub fn build(&self) -> Result<GreeksStage, ConfigErrors> {
         self.validate()?;
-        Ok(GreeksStage { cfg: self.clone() })
+        Ok(GreeksStage {
+            cfg: self.clone(),
+            state: State::default(),
+        })
     }
 }
 
-/// The greeks operator (stateless apart from its configuration).
+/// One side's latest mid at a strike.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct SideQuote {
+    mid: f64,
+    spot: f64,
+    years: f64,
+    at: i64,
+}
+
+/// The latest call and put of one strike.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct StrikeQuotes {
+    call: Option<SideQuote>,
+    put: Option<SideQuote>,
+}
+
+/// One expiry of one root: its settlement instant (to drop it once expired) and its strikes,
+/// keyed by the strike in thousandths (OCC's precision) so the keys are exact and ordered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Expiry {
+    expiry_time: i64,
+    strikes: BTreeMap<i64, StrikeQuotes>,
+}
+
+/// The stage's state: quotes of European roots, by (root, expiry). Root rather than underlying:
+/// SPX and SPXW share expiry dates but settle at different instants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    chains: BTreeMap<(String, String), Expiry>,
+}
+
+/// The greeks operator.
 #[derive(Debug)]
 pub struct GreeksStage {
     cfg: GreeksConfig,
+    state: State,
+}
+
+/// Strike in thousandths, the OCC symbol's own resolution.
+fn strike_key(strike: f64) -> i64 {
+    (strike * 1000.0).round() as i64
 }
 
 impl GreeksStage {
-    fn on_quote(&self, q: &NormalizedQuote, out: &mut Emit<GreeksEvent>) {
+    /// Records a European quote's mid and returns the expiry's implied dividend yield, if parity
+    /// gives a plausible one.
+    fn implied_yield(&mut self, q: &NormalizedQuote, right: Right, rate: f64) -> Option<f64> {
+        let chain = self
+            .state
+            .chains
+            .entry((q.root.clone(), q.expiry.clone()))
+            .or_default();
+        chain.expiry_time = q.expiry_time;
+        let side = SideQuote {
+            mid: q.mid,
+            spot: q.underlying_price,
+            years: q.years_to_expiry,
+            at: q.event_time,
+        };
+        let entry = chain.strikes.entry(strike_key(q.strike)).or_default();
+        match right {
+            Right::Call => entry.call = Some(side),
+            Right::Put => entry.put = Some(side),
+        }
+        let spot_key = strike_key(q.underlying_price);
+        // Walk outwards from the spot on both sides, taking the nearest usable pairs first.
+        let mut below = chain.strikes.range(..=spot_key).rev().peekable();
+        let mut above = chain.strikes.range(spot_key + 1..).peekable();
+        let (mut sum, mut n) = (0.0, 0usize);
+        while n < PARITY_STRIKES {
+            let next = match (below.peek(), above.peek()) {
+                (Some((&kb, _)), Some((&ka, _))) => {
+                    if spot_key - kb <= ka - spot_key {
+                        below.next()
+                    } else {
+                        above.next()
+                    }
+                }
+                (Some(_), None) => below.next(),
+                (None, Some(_)) => above.next(),
+                (None, None) => break,
+            };
+            let Some((
+                &k,
+                StrikeQuotes {
+                    call: Some(c),
+                    put: Some(p),
+                },
+            )) = next
+            else {
+                continue;
+            };
+            if (c.at - p.at).abs() > PARITY_MAX_SKEW_SECS * MICROS_PER_SECOND {
+                continue;
+            }
+            // Spot and time as of the later side: the moment the pair was last consistent (it
+            // matters for 0DTE, where a minute is a large part of the life left).
+            let later = if c.at >= p.at { c } else { p };
+            let (pair_spot, pair_t) = (later.spot, later.years);
+            let forward = k as f64 / 1000.0 + (rate * pair_t).exp() * (c.mid - p.mid);
+            if !(forward > 0.0 && pair_spot > 0.0 && pair_t > 0.0) {
+                continue;
+            }
+            sum += rate - (forward / pair_spot).ln() / pair_t;
+            n += 1;
+        }
+        let q_implied = sum / n as f64;
+        (n > 0 && q_implied.is_finite() && q_implied.abs() < MAX_IMPLIED_YIELD).then_some(q_implied)
+    }
+
+    fn on_quote(&mut self, q: &NormalizedQuote, out: &mut Emit<GreeksEvent>) {
         let right = if q.right == "call" {
             Right::Call
         } else {
             Right::Put
         };
+        let style = ExerciseStyle::for_root(&q.root);
         let r = self.cfg.rate;
-        let d = self
+        let configured = self
             .cfg
             .dividend_yields
             .get(&q.underlying)
             .copied()
             .unwrap_or(self.cfg.dividend_yield);
+        let d = if style == ExerciseStyle::European && self.cfg.implied_forward {
+            self.implied_yield(q, right, r).unwrap_or(configured)
+        } else {
+            configured
+        };
         let (s, k, t) = (q.underlying_price, q.strike, q.years_to_expiry);
-        let iv = match implied_vol(right, s, k, t, r, d, q.mid) {
-            Ok(iv) => iv,
+        let solved = implied_vol_for(style, right, s, k, t, r, d, q.mid)
+            .and_then(|iv| Ok((iv, price_and_greeks(style, right, s, k, t, r, d, iv)?)));
+        let (iv, g) = match solved {
+            Ok(v) => v,
             Err(e) => {
-                let reason = format!("mid {:.4}: {e}", q.mid);
+                let reason = format!("{} mid {:.4}: {e}", style.as_str(), q.mid);
                 out.reject(rejection(
                     STAGE,
                     &q.event_id,
@@ -100,7 +248,6 @@ impl GreeksStage {
                 return;
             }
         };
-        let g = bsm_greeks(right, s, k, t, r, d, iv);
         out.emit(GreeksEvent::Greeks(ContractGreeks {
             event_id: EventId::new(STAGE).part(&q.event_id).finish(),
             event_time: q.event_time,
@@ -127,7 +274,7 @@ impl GreeksStage {
             volume: q.volume,
             open_interest: q.open_interest,
             sector: q.sector.clone(),
-            exercise_style: "european".to_string(),
+            exercise_style: style.as_str().to_string(),
             vanna: g.vanna,
             charm: g.charm,
             vomma: g.vomma,
@@ -156,11 +303,31 @@ impl Operator for GreeksStage {
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, OpError> {
-        Ok(Vec::new())
+    fn on_watermark(
+        &mut self,
+        event_time: i64,
+        _ctx: &Ctx,
+        _out: &mut Emit<GreeksEvent>,
+    ) -> Result<(), OpError> {
+        // Expired chains can no longer be quoted: drop them so the state stays the size of the
+        // live chains.
+        self.state
+            .chains
+            .retain(|_, chain| chain.expiry_time > event_time);
+        Ok(())
     }
 
-    fn restore(&mut self, _state: &[u8]) -> Result<(), OpError> {
+    fn snapshot(&self) -> Result<Vec<u8>, OpError> {
+        encode_state(STAGE, &self.state)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), OpError> {
+        // Checkpoints from before the stage kept state are empty: they restore to no state.
+        self.state = if state.is_empty() {
+            State::default()
+        } else {
+            decode_state(STAGE, state)?
+        };
         Ok(())
     }
 }
@@ -168,21 +335,34 @@ impl Operator for GreeksStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::bsm_price;
+    use crate::pricing::{bs2002_price, bsm_price};
     use crate::testing::run_events;
 
-    fn nq(mid: f64) -> NormalizedEvent {
+    #[allow(clippy::too_many_arguments)] // one quote's fields
+    fn quote(
+        root: &str,
+        right: &str,
+        strike: f64,
+        mid: f64,
+        spot: f64,
+        years: f64,
+        at: i64,
+    ) -> NormalizedEvent {
         NormalizedEvent::Quote(NormalizedQuote {
-            event_id: format!("q{mid}"),
-            event_time: 0,
-            underlying: "XYZ".into(),
+            event_id: format!("{root}{right}{strike}{mid}{at}"),
+            event_time: at,
+            underlying: root.trim_end_matches('W').into(),
             source_event_id: "r".into(),
-            symbol: "XYZ   240119C00100000".into(),
-            root: "XYZ".into(),
+            symbol: format!(
+                "{root:<6}240119{}{:08}",
+                &right[..1].to_uppercase(),
+                strike * 1000.0
+            ),
+            root: root.into(),
             expiry: "2024-01-19".into(),
-            expiry_time: 1,
-            right: "call".into(),
-            strike: 100.0,
+            expiry_time: 1_000_000_000,
+            right: right.into(),
+            strike,
             bid: mid - 0.05,
             ask: mid + 0.05,
             mid,
@@ -192,10 +372,24 @@ mod tests {
             ask_size: 1,
             volume: 1,
             open_interest: 1,
-            underlying_price: 100.0,
-            years_to_expiry: 0.25,
+            underlying_price: spot,
+            years_to_expiry: years,
             sector: None,
         })
+    }
+
+    fn nq(mid: f64) -> NormalizedEvent {
+        quote("XYZ", "call", 100.0, mid, 100.0, 0.25, 0)
+    }
+
+    fn greeks(out: &crate::testing::Collected<GreeksEvent>) -> Vec<&ContractGreeks> {
+        out.events
+            .iter()
+            .filter_map(|e| match e {
+                GreeksEvent::Greeks(g) => Some(g),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -203,13 +397,118 @@ mod tests {
         let mut op = GreeksConfig::default().build().unwrap();
         let price = bsm_price(Right::Call, 100.0, 100.0, 0.25, 0.04, 0.0, 0.3);
         let out = run_events(&mut op, vec![nq(price), nq(150.0)]).unwrap();
-        let GreeksEvent::Greeks(g) = &out.events[0] else {
-            panic!()
-        };
+        let g = greeks(&out)[0];
         assert!((g.iv - 0.3).abs() < 1e-10, "{}", g.iv);
         assert!(g.delta > 0.5 && g.gamma > 0.0 && g.vega > 0.0 && g.theta < 0.0);
         assert_eq!(out.rejected.len(), 1);
         assert_eq!(out.rejected[0].reason_code, "no_iv_solution");
         assert!(out.rejected[0].reason.contains("above the upper bound"));
+    }
+
+    #[test]
+    fn american_roots_are_solved_against_bjerksund_stensland() {
+        let cfg = GreeksConfig {
+            dividend_yield: 0.02,
+            ..GreeksConfig::default()
+        };
+        let mut op = cfg.build().unwrap();
+        let mid = bs2002_price(Right::Put, 100.0, 110.0, 0.5, 0.04, 0.02, 0.35);
+        let out = run_events(
+            &mut op,
+            vec![quote("XYZ", "put", 110.0, mid, 100.0, 0.5, 0)],
+        );
+        let out = out.unwrap();
+        let g = greeks(&out)[0];
+        assert_eq!(g.exercise_style, "american");
+        assert!((g.iv - 0.35).abs() < 1e-9, "{}", g.iv);
+        // The European model would read a higher vol from the same (early-exercise) price.
+        let eu = crate::pricing::implied_vol(Right::Put, 100.0, 110.0, 0.5, 0.04, 0.02, mid);
+        assert!(eu.unwrap() > g.iv + 1e-3);
+        assert!(g.delta < -0.5 && g.gamma > 0.0 && g.vanna.is_finite() && g.vomma.is_finite());
+        assert!(g.charm.is_finite() && g.charm != 0.0);
+    }
+
+    #[test]
+    fn european_roots_read_the_dividend_yield_from_put_call_parity() {
+        // An index whose options price a 1.5% yield, with the configuration saying 0.
+        let (s, t, r, q, v) = (5000.0, 0.1, 0.04, 0.015, 0.2);
+        let c = bsm_price(Right::Call, s, 5000.0, t, r, q, v);
+        let p = bsm_price(Right::Put, s, 5000.0, t, r, q, v);
+        let far = bsm_price(Right::Put, s, 4500.0, t, r, q, 0.25);
+        let events = vec![
+            quote("SPX", "call", 5000.0, c, s, t, 0),
+            quote("SPX", "put", 5000.0, p, s, t, MICROS_PER_SECOND),
+            quote("SPX", "put", 4500.0, far, s, t, 2 * MICROS_PER_SECOND),
+        ];
+        let mut op = GreeksConfig::default().build().unwrap();
+        let out = run_events(&mut op, events.clone()).unwrap();
+        let g = greeks(&out);
+        assert!(g.iter().all(|g| g.exercise_style == "european"));
+        // The first quote has no pair yet: the configured yield, and a vol off the true one.
+        assert_eq!(g[0].dividend_yield, 0.0);
+        assert!((g[0].iv - v).abs() > 1e-3);
+        // Once both sides are in, the chain's yield and vols are the true ones.
+        for g in &g[1..] {
+            assert!((g.dividend_yield - q).abs() < 1e-10, "{}", g.dividend_yield);
+        }
+        assert!((g[1].iv - v).abs() < 1e-9 && (g[2].iv - 0.25).abs() < 1e-9);
+
+        // Switched off, the configured yield stays.
+        let cfg = GreeksConfig {
+            implied_forward: false,
+            ..GreeksConfig::default()
+        };
+        let out = run_events(&mut cfg.build().unwrap(), events).unwrap();
+        assert!(greeks(&out).iter().all(|g| g.dividend_yield == 0.0));
+    }
+
+    #[test]
+    fn parity_pairs_too_far_apart_in_time_are_not_used() {
+        let (s, t, r, v) = (5000.0, 0.1, 0.04, 0.2);
+        let c = bsm_price(Right::Call, s, 5000.0, t, r, 0.015, v);
+        let p = bsm_price(Right::Put, s, 5000.0, t, r, 0.015, v);
+        let later = (PARITY_MAX_SKEW_SECS + 1) * MICROS_PER_SECOND;
+        let events = vec![
+            quote("SPX", "call", 5000.0, c, s, t, 0),
+            quote("SPX", "put", 5000.0, p, s, t, later),
+        ];
+        let out = run_events(&mut GreeksConfig::default().build().unwrap(), events).unwrap();
+        assert!(greeks(&out).iter().all(|g| g.dividend_yield == 0.0));
+    }
+
+    #[test]
+    fn state_restores_and_expired_chains_are_dropped() {
+        let (s, t, r, v) = (5000.0, 0.1, 0.04, 0.2);
+        let c = bsm_price(Right::Call, s, 5000.0, t, r, 0.015, v);
+        let p = bsm_price(Right::Put, s, 5000.0, t, r, 0.015, v);
+        let mut op = GreeksConfig::default().build().unwrap();
+        run_events(&mut op, vec![quote("SPX", "call", 5000.0, c, s, t, 0)]).unwrap();
+        let mut restored = GreeksConfig::default().build().unwrap();
+        restored.restore(&op.snapshot().unwrap()).unwrap();
+        let put = quote("SPX", "put", 5000.0, p, s, t, 1);
+        let a = run_events(&mut op, vec![put.clone()]).unwrap();
+        let b = run_events(&mut restored, vec![put.clone()]).unwrap();
+        assert_eq!(greeks(&a), greeks(&b));
+        assert!((greeks(&b)[0].dividend_yield - 0.015).abs() < 1e-10);
+        // Past the expiry the chain is gone: a fresh quote has no pair.
+        let mut emit = Emit::default();
+        restored
+            .on_watermark(1_000_000_000, &Ctx::default(), &mut emit)
+            .unwrap();
+        assert!(restored.state.chains.is_empty());
+        // A checkpoint from before the stage had state (empty) restores to none.
+        restored.restore(&op.snapshot().unwrap()).unwrap();
+        assert!(!restored.state.chains.is_empty());
+        restored.restore(&[]).unwrap();
+        assert!(restored.state.chains.is_empty());
+    }
+
+    #[test]
+    fn implied_forward_is_a_kebab_case_key() {
+        let cfg: GreeksConfig = serde_json::from_str(r#"{"implied-forward": false}"#).unwrap();
+        assert!(!cfg.implied_forward && cfg.validate().is_ok());
+        assert!(serde_json::from_str::<GreeksConfig>(r#"{"implied_forward": false}"#).is_err());
+        assert!(serde_json::from_str::<GreeksConfig>(r#"{"implied-forward": 1}"#).is_err());
+        assert!(GreeksConfig::default().implied_forward);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::config::{ConfigErrors, Problems};
 use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
-use crate::pricing::Right;
+use crate::pricing::{is_am_settled, Right};
 use chrono::{NaiveDate, TimeZone};
 use optionflow_schemas::{
     time::{years_between, MICROS_PER_SECOND},
@@ -140,11 +140,19 @@ fn root_matches(root: &str, underlying: &str) -> bool {
         )
 }
 
-/// Expiration instant: the 16:00 New York close of the expiry date, in µs.
-fn expiry_instant(date: NaiveDate) -> Option<i64> {
-    let close = date.and_hms_opt(16, 0, 0)?;
+/// Expiration instant in µs: when the option's settlement value is fixed, so that time to expiry
+/// is exact to the microsecond and a same-day (0DTE) quote still has a few hours to run. That is
+/// the 16:00 New York close of the expiry date, except for AM-settled index options (see
+/// [`is_am_settled`]), whose value is fixed by the 09:30 opening prints of that date.
+fn expiry_instant(root: &str, date: NaiveDate) -> Option<i64> {
+    let (hour, minute) = if is_am_settled(root, date) {
+        (9, 30)
+    } else {
+        (16, 0)
+    };
+    let at = date.and_hms_opt(hour, minute, 0)?;
     chrono_tz::America::New_York
-        .from_local_datetime(&close)
+        .from_local_datetime(&at)
         .single()
         .map(|t| t.timestamp_micros())
 }
@@ -252,9 +260,9 @@ impl Normalize {
                 ),
             ));
         }
-        let expiry = expiry_instant(c.expiry).ok_or((
+        let expiry = expiry_instant(&c.root, c.expiry).ok_or((
             "bad_symbol",
-            format!("expiry {} has no 16:00 New York close", c.expiry),
+            format!("expiry {} has no settlement time in New York", c.expiry),
         ))?;
         if expiry <= q.event_time {
             return Err((
@@ -366,10 +374,14 @@ mod tests {
     const T: i64 = 1_704_205_800_000_000; // 2024-01-02 09:30 New York
 
     fn quote(symbol: &str, bid: f64, ask: f64) -> RawEvent {
+        quote_of("AAPL", T, symbol, bid, ask)
+    }
+
+    fn quote_of(underlying: &str, at: i64, symbol: &str, bid: f64, ask: f64) -> RawEvent {
         RawEvent::Quote(RawQuote {
             event_id: format!("{symbol}{bid}{ask}"),
-            event_time: T,
-            underlying: "AAPL".into(),
+            event_time: at,
+            underlying: underlying.into(),
             source: "test".into(),
             symbol: symbol.into(),
             bid,
@@ -479,5 +491,40 @@ mod tests {
         };
         assert_eq!(n.underlying_price, 191.0);
         assert_eq!(n.sector.as_deref(), Some("Information Technology"));
+    }
+
+    fn years_of(out: &crate::testing::Collected<NormalizedEvent>) -> f64 {
+        match &out.events[..] {
+            [NormalizedEvent::Quote(q)] => q.years_to_expiry,
+            other => panic!("expected one quote, got {other:?} / {:?}", out.rejected),
+        }
+    }
+
+    #[test]
+    fn am_settled_monthlies_expire_at_the_open() {
+        // SPX's January 2024 monthly (third Friday) settles on the 09:30 open: from 2024-01-02
+        // 09:30 that is exactly 17 days. The SPXW weekly of the same date runs to the close.
+        let mut op = NormalizeConfig::default().build().unwrap();
+        let spx = quote_of("SPX", T, "SPX   240119C04700000", 40.0, 41.0);
+        assert!((years_of(&run_events(&mut op, vec![spx]).unwrap()) - 17.0 / 365.0).abs() < 1e-12);
+        let spxw = quote_of("SPX", T, "SPXW  240119C04700000", 40.0, 41.0);
+        let pm = 17.0 + 6.5 / 24.0;
+        assert!((years_of(&run_events(&mut op, vec![spxw]).unwrap()) - pm / 365.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_0dte_quote_an_hour_before_the_close_has_an_hour_left() {
+        let at = chrono_tz::America::New_York
+            .with_ymd_and_hms(2024, 1, 19, 15, 0, 0)
+            .unwrap()
+            .timestamp_micros();
+        let mut op = NormalizeConfig::default().build().unwrap();
+        let q = quote_of("AAPL", at, "AAPL  240119C00190000", 1.0, 1.1);
+        let years = years_of(&run_events(&mut op, vec![q]).unwrap());
+        assert!((years - 1.0 / (365.0 * 24.0)).abs() < 1e-15, "{years}");
+        // The AM-settled SPX monthly of that date stopped at the open: expired by 15:00.
+        let spx = quote_of("SPX", at, "SPX   240119C04700000", 40.0, 41.0);
+        let out = run_events(&mut op, vec![spx]).unwrap();
+        assert_eq!(out.rejected[0].reason_code, "expired");
     }
 }

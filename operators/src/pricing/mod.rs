@@ -1,0 +1,211 @@
+//! Option pricing for the greeks stage, one model per file:
+//!
+//! - [`bsm`]: Black-Scholes-Merton with a continuous dividend yield (European options on stocks
+//!   and indexes): price and analytic greeks.
+//! - [`black76`]: Black-76 on a forward (European options on futures, or on an index whose
+//!   forward is read from put-call parity): price and analytic greeks.
+//! - [`american`]: Bjerksund-Stensland (2002) for American calls and puts; greeks by central
+//!   finite differences on that price.
+//! - [`iv`]: implied volatility — European by Jäckel's "Let's Be Rational" (the `implied-vol`
+//!   crate), American by a bracketed, safeguarded root finder on Bjerksund-Stensland.
+//! - [`style`]: which roots are European (cash-settled indexes) and which are AM-settled.
+//!
+//! Units are raw everywhere: vega and rho per 1.00 of volatility or rate (not per point), theta
+//! and charm per year (ACT/365), vomma per 1.00 of volatility squared. Callers that do not care
+//! which model applies use [`price_and_greeks`] and [`implied_vol_for`], which dispatch on an
+//! [`ExerciseStyle`] and validate every input (a bad input is an [`IvError`], never a NaN or a
+//! panic).
+
+pub mod american;
+pub mod black76;
+pub mod bsm;
+pub mod iv;
+pub mod style;
+
+#[cfg(test)]
+mod tests;
+
+pub use american::{bs2002_greeks, bs2002_price};
+pub use black76::{black76_greeks, black76_price};
+pub use bsm::{bsm_greeks, bsm_price};
+pub use iv::{implied_vol, implied_vol_american};
+pub use style::{is_am_settled, ExerciseStyle};
+
+/// Call or put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    /// A call.
+    Call,
+    /// A put.
+    Put,
+}
+
+impl Right {
+    /// Parses `"call"` / `"put"`.
+    pub fn parse(s: &str) -> Option<Right> {
+        match s {
+            "call" => Some(Right::Call),
+            "put" => Some(Right::Put),
+            _ => None,
+        }
+    }
+    /// `"call"` / `"put"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::Call => "call",
+            Right::Put => "put",
+        }
+    }
+}
+
+/// Price and greeks of one option, in raw units (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Greeks {
+    /// Price.
+    pub price: f64,
+    /// dV/dS.
+    pub delta: f64,
+    /// d²V/dS².
+    pub gamma: f64,
+    /// dV/dσ per 1.00 of vol.
+    pub vega: f64,
+    /// dV/dt per year (calendar, ACT/365): the value's change as time passes, −∂V/∂T.
+    pub theta: f64,
+    /// dV/dr per 1.00 of rate.
+    pub rho: f64,
+    /// d²V/dS dσ (per 1.00 of vol).
+    pub vanna: f64,
+    /// Change of delta as time passes, per year (−∂Δ/∂T).
+    pub charm: f64,
+    /// d²V/dσ² (per 1.00 of vol, squared).
+    pub vomma: f64,
+}
+
+/// Why no price or implied volatility exists for the inputs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IvError {
+    /// An input is NaN or infinite.
+    #[error("an input is not a finite number")]
+    NotFinite,
+    /// Spot, strike or time is not positive.
+    #[error(
+        "spot, strike and years must be positive (spot {spot}, strike {strike}, years {years})"
+    )]
+    NonPositiveInput {
+        /// Spot.
+        spot: f64,
+        /// Strike.
+        strike: f64,
+        /// Years.
+        years: f64,
+    },
+    /// A volatility given to a pricing function is not positive.
+    #[error("volatility {vol} must be positive")]
+    NonPositiveVol {
+        /// The volatility given.
+        vol: f64,
+    },
+    /// Price below the intrinsic value (discounted for European options, the immediate
+    /// exercise value max(S−K, 0) / max(K−S, 0) for American ones).
+    #[error("price {price:.4} is below intrinsic value {intrinsic:.4}")]
+    BelowIntrinsic {
+        /// Price.
+        price: f64,
+        /// Intrinsic.
+        intrinsic: f64,
+    },
+    /// Price above the no-arbitrage upper bound.
+    #[error("price {price:.4} is above the upper bound {bound:.4}")]
+    AboveUpperBound {
+        /// Price.
+        price: f64,
+        /// Bound.
+        bound: f64,
+    },
+    /// The solver found no volatility.
+    #[error("no volatility reproduces the price")]
+    NoSolution,
+}
+
+/// Checks the inputs every model shares; `last` is the volatility when pricing, the price when
+/// solving for the volatility.
+pub(crate) fn check_inputs(
+    spot: f64,
+    strike: f64,
+    years: f64,
+    rate: f64,
+    dividend: f64,
+    last: f64,
+) -> Result<(), IvError> {
+    if ![spot, strike, years, rate, dividend, last]
+        .iter()
+        .all(|v| v.is_finite())
+    {
+        return Err(IvError::NotFinite);
+    }
+    if spot <= 0.0 || strike <= 0.0 || years <= 0.0 {
+        return Err(IvError::NonPositiveInput {
+            spot,
+            strike,
+            years,
+        });
+    }
+    Ok(())
+}
+
+/// Price and greeks under the model the exercise style calls for: Black-Scholes-Merton for
+/// European options, Bjerksund-Stensland 2002 (greeks by finite differences) for American ones.
+/// Inputs are validated: NaN or infinite inputs, non-positive spot, strike, years or volatility
+/// are errors.
+#[allow(clippy::too_many_arguments)] // the textbook argument list, in the textbook order
+pub fn price_and_greeks(
+    style: ExerciseStyle,
+    right: Right,
+    spot: f64,
+    strike: f64,
+    years: f64,
+    rate: f64,
+    dividend: f64,
+    vol: f64,
+) -> Result<Greeks, IvError> {
+    check_inputs(spot, strike, years, rate, dividend, vol)?;
+    if vol <= 0.0 {
+        return Err(IvError::NonPositiveVol { vol });
+    }
+    let g = match style {
+        ExerciseStyle::European => bsm_greeks(right, spot, strike, years, rate, dividend, vol),
+        ExerciseStyle::American => bs2002_greeks(right, spot, strike, years, rate, dividend, vol),
+    };
+    // The formulas are finite for finite positive inputs; this guards the contract "never NaN"
+    // against extreme parameters (e.g. a volatility of 1e300) rather than trusting it.
+    if [g.price, g.delta, g.gamma, g.vega, g.theta, g.rho]
+        .iter()
+        .all(|v| v.is_finite())
+    {
+        Ok(g)
+    } else {
+        Err(IvError::NotFinite)
+    }
+}
+
+/// Implied volatility under the model the exercise style calls for: Let's Be Rational on
+/// Black-Scholes-Merton for European options, Bjerksund-Stensland 2002 for American ones. A price
+/// with no solution is an error naming the bound it breaks; NaN is never returned.
+#[allow(clippy::too_many_arguments)] // the textbook argument list, in the textbook order
+pub fn implied_vol_for(
+    style: ExerciseStyle,
+    right: Right,
+    spot: f64,
+    strike: f64,
+    years: f64,
+    rate: f64,
+    dividend: f64,
+    price: f64,
+) -> Result<f64, IvError> {
+    match style {
+        ExerciseStyle::European => implied_vol(right, spot, strike, years, rate, dividend, price),
+        ExerciseStyle::American => {
+            implied_vol_american(right, spot, strike, years, rate, dividend, price)
+        }
+    }
+}

@@ -1,0 +1,677 @@
+//! Tests of the pricing models against published values, independent references (a binomial
+//! tree, direct numerical integration) and their own identities.
+
+use super::american::Bvn;
+use super::bsm::norm_cdf;
+use super::*;
+use proptest::prelude::*;
+
+#[test]
+fn hull_reference_values() {
+    // Hull, Options, Futures and Other Derivatives, example 15.6: S=42, K=40, r=10%, σ=20%, T=0.5.
+    let c = bsm_price(Right::Call, 42.0, 40.0, 0.5, 0.10, 0.0, 0.2);
+    let p = bsm_price(Right::Put, 42.0, 40.0, 0.5, 0.10, 0.0, 0.2);
+    assert!(
+        (c - 4.76).abs() < 0.005 && (p - 0.81).abs() < 0.005,
+        "{c} {p}"
+    );
+}
+
+#[test]
+fn put_call_parity_holds() {
+    let (s, k, t, r, q, v) = (100.0, 95.0, 0.5, 0.05, 0.02, 0.25);
+    let c = bsm_price(Right::Call, s, k, t, r, q, v);
+    let p = bsm_price(Right::Put, s, k, t, r, q, v);
+    assert!((c - p - (s * (-q * t).exp() - k * (-r * t).exp())).abs() < 1e-12);
+}
+
+#[test]
+fn greeks_match_finite_differences() {
+    let (s, k, t, r, q, v) = (100.0, 105.0, 0.75, 0.03, 0.01, 0.3);
+    for right in [Right::Call, Right::Put] {
+        let g = bsm_greeks(right, s, k, t, r, q, v);
+        let f = |s: f64, t: f64, r: f64, v: f64| bsm_price(right, s, k, t, r, q, v);
+        let delta = |s: f64, t: f64, v: f64| bsm_greeks(right, s, k, t, r, q, v).delta;
+        let vega = |v: f64| bsm_greeks(right, s, k, t, r, q, v).vega;
+        let h = 1e-4;
+        let fd = [
+            (g.delta, (f(s + h, t, r, v) - f(s - h, t, r, v)) / (2.0 * h)),
+            (
+                g.gamma,
+                (f(s + h, t, r, v) - 2.0 * f(s, t, r, v) + f(s - h, t, r, v)) / (h * h),
+            ),
+            (g.vega, (f(s, t, r, v + h) - f(s, t, r, v - h)) / (2.0 * h)),
+            (
+                g.theta,
+                -(f(s, t + h, r, v) - f(s, t - h, r, v)) / (2.0 * h),
+            ),
+            (g.rho, (f(s, t, r + h, v) - f(s, t, r - h, v)) / (2.0 * h)),
+            (
+                g.vanna,
+                (delta(s, t, v + h) - delta(s, t, v - h)) / (2.0 * h),
+            ),
+            (
+                g.charm,
+                -(delta(s, t + h, v) - delta(s, t - h, v)) / (2.0 * h),
+            ),
+            (g.vomma, (vega(v + h) - vega(v - h)) / (2.0 * h)),
+        ];
+        for (i, (a, n)) in fd.iter().enumerate() {
+            assert!(
+                (a - n).abs() <= 1e-5 * a.abs().max(1.0),
+                "{right:?} greek {i}: {a} vs {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn impossible_prices_are_rejected_with_the_reason() {
+    assert!(matches!(
+        implied_vol(Right::Call, 100.0, 80.0, 0.5, 0.0, 0.0, 10.0),
+        Err(IvError::BelowIntrinsic { .. })
+    ));
+    assert!(matches!(
+        implied_vol(Right::Call, 100.0, 80.0, 0.5, 0.0, 0.0, 120.0),
+        Err(IvError::AboveUpperBound { .. })
+    ));
+    assert_eq!(
+        implied_vol(Right::Put, 100.0, 80.0, 0.5, 0.0, 0.0, f64::NAN),
+        Err(IvError::NotFinite)
+    );
+    assert!(matches!(
+        implied_vol(Right::Put, 100.0, 80.0, 0.0, 0.0, 0.0, 1.0),
+        Err(IvError::NonPositiveInput { .. })
+    ));
+}
+
+proptest! {
+    #[test]
+    fn prop_iv_round_trip(m in -0.5f64..0.5, vol in 0.05f64..2.0, years in 0.02f64..2.0) {
+        let k = 100.0 * m.exp();
+        let g = bsm_greeks(Right::Call, 100.0, k, years, 0.02, 0.0, vol);
+        let noise = bsm_vol_noise(Right::Call, 100.0, k, years, 0.02, 0.0, vol);
+        prop_assume!(noise < 1e-3);
+        let iv = implied_vol(Right::Call, 100.0, k, years, 0.02, 0.0, g.price).unwrap();
+        prop_assert!((iv - vol).abs() / vol <= 1e-10f64.max(noise));
+    }
+}
+
+#[test]
+fn black76_reference_values() {
+    // Hull, Options, Futures and Other Derivatives (8th ed.), example 18.8: a European put on
+    // crude-oil futures, F=20, K=20, r=9%, T=4 months, σ=25% → 1.12.
+    let p = black76_price(Right::Put, 20.0, 20.0, 4.0 / 12.0, 0.09, 0.25);
+    assert!((p - 1.12).abs() < 0.005, "{p}");
+    // Haug, The Complete Guide to Option Pricing Formulas (2nd ed.), §1.1.2: F=19, K=19,
+    // T=0.75, r=10%, σ=28% → call = put = 1.7011.
+    for right in [Right::Call, Right::Put] {
+        let v = black76_price(right, 19.0, 19.0, 0.75, 0.10, 0.28);
+        assert!((v - 1.7011).abs() < 5e-5, "{right:?} {v}");
+    }
+}
+
+#[test]
+fn black76_on_the_forward_is_bsm() {
+    // Independent formulas for the same option: Black-76 on F = S·e^((r−q)T) must price what
+    // BSM prices on S, and their vegas (both per 1.00 of the same σ) must agree.
+    let (s, k, t, r, q, v): (f64, f64, f64, f64, f64, f64) = (100.0, 110.0, 0.8, 0.04, 0.015, 0.3);
+    let f: f64 = s * f64::exp((r - q) * t);
+    for right in [Right::Call, Right::Put] {
+        let b = black76_greeks(right, f, k, t, r, v);
+        let m = bsm_greeks(right, s, k, t, r, q, v);
+        assert!((b.price - m.price).abs() < 1e-12, "{right:?}");
+        assert!((b.vega - m.vega).abs() < 1e-10, "{right:?}");
+        // dV/dS = dV/dF · dF/dS.
+        assert!((b.delta * f / s - m.delta).abs() < 1e-12, "{right:?}");
+    }
+}
+
+#[test]
+fn black76_put_call_parity_holds() {
+    let (f, k, t, r, v) = (4500.0, 4400.0, 0.3, 0.05, 0.18);
+    let c = black76_price(Right::Call, f, k, t, r, v);
+    let p = black76_price(Right::Put, f, k, t, r, v);
+    assert!((c - p - (-r * t).exp() * (f - k)).abs() < 1e-9);
+}
+
+#[test]
+fn black76_greeks_match_finite_differences() {
+    let (f0, k, t0, r0, v0) = (100.0, 95.0, 0.6, 0.05, 0.35);
+    for right in [Right::Call, Right::Put] {
+        let g = black76_greeks(right, f0, k, t0, r0, v0);
+        let p = |f: f64, t: f64, r: f64, v: f64| black76_price(right, f, k, t, r, v);
+        let delta = |t: f64, v: f64| black76_greeks(right, f0, k, t, r0, v).delta;
+        let h = 1e-4;
+        let fd = [
+            (
+                "delta",
+                g.delta,
+                (p(f0 + h, t0, r0, v0) - p(f0 - h, t0, r0, v0)) / (2.0 * h),
+            ),
+            (
+                "gamma",
+                g.gamma,
+                (p(f0 + h, t0, r0, v0) - 2.0 * p(f0, t0, r0, v0) + p(f0 - h, t0, r0, v0)) / (h * h),
+            ),
+            (
+                "vega",
+                g.vega,
+                (p(f0, t0, r0, v0 + h) - p(f0, t0, r0, v0 - h)) / (2.0 * h),
+            ),
+            (
+                "theta",
+                g.theta,
+                -(p(f0, t0 + h, r0, v0) - p(f0, t0 - h, r0, v0)) / (2.0 * h),
+            ),
+            (
+                "rho",
+                g.rho,
+                (p(f0, t0, r0 + h, v0) - p(f0, t0, r0 - h, v0)) / (2.0 * h),
+            ),
+            (
+                "vanna",
+                g.vanna,
+                (delta(t0, v0 + h) - delta(t0, v0 - h)) / (2.0 * h),
+            ),
+            (
+                "charm",
+                g.charm,
+                -(delta(t0 + h, v0) - delta(t0 - h, v0)) / (2.0 * h),
+            ),
+            (
+                "vomma",
+                g.vomma,
+                (p(f0, t0, r0, v0 + h) - 2.0 * p(f0, t0, r0, v0) + p(f0, t0, r0, v0 - h)) / (h * h),
+            ),
+        ];
+        for (name, a, n) in fd {
+            assert!(
+                (a - n).abs() <= 1e-5 * a.abs().max(1.0),
+                "{right:?} {name}: {a} vs {n}"
+            );
+        }
+    }
+}
+
+/// Φ₂(a, b; ρ) = ∫_{−∞}^{a} φ(x)·Φ((b − ρx)/√(1 − ρ²)) dx by composite Simpson: slow and
+/// independent of the Drezner-Wesolowsky identity the model uses.
+fn bvn_by_integration(a: f64, b: f64, rho: f64) -> f64 {
+    let lo = (-12.0f64).min(a - 1.0);
+    let n = 20_000;
+    let h = (a - lo) / n as f64;
+    let g = |x: f64| {
+        (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
+            * norm_cdf((b - rho * x) / (1.0 - rho * rho).sqrt())
+    };
+    let mut sum = g(lo) + g(a);
+    for i in 1..n {
+        sum += g(lo + i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+    }
+    sum * h / 3.0
+}
+
+#[test]
+fn bivariate_normal_matches_direct_integration_and_identities() {
+    let rho = (0.5 * (5f64.sqrt() - 1.0)).sqrt();
+    let bvn = Bvn::get();
+    // Sheppard's closed form at the origin: Φ₂(0, 0; ρ) = ¼ + asin(ρ)/(2π).
+    let exact = 0.25 + rho.asin() / (2.0 * std::f64::consts::PI);
+    assert!((bvn.cdf(0.0, 0.0, false) - exact).abs() < 1e-15);
+    let exact_neg = 0.25 - rho.asin() / (2.0 * std::f64::consts::PI);
+    assert!((bvn.cdf(0.0, 0.0, true) - exact_neg).abs() < 1e-15);
+    for a in [-4.0, -1.5, -0.3, 0.0, 0.7, 2.0, 5.0] {
+        for b in [-3.0, -0.8, 0.0, 0.4, 1.9, 6.0] {
+            for negative in [false, true] {
+                let r = if negative { -rho } else { rho };
+                let got = bvn.cdf(a, b, negative);
+                let want = bvn_by_integration(a, b, r);
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "Φ₂({a}, {b}; {r}) = {got}, integration {want}"
+                );
+                // Φ₂(a, b; ρ) + Φ₂(a, −b; −ρ) = Φ(a).
+                let sum = got + bvn.cdf(a, -b, !negative);
+                assert!((sum - norm_cdf(a)).abs() < 1e-14, "{a} {b}");
+            }
+        }
+    }
+}
+
+/// Cases for the American checks: (right, S, K, T, r, q, σ), across moneyness, carry and life.
+const AMERICAN_CASES: [(Right, f64, f64, f64, f64, f64, f64); 8] = [
+    (Right::Put, 100.0, 100.0, 0.5, 0.05, 0.0, 0.2),
+    (Right::Put, 90.0, 100.0, 1.0, 0.05, 0.0, 0.3),
+    (Right::Put, 110.0, 100.0, 0.25, 0.08, 0.02, 0.25),
+    (Right::Put, 80.0, 100.0, 2.0, 0.06, 0.0, 0.4),
+    (Right::Call, 100.0, 100.0, 0.5, 0.05, 0.04, 0.2),
+    (Right::Call, 110.0, 100.0, 1.0, 0.03, 0.06, 0.35),
+    (Right::Call, 90.0, 100.0, 0.25, 0.08, 0.12, 0.2),
+    (Right::Put, 100.0, 100.0, 0.02, 0.05, 0.0, 0.6),
+];
+
+/// Cox-Ross-Rubinstein binomial tree for an American option with a continuous dividend yield,
+/// averaged over `n` and `n + 1` steps to cancel the tree's odd-even oscillation: the
+/// independent reference the Bjerksund-Stensland approximation is checked against.
+#[allow(clippy::too_many_arguments)] // the textbook argument list and a step count
+fn crr_american(right: Right, s: f64, k: f64, t: f64, r: f64, q: f64, v: f64, n: usize) -> f64 {
+    let one = |n: usize| {
+        let dt = t / n as f64;
+        let u = (v * dt.sqrt()).exp();
+        let d = 1.0 / u;
+        let p = (((r - q) * dt).exp() - d) / (u - d);
+        let disc = (-r * dt).exp();
+        let payoff = |x: f64| match right {
+            Right::Call => (x - k).max(0.0),
+            Right::Put => (k - x).max(0.0),
+        };
+        let node = |step: usize, i: usize| s * u.powi(2 * i as i32 - step as i32);
+        let mut vals: Vec<f64> = (0..=n).map(|i| payoff(node(n, i))).collect();
+        for step in (0..n).rev() {
+            for i in 0..=step {
+                let cont = disc * (p * vals[i + 1] + (1.0 - p) * vals[i]);
+                vals[i] = cont.max(payoff(node(step, i)));
+            }
+        }
+        vals[0]
+    };
+    0.5 * (one(n) + one(n + 1))
+}
+
+#[test]
+fn bs2002_is_close_to_a_binomial_tree_and_above_european() {
+    for (right, s, k, t, r, q, v) in AMERICAN_CASES {
+        let am = bs2002_price(right, s, k, t, r, q, v);
+        let tree = crr_american(right, s, k, t, r, q, v, 2000);
+        let eu = bsm_price(right, s, k, t, r, q, v);
+        let intrinsic = match right {
+            Right::Call => (s - k).max(0.0),
+            Right::Put => (k - s).max(0.0),
+        };
+        let case =
+            format!("{right:?} S={s} K={k} T={t} r={r} q={q} σ={v}: bs2002 {am} tree {tree}");
+        // The known accuracy of the 2002 approximation on such inputs.
+        assert!((am - tree).abs() <= 1e-2 * tree, "{case}");
+        // A lower bound by construction (a suboptimal exercise rule), up to the tree's own error.
+        assert!(am <= tree + 1e-3, "{case}");
+        assert!(am >= eu - 1e-12 && am >= intrinsic, "{case}: european {eu}");
+    }
+}
+
+#[test]
+fn bs2002_without_early_exercise_is_bsm() {
+    // No dividend: an American call is worth its European twin; with r ≤ 0, so is a put.
+    let a = bs2002_price(Right::Call, 100.0, 95.0, 0.7, 0.05, 0.0, 0.3);
+    let e = bsm_price(Right::Call, 100.0, 95.0, 0.7, 0.05, 0.0, 0.3);
+    assert_eq!(a, e);
+    // (The put goes through the put-call transformation, so equal to rounding.)
+    let a = bs2002_price(Right::Put, 100.0, 95.0, 0.7, -0.005, 0.0, 0.3);
+    let e = bsm_price(Right::Put, 100.0, 95.0, 0.7, -0.005, 0.0, 0.3);
+    assert!((a - e).abs() < 1e-12, "{a} {e}");
+}
+
+#[test]
+fn deep_in_the_money_american_put_is_exercised() {
+    // Far past the exercise boundary the put is worth K − S now: delta −1, no gamma, no vega.
+    let g = bs2002_greeks(Right::Put, 40.0, 100.0, 0.5, 0.08, 0.0, 0.2);
+    assert_eq!(g.price, 60.0);
+    assert!((g.delta + 1.0).abs() < 1e-9 && g.gamma.abs() < 1e-9 && g.vega.abs() < 1e-9);
+}
+
+#[test]
+fn american_greeks_are_bsm_greeks_where_no_early_exercise_pays() {
+    // With no dividend the American call is the European one, so the finite-difference greeks
+    // must reproduce BSM's analytic ones: this pins their signs, units and bump sizes.
+    for (s, k, t, v) in [
+        (100.0, 100.0, 0.5, 0.2),
+        (120.0, 100.0, 0.05, 0.6),
+        (80.0, 100.0, 2.0, 0.3),
+    ] {
+        let a = bs2002_greeks(Right::Call, s, k, t, 0.04, 0.0, v);
+        let e = bsm_greeks(Right::Call, s, k, t, 0.04, 0.0, v);
+        let pairs = [
+            ("price", a.price, e.price),
+            ("delta", a.delta, e.delta),
+            ("gamma", a.gamma, e.gamma),
+            ("vega", a.vega, e.vega),
+            ("theta", a.theta, e.theta),
+            ("rho", a.rho, e.rho),
+            ("vanna", a.vanna, e.vanna),
+            ("charm", a.charm, e.charm),
+            ("vomma", a.vomma, e.vomma),
+        ];
+        for (i, (name, x, y)) in pairs.into_iter().enumerate() {
+            // Second-order greeks are differences of differences: a looser bound.
+            let tol = if i < 6 { 1e-5 } else { 1e-4 };
+            assert!(
+                (x - y).abs() <= tol * y.abs().max(1.0),
+                "S={s} K={k} T={t} σ={v} {name}: american {x} bsm {y}"
+            );
+        }
+    }
+}
+
+#[test]
+fn american_greeks_match_coarser_finite_differences() {
+    // Where early exercise matters there is no analytic twin: check the greeks against
+    // differences with bumps three times larger, computed here independently.
+    for (right, s, k, t, r, q, v) in AMERICAN_CASES {
+        if k - s > 30.0 {
+            continue; // past the boundary the price is K − S: nothing to differentiate
+        }
+        let g = bs2002_greeks(right, s, k, t, r, q, v);
+        let p = |s: f64, t: f64, r: f64, v: f64| bs2002_price(right, s, k, t, r, q, v);
+        let (hs, hv, ht, hr) = (3e-3 * s, 3e-3 * v, 3e-3 * t, 3e-4);
+        let fd = [
+            (
+                "delta",
+                g.delta,
+                (p(s + hs, t, r, v) - p(s - hs, t, r, v)) / (2.0 * hs),
+            ),
+            (
+                "gamma",
+                g.gamma,
+                (p(s + hs, t, r, v) - 2.0 * p(s, t, r, v) + p(s - hs, t, r, v)) / (hs * hs),
+            ),
+            (
+                "vega",
+                g.vega,
+                (p(s, t, r, v + hv) - p(s, t, r, v - hv)) / (2.0 * hv),
+            ),
+            (
+                "theta",
+                g.theta,
+                -(p(s, t + ht, r, v) - p(s, t - ht, r, v)) / (2.0 * ht),
+            ),
+            (
+                "rho",
+                g.rho,
+                (p(s, t, r + hr, v) - p(s, t, r - hr, v)) / (2.0 * hr),
+            ),
+        ];
+        for (name, a, n) in fd {
+            assert!(
+                (a - n).abs() <= 1e-3 * a.abs().max(1e-2),
+                "{right:?} S={s} K={k} T={t} {name}: {a} vs {n}"
+            );
+        }
+        assert!(g.gamma >= 0.0 && g.vega >= 0.0, "{right:?} S={s}");
+        match right {
+            Right::Call => assert!((0.0..=1.0).contains(&g.delta)),
+            Right::Put => assert!((-1.0..=0.0).contains(&g.delta)),
+        }
+    }
+}
+
+/// The relative vol error a price's own rounding leaves: the formula subtracts two terms, so the
+/// price is known to a few ulps of their sum, and the vol to that over vega·σ (the price's
+/// sensitivity to a relative change of vol).
+fn bsm_vol_noise(right: Right, s: f64, k: f64, t: f64, r: f64, q: f64, vol: f64) -> f64 {
+    let sd = vol * t.sqrt();
+    let d1 = ((s / k).ln() + (r - q) * t) / sd + 0.5 * sd;
+    let (fwd_s, pv_k) = (s * (-q * t).exp(), k * (-r * t).exp());
+    let terms = match right {
+        Right::Call => fwd_s * norm_cdf(d1) + pv_k * norm_cdf(d1 - sd),
+        Right::Put => fwd_s * norm_cdf(-d1) + pv_k * norm_cdf(sd - d1),
+    };
+    let vega = bsm_greeks(right, s, k, t, r, q, vol).vega;
+    8.0 * f64::EPSILON * terms / (vega * vol).abs()
+}
+
+/// The same for Bjerksund-Stensland, whose dozen terms are of the order of S and K.
+fn vol_noise(s: f64, k: f64, vega: f64, vol: f64, ulps: f64) -> f64 {
+    ulps * f64::EPSILON * (s + k) / (vega * vol).abs()
+}
+
+#[test]
+fn iv_round_trips_over_a_grid() {
+    // Log-moneyness ±60%, vol 1%–500%, expiry one hour to three years. Points are skipped when
+    // the price carries no usable vol information: its rounding noise moves the vol by more than
+    // 1e-3 relative, i.e. vega·σ is below ~2e-12 of the price (deep in or out of the money at low
+    // vol and short life, where the price is all intrinsic or underflows). Everywhere else the
+    // vol comes back to 1e-10 relative, or to the noise floor where that is larger.
+    let (s, r, q) = (100.0, 0.03, 0.01);
+    let (mut checked, mut skipped) = (0, 0);
+    let mut min_skipped_sds = f64::INFINITY;
+    for i in -6..=6 {
+        let m = 0.1 * i as f64;
+        let k = s * f64::exp(m);
+        for vol in [0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0] {
+            for years in [
+                1.0 / (365.0 * 24.0),
+                1.0 / 365.0,
+                7.0 / 365.0,
+                0.1,
+                0.5,
+                1.0,
+                3.0,
+            ] {
+                for right in [Right::Call, Right::Put] {
+                    let g = bsm_greeks(right, s, k, years, r, q, vol);
+                    let noise = bsm_vol_noise(right, s, k, years, r, q, vol);
+                    // Prices near the bottom of the float range (below ~1e-290, subnormal or
+                    // close to it) have lost their 53-bit precision: no quote is that small.
+                    if noise.is_nan() || noise >= 1e-3 || g.price < 1e-290 {
+                        let sds = ((s / k).ln() + (r - q) * years).abs() / (vol * years.sqrt());
+                        min_skipped_sds = min_skipped_sds.min(sds);
+                        skipped += 1;
+                        continue;
+                    }
+                    let iv = implied_vol(right, s, k, years, r, q, g.price)
+                        .unwrap_or_else(|e| panic!("{right:?} m {m} vol {vol} t {years}: {e}"));
+                    assert!(
+                        (iv - vol).abs() / vol <= 1e-10f64.max(noise),
+                        "{right:?} m {m} vol {vol} t {years}: {iv} (noise {noise:e})"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // The skip rule must not hollow the grid out: only strikes many standard deviations from
+    // the forward, where the time value is below the price's rounding, may be skipped.
+    assert!(
+        checked > 2 * skipped && min_skipped_sds > 6.0,
+        "checked {checked}, skipped {skipped}, nearest skipped {min_skipped_sds} sd"
+    );
+}
+
+#[test]
+fn american_iv_round_trips() {
+    let (s, r, q) = (100.0, 0.05, 0.02);
+    let mut checked = 0;
+    for m in [-0.4, -0.2, -0.05, 0.0, 0.1, 0.3] {
+        let k = s * f64::exp(m);
+        for vol in [0.05, 0.15, 0.3, 0.6, 1.2] {
+            for years in [1.0 / 365.0, 0.1, 0.5, 2.0] {
+                for right in [Right::Call, Right::Put] {
+                    let g = bs2002_greeks(right, s, k, years, r, q, vol);
+                    let intrinsic = match right {
+                        Right::Call => (s - k).max(0.0),
+                        Right::Put => (k - s).max(0.0),
+                    };
+                    // Skip prices with no time value to read a vol from (exercise now).
+                    let noise = vol_noise(s, k, g.vega, vol, 64.0);
+                    if g.price - intrinsic < 1e-9 * s || noise.is_nan() || noise >= 1e-4 {
+                        continue;
+                    }
+                    let iv = implied_vol_american(right, s, k, years, r, q, g.price)
+                        .unwrap_or_else(|e| panic!("{right:?} m {m} vol {vol} t {years}: {e}"));
+                    assert!(
+                        (iv - vol).abs() / vol <= 1e-9f64.max(noise),
+                        "{right:?} m {m} vol {vol} t {years}: {iv} (noise {noise:e})"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 150, "{checked}");
+}
+
+#[test]
+fn american_iv_rejects_impossible_prices_with_the_reason() {
+    // Below the exercise value (undiscounted: the holder can have it now).
+    assert_eq!(
+        implied_vol_american(Right::Put, 90.0, 100.0, 0.5, 0.05, 0.0, 9.99),
+        Err(IvError::BelowIntrinsic {
+            price: 9.99,
+            intrinsic: 10.0
+        })
+    );
+    // A put is never worth more than its strike, a call more than the stock.
+    assert!(matches!(
+        implied_vol_american(Right::Put, 90.0, 100.0, 0.5, 0.05, 0.0, 100.0),
+        Err(IvError::AboveUpperBound { .. })
+    ));
+    assert!(matches!(
+        implied_vol_american(Right::Call, 90.0, 100.0, 0.5, 0.05, 0.02, 95.0),
+        Err(IvError::AboveUpperBound { .. })
+    ));
+    assert_eq!(
+        implied_vol_american(Right::Call, 90.0, f64::NAN, 0.5, 0.05, 0.0, 1.0),
+        Err(IvError::NotFinite)
+    );
+    assert!(matches!(
+        implied_vol_american(Right::Call, 90.0, 100.0, -0.1, 0.05, 0.0, 1.0),
+        Err(IvError::NonPositiveInput { .. })
+    ));
+    // A dividend-paying call quoted at its exercise value plus a hair is still below the model's
+    // zero-vol value S·e^(−qT) − K·e^(−rT) > S − K when r·K > q·S.
+    assert!(matches!(
+        implied_vol_american(Right::Call, 110.0, 100.0, 1.0, 0.08, 0.01, 10.0 + 1e-9),
+        Err(IvError::BelowIntrinsic { .. })
+    ));
+}
+
+#[test]
+fn dispatch_validates_and_picks_the_model() {
+    let (s, k, t, r, q, v) = (100.0, 105.0, 0.4, 0.05, 0.03, 0.25);
+    for right in [Right::Call, Right::Put] {
+        let eu = price_and_greeks(ExerciseStyle::European, right, s, k, t, r, q, v).unwrap();
+        assert_eq!(eu, bsm_greeks(right, s, k, t, r, q, v));
+        let am = price_and_greeks(ExerciseStyle::American, right, s, k, t, r, q, v).unwrap();
+        assert_eq!(am, bs2002_greeks(right, s, k, t, r, q, v));
+        let iv_eu = implied_vol_for(ExerciseStyle::European, right, s, k, t, r, q, eu.price);
+        let iv_am = implied_vol_for(ExerciseStyle::American, right, s, k, t, r, q, am.price);
+        assert!((iv_eu.unwrap() - v).abs() < 1e-12 && (iv_am.unwrap() - v).abs() < 1e-10);
+    }
+    let bad =
+        |s, k, t, v| price_and_greeks(ExerciseStyle::American, Right::Put, s, k, t, 0.05, 0.0, v);
+    assert_eq!(
+        bad(100.0, 100.0, 0.5, -0.2),
+        Err(IvError::NonPositiveVol { vol: -0.2 })
+    );
+    assert_eq!(
+        bad(100.0, 100.0, 0.5, 0.0),
+        Err(IvError::NonPositiveVol { vol: 0.0 })
+    );
+    assert_eq!(bad(f64::NAN, 100.0, 0.5, 0.2), Err(IvError::NotFinite));
+    assert!(matches!(
+        bad(100.0, 100.0, 0.0, 0.2),
+        Err(IvError::NonPositiveInput { .. })
+    ));
+    assert!(matches!(
+        bad(100.0, -1.0, 0.5, 0.2),
+        Err(IvError::NonPositiveInput { .. })
+    ));
+}
+
+#[test]
+fn exercise_style_and_am_settlement_follow_the_documented_rules() {
+    use chrono::NaiveDate;
+    let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+    for root in [
+        "SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW", "DJX", "SPX1",
+    ] {
+        assert_eq!(
+            ExerciseStyle::for_root(root),
+            ExerciseStyle::European,
+            "{root}"
+        );
+    }
+    for root in ["AAPL", "SPY", "QQQ", "IWM", "OEX", "GME1"] {
+        assert_eq!(
+            ExerciseStyle::for_root(root),
+            ExerciseStyle::American,
+            "{root}"
+        );
+    }
+    // 2024-01-19 is January's third Friday; 2024-01-12 the second.
+    assert!(is_am_settled("SPX", d(2024, 1, 19)));
+    assert!(is_am_settled("NDX", d(2024, 1, 19)) && is_am_settled("RUT", d(2024, 1, 19)));
+    assert!(!is_am_settled("SPXW", d(2024, 1, 19)));
+    assert!(!is_am_settled("SPX", d(2024, 1, 12)));
+    assert!(!is_am_settled("AAPL", d(2024, 1, 19)));
+    // Good Friday 2025 fell on April's third Friday: the monthly expired Thursday 2025-04-17.
+    assert!(is_am_settled("SPX", d(2025, 4, 17)));
+    assert!(!is_am_settled("SPX", d(2025, 4, 10)));
+    // VIX monthlies expire on a Wednesday (2024-01-17); VIXW weeklies settle PM.
+    assert!(is_am_settled("VIX", d(2024, 1, 17)));
+    assert!(!is_am_settled("VIXW", d(2024, 1, 17)) && !is_am_settled("VIX", d(2024, 1, 19)));
+}
+
+proptest! {
+    #[test]
+    fn prop_american_is_bounded_by_european_intrinsic_and_its_cap(
+        right in prop_oneof![Just(Right::Call), Just(Right::Put)],
+        m in -0.8f64..0.8,
+        vol in 0.02f64..2.0,
+        years in 0.001f64..3.0,
+        r in 0.0f64..0.1,
+        q in 0.0f64..0.1,
+    ) {
+        let (s, k) = (100.0, 100.0 * m.exp());
+        let am = bs2002_price(right, s, k, years, r, q, vol);
+        let eu = bsm_price(right, s, k, years, r, q, vol);
+        let (intrinsic, cap) = match right {
+            Right::Call => ((s - k).max(0.0), s),
+            Right::Put => ((k - s).max(0.0), k),
+        };
+        prop_assert!(am.is_finite());
+        prop_assert!(am >= eu - 1e-9 * s, "american {} european {}", am, eu);
+        prop_assert!(am >= intrinsic - 1e-12 && am <= cap, "{} {} {}", am, intrinsic, cap);
+    }
+
+    #[test]
+    fn prop_american_iv_round_trip(
+        right in prop_oneof![Just(Right::Call), Just(Right::Put)],
+        m in -0.4f64..0.4,
+        vol in 0.05f64..1.5,
+        years in 0.01f64..2.0,
+        r in 0.0f64..0.08,
+        q in 0.0f64..0.06,
+    ) {
+        let (s, k) = (100.0, 100.0 * m.exp());
+        let g = bs2002_greeks(right, s, k, years, r, q, vol);
+        let intrinsic = match right {
+            Right::Call => (s - k).max(0.0),
+            Right::Put => (k - s).max(0.0),
+        };
+        let noise = vol_noise(s, k, g.vega, vol, 64.0);
+        prop_assume!(g.price - intrinsic > 1e-9 * s && noise < 1e-4);
+        let iv = implied_vol_american(right, s, k, years, r, q, g.price).unwrap();
+        prop_assert!((iv - vol).abs() / vol <= 1e-9f64.max(noise), "{} vs {}", iv, vol);
+    }
+
+    #[test]
+    fn prop_dispatch_never_panics_or_returns_nan(
+        american in any::<bool>(),
+        call in any::<bool>(),
+        spot in -10.0f64..1e4,
+        strike in -10.0f64..1e4,
+        years in -1.0f64..10.0,
+        rate in -0.1f64..0.3,
+        dividend in -0.1f64..0.3,
+        x in -5.0f64..1e4,
+    ) {
+        let style = if american { ExerciseStyle::American } else { ExerciseStyle::European };
+        let right = if call { Right::Call } else { Right::Put };
+        if let Ok(g) = price_and_greeks(style, right, spot, strike, years, rate, dividend, x) {
+            prop_assert!(g.price.is_finite() && g.delta.is_finite() && g.vega.is_finite());
+        }
+        if let Ok(iv) = implied_vol_for(style, right, spot, strike, years, rate, dividend, x) {
+            prop_assert!(iv.is_finite() && iv > 0.0);
+        }
+    }
+}
