@@ -22,7 +22,7 @@
 
 use crate::config::{ConfigErrors, Problems};
 use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
-use crate::pricing::{implied_vol_for, price_and_greeks, ExerciseStyle, Right};
+use crate::pricing::{implied_vol_for, streaming_greeks, ExerciseStyle, Right};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, ContractGreeks, EventId, GreeksEvent, NormalizedEvent, NormalizedQuote,
 };
@@ -231,7 +231,7 @@ impl GreeksStage {
         };
         let (s, k, t) = (q.underlying_price, q.strike, q.years_to_expiry);
         let solved = implied_vol_for(style, right, s, k, t, r, d, q.mid)
-            .and_then(|iv| Ok((iv, price_and_greeks(style, right, s, k, t, r, d, iv)?)));
+            .map(|iv| (iv, streaming_greeks(style, right, s, k, t, r, d, iv)));
         let (iv, g) = match solved {
             Ok(v) => v,
             Err(e) => {

@@ -97,6 +97,60 @@ proptest! {
     }
 }
 
+/// The streaming stage's cheaper American greeks agree with the full finite differences:
+/// deep in the money (material early exercise, Black-Scholes-equation theta), in the exercise
+/// region (theta 0), and out of the money (negligible premium, analytic greeks).
+#[test]
+fn streaming_american_greeks_agree_with_the_full_finite_differences() {
+    let am = ExerciseStyle::American;
+    for (k, vol) in [(120.0, 0.3), (105.0, 0.25), (85.0, 0.3)] {
+        let (s, t, r, q) = (100.0, 0.5, 0.05, 0.0);
+        let fast = streaming_greeks(am, Right::Put, s, k, t, r, q, vol);
+        let full = bs2002_greeks(Right::Put, s, k, t, r, q, vol);
+        let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs().max(1e-2);
+        assert!(close(fast.price, full.price, 1e-12), "K {k}");
+        assert!(
+            close(fast.delta, full.delta, 2e-3),
+            "K {k} delta {} vs {}",
+            fast.delta,
+            full.delta
+        );
+        assert!(
+            close(fast.gamma, full.gamma, 2e-2),
+            "K {k} gamma {} vs {}",
+            fast.gamma,
+            full.gamma
+        );
+        assert!(
+            close(fast.vega, full.vega, 2e-3),
+            "K {k} vega {} vs {}",
+            fast.vega,
+            full.vega
+        );
+        assert!(
+            close(fast.rho, full.rho, 2e-3),
+            "K {k} rho {} vs {}",
+            fast.rho,
+            full.rho
+        );
+        assert!(
+            close(fast.theta, full.theta, 3e-2),
+            "K {k} theta {} vs {}",
+            fast.theta,
+            full.theta
+        );
+    }
+    // Far in the money at a high rate the put is worth its exercise value: no time decay.
+    let deep = streaming_greeks(am, Right::Put, 100.0, 200.0, 0.5, 0.1, 0.0, 0.2);
+    assert_eq!((deep.price, deep.theta), (100.0, 0.0));
+    // A call without dividends is never exercised early: exactly the European greeks.
+    let call = streaming_greeks(am, Right::Call, 100.0, 95.0, 0.5, 0.05, 0.0, 0.2);
+    assert_eq!(
+        call,
+        bsm_greeks(Right::Call, 100.0, 95.0, 0.5, 0.05, 0.0, 0.2)
+    );
+}
+
 #[test]
 fn black76_reference_values() {
     // Hull, Options, Futures and Other Derivatives (8th ed.), example 18.8: a European put on
