@@ -5,11 +5,16 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use optionflow_pipeline::config::Config;
 use optionflow_pipeline::duration::parse_market_duration;
-use optionflow_pipeline::runtime::embedded::{self, RunOptions, RunSummary, SessionParams};
+use optionflow_pipeline::runtime::embedded::{
+    self, RunOptions, RunSummary, SessionInput, SessionParams,
+};
 use optionflow_pipeline::telemetry::Status;
 use optionflow_schemas::Alert;
 use std::path::PathBuf;
 use std::time::Instant;
+
+mod quant;
+mod tape_cli;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +38,21 @@ enum Command {
     Schemas,
     /// Measure throughput and quote→alert latency of the embedded pipeline at full speed.
     Bench(BenchArgs),
+    /// Replay a tape (or an earlier run's data directory) through every stage.
+    ///
+    /// Writes signals, explanations, decisions and alerts to --out as JSON lines, in the same
+    /// format as `run`; replaying a run's own tape gives byte-identical files.
+    Replay(tape_cli::ReplayArgs),
+    /// Inspect tapes: `tape info`, `tape cat`, `tape slice`.
+    Tape {
+        #[command(subcommand)]
+        command: tape_cli::TapeCommand,
+    },
+    /// Option calculator: `quant price` (price and greeks) and `quant iv` (implied volatility).
+    Quant {
+        #[command(subcommand)]
+        command: quant::QuantCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -89,6 +109,9 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Bench(args) => bench(args),
+        Command::Quant { command } => quant::run(command),
+        Command::Replay(args) => tape_cli::replay(args),
+        Command::Tape { command } => tape_cli::tape(command),
     };
     // A user-facing message with its causes, not a Debug dump with a backtrace.
     match result {
@@ -122,9 +145,11 @@ fn session(args: &SessionArgs) -> Result<(Config, SessionParams)> {
         );
     }
     let params = SessionParams {
-        seed: args.seed,
-        duration_micros,
-        underlyings: args.underlyings,
+        input: SessionInput::Simulator {
+            seed: args.seed,
+            duration_micros,
+            underlyings: args.underlyings,
+        },
         config_fingerprint: config.fingerprint(),
     };
     Ok((config, params))
@@ -152,6 +177,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(args: RunArgs) -> Result<()> {
     let (config, params) = session(&args.session)?;
     let speed = parse_speed(&args.speed)?;
+    run_session(config, params, &args.data_dir, speed)
+}
+
+/// Runs (or resumes) one session of the embedded runtime, printing alerts and status.
+fn run_session(
+    config: Config,
+    params: SessionParams,
+    data_dir: &std::path::Path,
+    speed: Option<f64>,
+) -> Result<()> {
     let started = Instant::now();
     let last = std::sync::Mutex::new((Instant::now(), 0u64));
     let status = move |s: &Status| {
@@ -171,7 +206,7 @@ fn run(args: RunArgs) -> Result<()> {
     };
     let opts = RunOptions {
         config,
-        data_dir: args.data_dir.clone(),
+        data_dir: data_dir.to_path_buf(),
         params,
         speed,
         on_alert: Some(Box::new(print_alert)),
@@ -190,8 +225,8 @@ fn run(args: RunArgs) -> Result<()> {
     };
     if summary.already_finished {
         eprintln!(
-            "session in {} has already finished ({} alerts); nothing to do. Use another --data-dir for a new session.",
-            args.data_dir.display(),
+            "session in {} has already finished ({} alerts); nothing to do. Use another directory for a new session.",
+            data_dir.display(),
             summary.alerts
         );
         return Ok(());

@@ -1,6 +1,17 @@
 //! # optionflow-replay
 //!
-//! Replays recorded tapes through the identical operator code, and backtests the signals.
-//! The tape format itself lives in `optionflow_pipeline::tape` (the embedded runtime writes it);
-//! this crate is where the replayer, the backtester, outcome labelling and reports go
-//! (see the open issue "Replay and backtest"). It has no public items yet.
+//! Recorded tapes, replayed through the identical operator code.
+//!
+//! - [`tapes`]: `tape info`, `tape cat` and `tape slice`, streaming (memory does not grow with
+//!   the tape's length).
+//! - [`replayer`]: resolves what `optionflow replay` was pointed at (a tape, or the data
+//!   directory of an earlier `run`) into a session of the embedded runtime whose source is the
+//!   tape. The stages, their order, batches and watermarks are the live ones, so a replay of a
+//!   run's tape writes byte-identical signals, explanations, decisions and alerts.
+//!
+//! The tape format itself lives in `optionflow_pipeline::tape`: one Avro object container file
+//! per data directory, its schema the union `[RawQuote, UnderlyingTick]`, deflate-compressed
+//! blocks, events in event-time order.
+
+pub mod replayer;
+pub mod tapes;

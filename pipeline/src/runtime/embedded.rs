@@ -16,6 +16,8 @@ use super::{Ack, Message, Part, PipelineError};
 use crate::config::Config;
 use crate::jsonl::JsonlFile;
 use crate::source::simulator::Simulator;
+use crate::source::tape::TapeSource;
+use crate::source::TickSource;
 use crate::store::{Checkpoint, FileStateStore, StateStore};
 use crate::tape::TapeWriter;
 use crate::telemetry::{Metrics, Status};
@@ -40,6 +42,8 @@ pub mod files {
     pub const SIGNALS: &str = "signals.jsonl";
     /// Risk decisions.
     pub const DECISIONS: &str = "decisions.jsonl";
+    /// Explanations (the narratives of every signal, before the risk gate).
+    pub const EXPLANATIONS: &str = "explanations.jsonl";
     /// Quotes rejected by normalize.
     pub const REJECTED_NORMALIZE: &str = "rejected-normalize.jsonl";
     /// Quotes rejected by greeks.
@@ -51,14 +55,50 @@ pub mod files {
 /// What defines a session: the same parameters on the same data directory resume it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionParams {
-    /// Simulator seed.
-    pub seed: u64,
-    /// Market time to simulate, µs.
-    pub duration_micros: i64,
-    /// Number of underlyings.
-    pub underlyings: usize,
+    /// Where the events come from.
+    pub input: SessionInput,
     /// Fingerprint of the effective configuration.
     pub config_fingerprint: String,
+}
+
+/// The input of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SessionInput {
+    /// The built-in market simulator; its events are recorded on the data directory's tape.
+    Simulator {
+        /// Simulator seed.
+        seed: u64,
+        /// Market time to simulate, µs.
+        duration_micros: i64,
+        /// Number of underlyings.
+        underlyings: usize,
+    },
+    /// A recorded tape, replayed (not re-recorded).
+    Tape {
+        /// The tape file.
+        path: PathBuf,
+        /// Its length when the session started: a tape that changed is another session.
+        bytes: u64,
+    },
+}
+
+impl std::fmt::Display for SessionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionInput::Simulator {
+                seed,
+                duration_micros,
+                underlyings,
+            } => write!(
+                f,
+                "simulator: seed {seed}, {underlyings} underlyings, {duration_micros} µs of market time"
+            ),
+            SessionInput::Tape { path, bytes } => {
+                write!(f, "replay of {} ({bytes} bytes)", path.display())
+            }
+        }
+    }
 }
 
 /// Called with every alert as it is written (the CLI prints it).
@@ -123,9 +163,11 @@ fn prepare_dir(dir: &Path, params: &SessionParams) -> Result<Option<RunSummary>,
             })?;
             if &recorded != params {
                 return Err(PipelineError::SessionMismatch(format!(
-                    "{} holds a session with other parameters (seed {}, {} underlyings, duration {} µs, config {}); \
-                     use another --data-dir, or delete this one to start over",
-                    dir.display(), recorded.seed, recorded.underlyings, recorded.duration_micros, recorded.config_fingerprint
+                    "{} holds a session with other parameters ({}, config {}); \
+                     use another directory, or delete this one to start over",
+                    dir.display(),
+                    recorded.input,
+                    recorded.config_fingerprint
                 )));
             }
         }
@@ -173,26 +215,37 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     } else {
         tracing::info!(
             data_dir = %dir.display(),
-            seed = opts.params.seed,
-            underlyings = opts.params.underlyings,
+            input = %opts.params.input,
             "new session; alerts go to {}",
             dir.join(files::ALERTS).display()
         );
     }
 
-    let p = &opts.params;
-    let mut sim = Simulator::new(&cfg.simulator, p.seed, p.underlyings, p.duration_micros)
-        .map_err(|e| PipelineError::Simulator(e.to_string()))?;
+    let (mut source, tape_path): (Box<dyn TickSource>, Option<PathBuf>) = match &opts.params.input {
+        SessionInput::Simulator {
+            seed,
+            duration_micros,
+            underlyings,
+        } => {
+            let sim = Simulator::new(&cfg.simulator, *seed, *underlyings, *duration_micros)
+                .map_err(|e| PipelineError::Simulator(e.to_string()))?;
+            (Box::new(sim), Some(dir.join(files::TAPE)))
+        }
+        SessionInput::Tape { path, .. } => (Box::new(TapeSource::open(path)?), None),
+    };
     if resumed_from.is_some() {
-        sim.restore(&ckpt.source)
-            .map_err(|e| PipelineError::Simulator(e.to_string()))?;
+        source.restore(&ckpt.source)?;
     }
     let kept = |name: &str| ckpt.files.get(name).copied().unwrap_or(0);
     let open = |name: &str| {
         JsonlFile::open(&dir.join(name), kept(name))
             .map_err(PipelineError::io(format!("opening {name}")))
     };
-    let tape = TapeWriter::open(&dir.join(files::TAPE), ckpt.tape.0, ckpt.tape.1)?;
+    // A simulated session records its input; a replay reads one and records nothing.
+    let tape = match tape_path {
+        Some(path) => Some(TapeWriter::open(&path, ckpt.tape.0, ckpt.tape.1)?),
+        None => None,
+    };
 
     let mut normalize = cfg.normalize.build().map_err(cfg_err)?;
     let mut greeks = cfg.greeks.build().map_err(cfg_err)?;
@@ -246,11 +299,10 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         / cfg.simulator.tick_interval_ms.max(1))
     .max(1);
     let source = SourceTask {
-        sim,
+        source,
         ticks: ckpt.ticks,
         next_id: ckpt.id + 1,
         checkpoint_every,
-        tick_interval: Duration::from_millis(cfg.simulator.tick_interval_ms),
         speed: opts.speed,
         metrics: metrics.clone(),
         acks: ack_tx.clone(),
@@ -278,7 +330,12 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         signal_tx,
         io(Some(open(files::SIGNALS)?), None, Some(|m| &m.signals)),
     ));
-    tasks.spawn(run_stage(explain, signal_rx, expl_tx, io(None, None, None)));
+    tasks.spawn(run_stage(
+        explain,
+        signal_rx,
+        expl_tx,
+        io(Some(open(files::EXPLANATIONS)?), None, None),
+    ));
     tasks.spawn(run_stage(
         risk,
         expl_rx,
@@ -374,14 +431,13 @@ fn cfg_err(e: optionflow_operators::ConfigErrors) -> PipelineError {
     PipelineError::Config(crate::config::ConfigError::Invalid(e))
 }
 
-/// The simulator as a source: a batch per tick, then a watermark; a barrier every
-/// `checkpoint_every` ticks; pacing by market time when a speed is set.
+/// Drives a source: a batch per tick, then a watermark; a barrier every `checkpoint_every`
+/// ticks; pacing by market time when a speed is set.
 struct SourceTask {
-    sim: Simulator,
+    source: Box<dyn TickSource>,
     ticks: u64,
     next_id: u64,
     checkpoint_every: u64,
-    tick_interval: Duration,
     speed: Option<f64>,
     metrics: Arc<Metrics>,
     acks: mpsc::Sender<Ack>,
@@ -391,18 +447,20 @@ impl SourceTask {
     async fn run(mut self, tx: mpsc::Sender<Message<RawEvent>>) -> Result<(), PipelineError> {
         let closed = || PipelineError::Disconnected("source");
         let pace_start = tokio::time::Instant::now();
-        let mut paced_ticks = 0u32;
+        let mut market_elapsed = Duration::ZERO;
+        let mut previous = None;
         loop {
             let mut batch = Vec::new();
-            let Some(t) = self.sim.next_tick(&mut batch) else {
+            let Some(t) = self.source.next_tick(&mut batch)? else {
                 break;
             };
             self.ticks += 1;
             if let Some(speed) = self.speed {
-                paced_ticks += 1;
-                let due = pace_start + self.tick_interval.mul_f64(f64::from(paced_ticks) / speed);
+                market_elapsed += self.source.market_step(previous, t);
+                let due = pace_start + market_elapsed.div_f64(speed);
                 tokio::time::sleep_until(due).await;
             }
+            previous = Some(t);
             let quotes = batch
                 .iter()
                 .filter(|e| matches!(e, RawEvent::Quote(_)))
@@ -422,10 +480,7 @@ impl SourceTask {
             if self.ticks % self.checkpoint_every == 0 {
                 let id = self.next_id;
                 self.next_id += 1;
-                let state = self
-                    .sim
-                    .snapshot()
-                    .map_err(|e| PipelineError::Simulator(e.to_string()))?;
+                let state = self.source.snapshot()?;
                 let part = Part::Source {
                     state,
                     ticks: self.ticks,
@@ -451,21 +506,24 @@ impl SourceTask {
 
 /// Appends every raw event to the tape and passes it on.
 async fn tape_task(
-    mut tape: TapeWriter,
+    mut tape: Option<TapeWriter>,
     mut rx: mpsc::Receiver<Message<RawEvent>>,
     tx: mpsc::Sender<Message<RawEvent>>,
     acks: mpsc::Sender<Ack>,
 ) -> Result<(), PipelineError> {
     let closed = || PipelineError::Disconnected("tape");
     while let Some(msg) = rx.recv().await {
-        match &msg {
-            Message::Batch(events, _) => {
+        match (&msg, tape.as_mut()) {
+            (Message::Batch(events, _), Some(tape)) => {
                 for ev in events {
                     tape.append(ev)?;
                 }
             }
-            Message::Barrier(id) => {
-                let (bytes, events) = tape.commit()?;
+            (Message::Barrier(id), tape) => {
+                let (bytes, events) = match tape {
+                    Some(tape) => tape.commit()?,
+                    None => (0, 0),
+                };
                 acks.send(Ack {
                     id: *id,
                     parts: vec![Part::Tape { bytes, events }],
@@ -473,10 +531,10 @@ async fn tape_task(
                 .await
                 .map_err(|_| closed())?;
             }
-            Message::End => {
+            (Message::End, Some(tape)) => {
                 tape.commit()?;
             }
-            Message::Watermark(..) => {}
+            _ => {}
         }
         let end = matches!(msg, Message::End);
         tx.send(msg).await.map_err(|_| closed())?;

@@ -112,6 +112,9 @@ pub enum PipelineError {
     /// The simulator.
     #[error("simulator: {0}")]
     Simulator(String),
+    /// A source.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
     /// A file in the data directory.
     #[error("{what}: {source}")]
     Io {

@@ -296,6 +296,11 @@ impl Simulator {
         Ok(sim)
     }
 
+    /// Simulated milliseconds between two ticks.
+    pub fn tick_interval_ms(&self) -> u64 {
+        self.cfg.tick_interval_ms
+    }
+
     /// Event time of the first tick: 09:30 New York on the first session date, as UTC µs.
     pub fn start_time(&self) -> i64 {
         self.start_time

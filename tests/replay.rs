@@ -1,0 +1,169 @@
+//! `optionflow replay` and `optionflow tape`: a run's tape replays to byte-identical outputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_optionflow");
+
+fn optionflow(args: &[&str], paths: &[&Path]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env("RUST_LOG", "warn");
+    for p in paths {
+        cmd.arg(p);
+    }
+    cmd.output().expect("optionflow runs")
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn replaying_a_runs_tape_reproduces_its_outputs_byte_for_byte() {
+    let run = tempfile::tempdir().unwrap();
+    let live = optionflow(
+        &[
+            "run",
+            "--duration",
+            "60m",
+            "--seed",
+            "11",
+            "--underlyings",
+            "6",
+            "--speed",
+            "max",
+            "--data-dir",
+        ],
+        &[run.path()],
+    );
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    assert!(
+        !read(run.path(), "signals.jsonl").is_empty(),
+        "the session must signal for the comparison to mean something"
+    );
+
+    // From the data directory, and from the tape file itself.
+    for input in [run.path().to_path_buf(), run.path().join("quotes.raw.avro")] {
+        let out = tempfile::tempdir().unwrap();
+        let replay = optionflow(&["replay", "--out"], &[out.path(), &input]);
+        assert!(
+            replay.status.success(),
+            "{}",
+            String::from_utf8_lossy(&replay.stderr)
+        );
+        for file in [
+            "signals.jsonl",
+            "explanations.jsonl",
+            "decisions.jsonl",
+            "alerts.jsonl",
+            "rejected-normalize.jsonl",
+            "rejected-greeks.jsonl",
+        ] {
+            assert!(
+                read(run.path(), file) == read(out.path(), file),
+                "{file} differs between the run and its replay"
+            );
+        }
+        // A replay records nothing: its input is the tape.
+        assert!(!out.path().join("quotes.raw.avro").exists());
+    }
+
+    // The run's own directory cannot receive the replay's outputs.
+    let refused = optionflow(&["replay", "--out"], &[run.path(), run.path()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("being replayed"));
+}
+
+#[test]
+fn tape_info_cat_and_slice_agree_with_the_run() {
+    let run = tempfile::tempdir().unwrap();
+    let live = optionflow(
+        &[
+            "run",
+            "--duration",
+            "5m",
+            "--seed",
+            "3",
+            "--underlyings",
+            "3",
+            "--speed",
+            "max",
+            "--data-dir",
+        ],
+        &[run.path()],
+    );
+    assert!(live.status.success());
+    let finished: serde_json::Value =
+        serde_json::from_str(&read(run.path(), "finished.json")).unwrap();
+
+    let info = optionflow(&["tape", "info", "--json"], &[run.path()]);
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["quotes"], finished["quotes"]);
+    assert_eq!(info["underlyings"].as_object().unwrap().len(), 3);
+    assert_eq!(info["in_event_time_order"], true);
+    // Five minutes at one tick a second: 300 ticks per underlying.
+    assert_eq!(info["ticks"], 900);
+
+    let cat = optionflow(
+        &[
+            "tape",
+            "cat",
+            "--topic",
+            "tick",
+            "--underlying",
+            "SPY",
+            "--from",
+            "2024-01-02 09:31",
+            "--to",
+            "2024-01-02 09:32",
+        ],
+        &[run.path()],
+    );
+    assert!(
+        cat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&cat.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 60, "one SPY tick per second for a minute");
+    assert!(lines
+        .iter()
+        .all(|l| l["type"] == "tick" && l["underlying"] == "SPY"));
+
+    let sliced = run.path().join("spy.avro");
+    let slice = optionflow(
+        &["tape", "slice", "--underlying", "SPY", "--out"],
+        &[&sliced, run.path()],
+    );
+    assert!(
+        slice.status.success(),
+        "{}",
+        String::from_utf8_lossy(&slice.stderr)
+    );
+    let info = optionflow(&["tape", "info", "--json"], &[&sliced]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(
+        info["underlyings"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["SPY"]
+    );
+
+    let bad = optionflow(&["tape", "cat", "--topic", "trades"], &[run.path()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("quotes.raw"));
+}
