@@ -6,9 +6,11 @@
 //! - [`iv_zscore`]: out-of-the-money wing IVs against each contract's own history;
 //! - [`gamma_exposure`]: dealer gamma exposure (GEX), walls and flip;
 //! - [`unusual_flow`]: call and put volume against their own averages.
+//! - [`mispricing`]: no-arbitrage violations tradeable through the quotes.
 
 pub mod gamma_exposure;
 pub mod iv_zscore;
+pub mod mispricing;
 pub mod stats;
 pub mod unusual_flow;
 
@@ -56,6 +58,19 @@ pub struct ScoreConfig {
     pub iv_min_std: f64,
     /// Sign convention of dealer gamma exposure.
     pub gex_sign: GexSign,
+    /// How far from spot (in %, each way) the gamma-flip sweep looks.
+    pub gex_flip_range_pct: f64,
+    /// Contracts this many days or fewer from expiry count as short-dated (squeeze call surge,
+    /// unusual-flow concentration).
+    pub short_dated_days: f64,
+    /// Windows the squeeze severity measures spot momentum over.
+    pub squeeze_momentum_windows: usize,
+    /// Dollars per contract a no-arbitrage violation must clear after crossing the spreads to
+    /// count (the strict limit is 0; a cent a share keeps float and sub-tick noise out).
+    pub mispricing_min_edge_usd: f64,
+    /// Quotes older than this (event-time seconds before the window's end) are left out of
+    /// mispricing checks: a stale leg makes a phantom arbitrage.
+    pub mispricing_max_quote_age_secs: u64,
 }
 
 impl Default for ScoreConfig {
@@ -69,6 +84,11 @@ impl Default for ScoreConfig {
             iv_min_days: 1.0,
             iv_min_std: 0.01,
             gex_sign: GexSign::DealerLongCalls,
+            gex_flip_range_pct: 30.0,
+            short_dated_days: 7.0,
+            squeeze_momentum_windows: 5,
+            mispricing_min_edge_usd: 1.0,
+            mispricing_max_quote_age_secs: 60,
         }
     }
 }
@@ -107,6 +127,34 @@ impl ScoreConfig {
             "must not be negative",
         );
         p.check(self.iv_min_std > 0.0, "iv-min-std", "must be positive");
+        p.check(
+            self.gex_flip_range_pct > 0.0 && self.gex_flip_range_pct < 90.0,
+            "gex-flip-range-pct",
+            "must be in (0, 90)",
+        );
+        p.check(
+            self.short_dated_days > 0.0 && self.short_dated_days.is_finite(),
+            "short-dated-days",
+            "must be a positive number of days",
+        );
+        p.check(
+            self.squeeze_momentum_windows >= 1 && self.squeeze_momentum_windows <= self.history,
+            "squeeze-momentum-windows",
+            format!(
+                "must be between 1 and history ({}), got {}",
+                self.history, self.squeeze_momentum_windows
+            ),
+        );
+        p.check(
+            self.mispricing_min_edge_usd >= 0.0 && self.mispricing_min_edge_usd.is_finite(),
+            "mispricing-min-edge-usd",
+            "must be a non-negative number of dollars",
+        );
+        p.check(
+            self.mispricing_max_quote_age_secs >= 1,
+            "mispricing-max-quote-age-secs",
+            "must be at least 1 second",
+        );
         p.finish()
     }
 
@@ -188,6 +236,9 @@ pub struct UnderlyingBook {
     pub gex: gamma_exposure::GexState,
     /// State of the unusual flow factor.
     pub flow: unusual_flow::FlowState,
+    /// State of the mispricing factor.
+    #[serde(default)]
+    pub mispricing: mispricing::MispricingState,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -306,6 +357,7 @@ fn close_window(
         ("iv_zscore", iv_zscore::close(cfg, book)),
         ("gamma_exposure", gamma_exposure::close(cfg, book)),
         ("unusual_flow", unusual_flow::close(cfg, book)),
+        ("mispricing", mispricing::close(cfg, book, end)),
     ];
     for (factor, r) in readings {
         out.emit(FactorScore {

@@ -101,7 +101,7 @@ fn a_call_wing_bid_with_call_volume_reads_bullish() {
     let last_cum = 100 * 12 + (11 % 3) * 10;
     steps.extend(window(12, 0.40, 0.32, last_cum + 2000, 100 * 13));
     let out = run(&mut op, steps).unwrap().events;
-    assert_eq!(out.len(), 13 * 3, "three factors per window");
+    assert_eq!(out.len(), 13 * 4, "four factors per window");
     let iv = by_factor(&out, "iv_zscore");
     assert_eq!(iv[0].direction, "neutral", "first windows are warming up");
     assert!(iv[0].detail.contains("warming up"));
@@ -211,8 +211,13 @@ fn config_reports_every_problem() {
         window_secs: 0,
         min_samples: 500,
         iv_min_std: 0.0,
+        gex_flip_range_pct: 0.0,
+        short_dated_days: f64::NAN,
+        squeeze_momentum_windows: 0,
+        mispricing_min_edge_usd: -1.0,
+        mispricing_max_quote_age_secs: 0,
         ..Default::default()
     };
     let err = cfg.validate().unwrap_err().0;
-    assert_eq!(err.len(), 3, "{err:?}");
+    assert_eq!(err.len(), 8, "{err:?}");
 }
