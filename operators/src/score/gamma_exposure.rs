@@ -195,7 +195,8 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     book.gex.history.push(total_m, cfg.history);
     book.gex.short_call_vol_oi.push(vol_oi, cfg.history);
     if spot > 0.0 {
-        if book.gex.closes.len() >= cfg.squeeze_momentum_windows {
+        // A loop, not one pop: a restored checkpoint may come from a longer configured span.
+        while book.gex.closes.len() >= cfg.squeeze_momentum_windows {
             book.gex.closes.pop_front();
         }
         book.gex.closes.push_back(spot);
