@@ -195,7 +195,7 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     book.gex.history.push(total_m, cfg.history);
     book.gex.short_call_vol_oi.push(vol_oi, cfg.history);
     if spot > 0.0 {
-        // A loop, not one pop: a restored checkpoint may come from a longer configured span.
+        // A loop, not one pop: the bound holds even if state ever outlived a longer span.
         while book.gex.closes.len() >= cfg.squeeze_momentum_windows {
             book.gex.closes.pop_front();
         }

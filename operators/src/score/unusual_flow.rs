@@ -126,7 +126,8 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     );
     let lp = [pc.ln_1p(), pp.ln_1p()];
     let s = &book.flow;
-    // The premium histories start later than the volume ones in a restored older checkpoint.
+    // Volume and premium histories advance together; requiring both keeps that an invariant
+    // of the reading rather than an assumption.
     let enough = s.calls.len() >= cfg.min_samples && s.call_premium.len() >= cfg.min_samples;
     let z = |h: &stats::History, v: f64| {
         if enough {
