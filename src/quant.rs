@@ -9,7 +9,7 @@ const UNITS: &str = "Units: rate, dividend and vol as decimals (0.05 = 5%); year
 per year (divide by 365 for per day); vanna per 1.00 of vol; vomma per 1.00 of vol, squared.";
 
 #[derive(clap::Subcommand)]
-pub enum QuantCommand {
+pub(crate) enum QuantCommand {
     /// Price and greeks of one option.
     #[command(after_help = UNITS)]
     Price(PriceArgs),
@@ -19,20 +19,20 @@ pub enum QuantCommand {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum RightArg {
+pub(crate) enum RightArg {
     Call,
     Put,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum StyleArg {
+pub(crate) enum StyleArg {
     European,
     American,
 }
 
 /// The contract, shared by both commands.
 #[derive(clap::Args)]
-pub struct ContractArgs {
+pub(crate) struct ContractArgs {
     /// call or put.
     #[arg(long)]
     right: RightArg,
@@ -60,7 +60,7 @@ pub struct ContractArgs {
 }
 
 #[derive(clap::Args)]
-pub struct PriceArgs {
+pub(crate) struct PriceArgs {
     #[command(flatten)]
     contract: ContractArgs,
     /// Volatility (0.25 = 25%), > 0.
@@ -69,7 +69,7 @@ pub struct PriceArgs {
 }
 
 #[derive(clap::Args)]
-pub struct IvArgs {
+pub(crate) struct IvArgs {
     #[command(flatten)]
     contract: ContractArgs,
     /// Option price to solve for.
@@ -112,7 +112,7 @@ impl ContractArgs {
 }
 
 /// Runs a `quant` subcommand, printing its result.
-pub fn run(cmd: QuantCommand) -> Result<()> {
+pub(crate) fn run(cmd: QuantCommand) -> Result<()> {
     match cmd {
         QuantCommand::Price(a) => {
             let (right, style) = a.contract.check()?;

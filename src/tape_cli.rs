@@ -8,7 +8,7 @@ use optionflow_replay::tapes::{self, EventKind, Filter};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     /// A tape (`.avro`), or the data directory of an earlier `run` (its quotes.raw.avro).
     tape: PathBuf,
     /// Directory for the outputs (signals, explanations, decisions, alerts as JSON lines).
@@ -23,7 +23,7 @@ pub struct ReplayArgs {
 }
 
 #[derive(clap::Subcommand)]
-pub enum TapeCommand {
+pub(crate) enum TapeCommand {
     /// Time range, underlyings, event counts and schema fingerprints.
     Info {
         /// The tape, or a run's data directory.
@@ -52,7 +52,7 @@ pub enum TapeCommand {
 }
 
 #[derive(clap::Args)]
-pub struct FilterArgs {
+pub(crate) struct FilterArgs {
     /// Event type: quote (RawQuote) or tick (UnderlyingTick). The tape holds topic quotes.raw.
     #[arg(long)]
     topic: Option<String>,
@@ -92,7 +92,7 @@ impl FilterArgs {
 }
 
 /// `optionflow replay`.
-pub fn replay(args: ReplayArgs) -> Result<()> {
+pub(crate) fn replay(args: ReplayArgs) -> Result<()> {
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
     let speed = crate::parse_speed(&args.speed)?;
     std::fs::create_dir_all(&args.out)
@@ -105,7 +105,7 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
 }
 
 /// `optionflow tape …`.
-pub fn tape(cmd: TapeCommand) -> Result<()> {
+pub(crate) fn tape(cmd: TapeCommand) -> Result<()> {
     match cmd {
         TapeCommand::Info { tape, json } => {
             let info = tapes::info(&resolve_tape(&tape)?)?;

@@ -9,10 +9,12 @@
 //! - [`realized_vol`]: session and one-minute bars of the underlying, realized-vol estimators;
 //! - [`iv_rv`]: 30-day constant-maturity ATM IV minus realized vol ([`term_structure`]);
 //! - [`skew`]: 25-delta risk reversal and butterfly, put-wing slope, term-structure inversion.
+//! - [`mispricing`]: no-arbitrage violations tradeable through the quotes.
 
 pub mod gamma_exposure;
 pub mod iv_rv;
 pub mod iv_zscore;
+pub mod mispricing;
 pub mod realized_vol;
 pub mod skew;
 pub mod stats;
@@ -81,6 +83,19 @@ pub struct ScoreConfig {
     pub skew_wing_delta: f64,
     /// Minimum calendar days between the front and the back expiry of the term-structure check.
     pub term_min_gap_days: f64,
+    /// How far from spot (in %, each way) the gamma-flip sweep looks.
+    pub gex_flip_range_pct: f64,
+    /// Contracts this many days or fewer from expiry count as short-dated (squeeze call surge,
+    /// unusual-flow concentration).
+    pub short_dated_days: f64,
+    /// Windows the squeeze severity measures spot momentum over.
+    pub squeeze_momentum_windows: usize,
+    /// Dollars per contract a no-arbitrage violation must clear after crossing the spreads to
+    /// count (the strict limit is 0; a cent a share keeps float and sub-tick noise out).
+    pub mispricing_min_edge_usd: f64,
+    /// Quotes older than this (event-time seconds before the window's end) are left out of
+    /// mispricing checks: a stale leg makes a phantom arbitrage.
+    pub mispricing_max_quote_age_secs: u64,
 }
 
 impl Default for ScoreConfig {
@@ -101,6 +116,11 @@ impl Default for ScoreConfig {
             cm_tenor_days: 30.0,
             skew_wing_delta: 0.25,
             term_min_gap_days: 20.0,
+            gex_flip_range_pct: 30.0,
+            short_dated_days: 7.0,
+            squeeze_momentum_windows: 5,
+            mispricing_min_edge_usd: 1.0,
+            mispricing_max_quote_age_secs: 60,
         }
     }
 }
@@ -176,6 +196,34 @@ impl ScoreConfig {
             self.term_min_gap_days > 0.0 && self.term_min_gap_days.is_finite(),
             "term-min-gap-days",
             "must be a positive number of days",
+        );
+        p.check(
+            self.gex_flip_range_pct > 0.0 && self.gex_flip_range_pct < 90.0,
+            "gex-flip-range-pct",
+            "must be in (0, 90)",
+        );
+        p.check(
+            self.short_dated_days > 0.0 && self.short_dated_days.is_finite(),
+            "short-dated-days",
+            "must be a positive number of days",
+        );
+        p.check(
+            self.squeeze_momentum_windows >= 1 && self.squeeze_momentum_windows <= self.history,
+            "squeeze-momentum-windows",
+            format!(
+                "must be between 1 and history ({}), got {}",
+                self.history, self.squeeze_momentum_windows
+            ),
+        );
+        p.check(
+            self.mispricing_min_edge_usd >= 0.0 && self.mispricing_min_edge_usd.is_finite(),
+            "mispricing-min-edge-usd",
+            "must be a non-negative number of dollars",
+        );
+        p.check(
+            self.mispricing_max_quote_age_secs >= 1,
+            "mispricing-max-quote-age-secs",
+            "must be at least 1 second",
         );
         p.finish()
     }
@@ -267,6 +315,9 @@ pub struct UnderlyingBook {
     /// State of the skew factor.
     #[serde(default)]
     pub skew: skew::SkewState,
+    /// State of the mispricing factor.
+    #[serde(default)]
+    pub mispricing: mispricing::MispricingState,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -389,6 +440,7 @@ fn close_window(
         ("realized_vol", realized_vol::close(cfg, book, end)),
         ("iv_rv", iv_rv::close(cfg, book)),
         ("skew", skew::close(cfg, book)),
+        ("mispricing", mispricing::close(cfg, book, end)),
     ];
     for (factor, r) in readings {
         out.emit(FactorScore {

@@ -101,8 +101,8 @@ fn a_call_wing_bid_with_call_volume_reads_bullish() {
     let last_cum = 100 * 12 + (11 % 3) * 10;
     steps.extend(window(12, 0.40, 0.32, last_cum + 2000, 100 * 13));
     let out = run(&mut op, steps).unwrap().events;
-    assert_eq!(out.len(), 13 * 6, "six factors per window");
-    let names: Vec<&str> = out[..6].iter().map(|f| f.factor.as_str()).collect();
+    assert_eq!(out.len(), 13 * 7, "seven factors per window");
+    let names: Vec<&str> = out[..7].iter().map(|f| f.factor.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -111,7 +111,8 @@ fn a_call_wing_bid_with_call_volume_reads_bullish() {
             "unusual_flow",
             "realized_vol",
             "iv_rv",
-            "skew"
+            "skew",
+            "mispricing"
         ]
     );
     let iv = by_factor(&out, "iv_zscore");
@@ -223,8 +224,13 @@ fn config_reports_every_problem() {
         window_secs: 0,
         min_samples: 500,
         iv_min_std: 0.0,
+        gex_flip_range_pct: 0.0,
+        short_dated_days: f64::NAN,
+        squeeze_momentum_windows: 0,
+        mispricing_min_edge_usd: -1.0,
+        mispricing_max_quote_age_secs: 0,
         ..Default::default()
     };
     let err = cfg.validate().unwrap_err().0;
-    assert_eq!(err.len(), 3, "{err:?}");
+    assert_eq!(err.len(), 8, "{err:?}");
 }
