@@ -7,7 +7,8 @@
 //! ## Layout
 //! - [`operator`]: the [`Operator`] trait, [`Ctx`], [`Emit`], classified [`OpError`]s.
 //! - [`config`]: validation that reports every problem at once.
-//! - [`pricing`]: Black-Scholes-Merton prices, greeks and implied volatility.
+//! - [`pricing`]: Black-Scholes-Merton, Black-76 and Bjerksund-Stensland 2002 prices, greeks
+//!   and implied volatility (Let's Be Rational for European options); exercise style per root.
 //! - [`normalize`]: OCC symbol parsing, mid/spread, rejection of unusable quotes.
 //! - [`greeks`]: implied volatility and greeks per contract.
 //! - [`score`]: one module per factor (IV z-score, dealer gamma exposure, unusual flow).

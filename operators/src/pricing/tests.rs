@@ -97,6 +97,21 @@ proptest! {
     }
 }
 
+/// Hull's American put example (Options, Futures, and Other Derivatives, binomial trees
+/// chapter): S=50, K=50, r=10%, σ=40%, five months. His tree converges to 4.283 (500 steps) and
+/// the European value is 4.08. Bjerksund-Stensland 2002 is a lower bound on the true value,
+/// known to sit within about 1% of it at such inputs.
+#[test]
+fn hull_american_put_reference() {
+    let t = 5.0 / 12.0;
+    let am = bs2002_price(Right::Put, 50.0, 50.0, t, 0.10, 0.0, 0.40);
+    let eu = bsm_price(Right::Put, 50.0, 50.0, t, 0.10, 0.0, 0.40);
+    assert!((eu - 4.08).abs() < 0.005, "European {eu}");
+    assert!(am < 4.283 && am > 4.283 * 0.99, "American {am} vs Hull's 4.283");
+    let iv = implied_vol_american(Right::Put, 50.0, 50.0, t, 0.10, 0.0, 4.283).unwrap();
+    assert!(iv > 0.40 && iv < 0.41, "the tree's price needs a little more vol: {iv}");
+}
+
 /// The streaming stage's cheaper American greeks agree with the full finite differences:
 /// deep in the money (material early exercise, Black-Scholes-equation theta), in the exercise
 /// region (theta 0), and out of the money (negligible premium, analytic greeks).
