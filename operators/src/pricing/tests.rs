@@ -107,9 +107,15 @@ fn hull_american_put_reference() {
     let am = bs2002_price(Right::Put, 50.0, 50.0, t, 0.10, 0.0, 0.40);
     let eu = bsm_price(Right::Put, 50.0, 50.0, t, 0.10, 0.0, 0.40);
     assert!((eu - 4.08).abs() < 0.005, "European {eu}");
-    assert!(am < 4.283 && am > 4.283 * 0.99, "American {am} vs Hull's 4.283");
+    assert!(
+        am < 4.283 && am > 4.283 * 0.99,
+        "American {am} vs Hull's 4.283"
+    );
     let iv = implied_vol_american(Right::Put, 50.0, 50.0, t, 0.10, 0.0, 4.283).unwrap();
-    assert!(iv > 0.40 && iv < 0.41, "the tree's price needs a little more vol: {iv}");
+    assert!(
+        iv > 0.40 && iv < 0.41,
+        "the tree's price needs a little more vol: {iv}"
+    );
 }
 
 /// The streaming stage's cheaper American greeks agree with the full finite differences:
