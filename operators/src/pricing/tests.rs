@@ -8,13 +8,28 @@ use proptest::prelude::*;
 
 #[test]
 fn hull_reference_values() {
-    // Hull, Options, Futures and Other Derivatives, example 15.6: S=42, K=40, r=10%, σ=20%, T=0.5.
+    // Hull, Options, Futures, and Other Derivatives, the BSM worked example: S=42, K=40,
+    // r=10%, σ=20%, T=0.5.
     let c = bsm_price(Right::Call, 42.0, 40.0, 0.5, 0.10, 0.0, 0.2);
     let p = bsm_price(Right::Put, 42.0, 40.0, 0.5, 0.10, 0.0, 0.2);
     assert!(
         (c - 4.76).abs() < 0.005 && (p - 0.81).abs() < 0.005,
         "{c} {p}"
     );
+}
+
+/// Hull's greeks example (the Greek letters chapter): a 20-week call, S=49, K=50, r=5%, σ=20%:
+/// delta 0.522, gamma 0.066, vega 12.1 per 1.00 of vol, theta −4.31 per year, rho 8.91 per
+/// 1.00 of rate.
+#[test]
+fn hull_greeks_reference_values() {
+    let g = bsm_greeks(Right::Call, 49.0, 50.0, 20.0 / 52.0, 0.05, 0.0, 0.2);
+    let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
+    assert!(close(g.delta, 0.522, 0.0005), "delta {}", g.delta);
+    assert!(close(g.gamma, 0.066, 0.0005), "gamma {}", g.gamma);
+    assert!(close(g.vega, 12.1, 0.05), "vega {}", g.vega);
+    assert!(close(g.theta, -4.31, 0.005), "theta {}", g.theta);
+    assert!(close(g.rho, 8.91, 0.005), "rho {}", g.rho);
 }
 
 #[test]
