@@ -13,6 +13,7 @@
 //! - [`jsonl`]: append-only JSON-lines outputs with checkpointed lengths.
 //! - [`runtime`]: messages, the stage loop, the embedded pipeline.
 //! - [`telemetry`]: counters and status.
+//! - [`vendor`]: live vendor adapters (Polygon, Tradier) with rate limits, retries and adaptive polling.
 
 pub mod config;
 pub mod duration;
@@ -22,3 +23,4 @@ pub mod source;
 pub mod store;
 pub mod tape;
 pub mod telemetry;
+pub mod vendor;

@@ -1,0 +1,1 @@
+//! Tradier market data (being written).
