@@ -262,10 +262,10 @@ impl PolygonSource {
             .param("expiration_date.gte", first.to_string())
             .param("expiration_date.lte", last.to_string());
         if let Some(spot) = self.spot(underlying) {
-            let (lo, hi) = self.cfg.filter.strike_range(spot);
+            let (lo, hi) = cents_outward(self.cfg.filter.strike_range(spot));
             req = req
-                .param("strike_price.gte", format!("{lo:.2}"))
-                .param("strike_price.lte", format!("{hi:.2}"));
+                .param("strike_price.gte", lo)
+                .param("strike_price.lte", hi);
         }
         let mut body = self.http.json(req).await?;
         let mut snap = Snapshot::default();
@@ -435,10 +435,10 @@ impl PolygonSource {
                 .param("expiration_date.lte", last.to_string())
                 .param("limit", "1000");
             if let Some(s) = spot {
-                let (lo, hi) = self.cfg.filter.strike_range(s);
+                let (lo, hi) = cents_outward(self.cfg.filter.strike_range(s));
                 req = req
-                    .param("strike_price.gte", format!("{lo:.2}"))
-                    .param("strike_price.lte", format!("{hi:.2}"));
+                    .param("strike_price.gte", lo)
+                    .param("strike_price.lte", hi);
             }
             let mut target;
             loop {
@@ -476,6 +476,14 @@ impl PolygonSource {
         tickers.sort_by(|a, b| a.1.cmp(&b.1));
         Ok(tickers)
     }
+}
+
+/// A strike band as query values, rounded outward to the cent so rounding never drops a strike
+/// inside the band.
+fn cents_outward((lo, hi): (f64, f64)) -> (String, String) {
+    let lo = (lo * 100.0).floor() / 100.0;
+    let hi = (hi * 100.0).ceil() / 100.0;
+    (format!("{lo:.2}"), format!("{hi:.2}"))
 }
 
 /// Today's date in New York (the trading day the expiry window counts from).
