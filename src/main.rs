@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod quant;
+mod record_cli;
 mod tape_cli;
 
 #[derive(Parser)]
@@ -48,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: tape_cli::TapeCommand,
     },
+    /// Record a source's raw events to a tape: Polygon, Tradier or the simulator.
+    ///
+    /// Keys come from the environment (POLYGON_API_KEY, TRADIER_TOKEN), underlyings from
+    /// [universe] in --config. With --pipeline DIR every stage also runs on the events live.
+    Record(record_cli::RecordArgs),
     /// Option calculator: `quant price` (price and greeks) and `quant iv` (implied volatility).
     Quant {
         #[command(subcommand)]
@@ -111,6 +117,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench(args),
         Command::Quant { command } => quant::run(command),
         Command::Replay(args) => tape_cli::replay(args),
+        Command::Record(args) => record_cli::record(args),
         Command::Tape { command } => tape_cli::tape(command),
     };
     // A user-facing message with its causes, not a Debug dump with a backtrace.
@@ -155,7 +162,7 @@ fn session(args: &SessionArgs) -> Result<(Config, SessionParams)> {
     Ok((config, params))
 }
 
-fn et(micros: i64) -> String {
+pub(crate) fn et(micros: i64) -> String {
     use chrono::TimeZone;
     chrono_tz::America::New_York
         .timestamp_micros(micros)
@@ -164,11 +171,11 @@ fn et(micros: i64) -> String {
         .unwrap_or_default()
 }
 
-fn print_alert(a: &Alert) {
+pub(crate) fn print_alert(a: &Alert) {
     println!("{}  ALERT  {}", et(a.event_time), a.headline);
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -186,6 +193,26 @@ fn run_session(
     params: SessionParams,
     data_dir: &std::path::Path,
     speed: Option<f64>,
+) -> Result<()> {
+    run_session_with(config, params, data_dir, speed, None)
+}
+
+/// Runs a live session on `feed` (from `record --pipeline`), in its own runtime.
+pub(crate) fn run_session_live(
+    config: Config,
+    params: SessionParams,
+    data_dir: &std::path::Path,
+    feed: Box<dyn optionflow_pipeline::source::TickSource>,
+) -> Result<()> {
+    run_session_with(config, params, data_dir, None, Some(feed))
+}
+
+fn run_session_with(
+    config: Config,
+    params: SessionParams,
+    data_dir: &std::path::Path,
+    speed: Option<f64>,
+    live: Option<Box<dyn optionflow_pipeline::source::TickSource>>,
 ) -> Result<()> {
     let started = Instant::now();
     let last = std::sync::Mutex::new((Instant::now(), 0u64));
@@ -211,12 +238,23 @@ fn run_session(
         speed,
         on_alert: Some(Box::new(print_alert)),
         on_status: Some(Box::new(status)),
+        live,
     };
+    // A live session ends when its feed does: the recorder owns Ctrl-C, so that it can make the
+    // tape durable first.
+    let own_ctrl_c = opts.live.is_none();
     let rt = runtime()?;
     let summary = rt.block_on(async {
+        let interrupt = async {
+            if own_ctrl_c {
+                let _ = tokio::signal::ctrl_c().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             r = embedded::run(opts) => r.map(Some),
-            _ = tokio::signal::ctrl_c() => Ok(None),
+            _ = interrupt => Ok(None),
         }
     })?;
     let Some(summary) = summary else {
@@ -271,6 +309,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         speed: None,
         on_alert: None,
         on_status: None,
+        live: None,
     };
     let s = runtime()?.block_on(embedded::run(opts))?;
     let qps = s.quotes as f64 / s.elapsed_secs.max(1e-9);

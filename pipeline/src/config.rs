@@ -4,6 +4,8 @@
 //! Every key is documented in `deploy/optionflow.example.toml`.
 
 use crate::source::simulator::SimulatorConfig;
+use crate::vendor::polygon::PolygonConfig;
+use crate::vendor::universe::Universe;
 use optionflow_operators::{
     calibration::Calibration, consensus::ConsensusConfig, dispatch::DispatchConfig,
     explain::ExplainConfig, greeks::GreeksConfig, normalize::NormalizeConfig,
@@ -41,6 +43,28 @@ pub struct Config {
     pub risk_gate: RiskGateConfig,
     /// The dispatch stage.
     pub dispatch: DispatchConfig,
+    /// The underlyings vendor sources watch.
+    pub universe: Universe,
+    /// The Polygon source.
+    pub polygon: PolygonConfig,
+    /// The local HTTP server (`/metrics`).
+    pub http: HttpServerConfig,
+}
+
+/// The `[http]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct HttpServerConfig {
+    /// Address the HTTP server listens on (`/metrics`); port 0 picks a free one.
+    pub listen: String,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
 }
 
 /// The `[runtime]` section.
@@ -169,6 +193,16 @@ impl Config {
         p.extend_section("explain", self.explain.validate());
         p.extend_section("risk-gate", self.risk_gate.validate());
         p.extend_section("dispatch", self.dispatch.validate());
+        p.extend_section("universe", self.universe.validate());
+        p.extend_section("polygon", self.polygon.validate());
+        p.check(
+            self.http.listen.parse::<std::net::SocketAddr>().is_ok(),
+            "http.listen",
+            format!(
+                "{:?} is not an address such as 127.0.0.1:8080",
+                self.http.listen
+            ),
+        );
         p.finish()
     }
 
@@ -321,17 +355,27 @@ mod tests {
         assert_eq!(cfg, Config::default());
         let text = std::fs::read_to_string(&path).unwrap();
         let defaults = toml::Table::try_from(Config::default()).unwrap();
-        for (section, keys) in &defaults {
-            assert!(
-                text.contains(&format!("[{section}]")),
-                "[{section}] undocumented"
-            );
-            for key in keys.as_table().into_iter().flat_map(|t| t.keys()) {
-                assert!(
-                    text.contains(&format!("\n{key} =")) || text.contains(&format!("# {key} =")),
-                    "{section}.{key} undocumented"
-                );
+        fn check(text: &str, path: &str, table: &toml::Table) {
+            for (key, value) in table {
+                match value {
+                    // A nested section ([polygon.http]) has its own header.
+                    toml::Value::Table(t) if !t.is_empty() || path.is_empty() => {
+                        let name = if path.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{path}.{key}")
+                        };
+                        assert!(text.contains(&format!("[{name}]")), "[{name}] undocumented");
+                        check(text, &name, t);
+                    }
+                    _ => assert!(
+                        text.contains(&format!("\n{key} ="))
+                            || text.contains(&format!("# {key} =")),
+                        "{path}.{key} undocumented"
+                    ),
+                }
             }
         }
+        check(&text, "", &defaults);
     }
 }

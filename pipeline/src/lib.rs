@@ -7,6 +7,7 @@
 //! ## Layout
 //! - [`config`]: the layered TOML configuration (defaults ← file ← environment).
 //! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
+//! - [`exporter`]: `/metrics` in Prometheus format.
 //! - [`source`]: event sources (the seeded market simulator).
 //! - [`tape`]: Avro object container tapes of `quotes.raw`.
 //! - [`store`]: the embedded checkpoint store.
@@ -17,6 +18,7 @@
 
 pub mod config;
 pub mod duration;
+pub mod exporter;
 pub mod jsonl;
 pub mod runtime;
 pub mod source;

@@ -74,6 +74,13 @@ pub enum SessionInput {
         /// Number of underlyings.
         underlyings: usize,
     },
+    /// A live vendor feed; its events are recorded on the data directory's tape.
+    Live {
+        /// The vendor (`polygon`, `tradier`).
+        vendor: String,
+        /// The underlyings it watches.
+        underlyings: Vec<String>,
+    },
     /// A recorded tape, replayed (not re-recorded).
     Tape {
         /// The tape file.
@@ -94,6 +101,10 @@ impl std::fmt::Display for SessionInput {
                 f,
                 "simulator: seed {seed}, {underlyings} underlyings, {duration_micros} µs of market time"
             ),
+            SessionInput::Live {
+                vendor,
+                underlyings,
+            } => write!(f, "live {vendor}: {}", underlyings.join(", ")),
             SessionInput::Tape { path, bytes } => {
                 write!(f, "replay of {} ({bytes} bytes)", path.display())
             }
@@ -120,6 +131,8 @@ pub struct RunOptions {
     pub on_alert: Option<AlertHook>,
     /// Called every `status-interval-secs` with the counters (the CLI prints a status line).
     pub on_status: Option<StatusHook>,
+    /// The feed of a [`SessionInput::Live`] session (required for one, ignored otherwise).
+    pub live: Option<Box<dyn TickSource>>,
 }
 
 /// How a run ended.
@@ -232,6 +245,14 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
             (Box::new(sim), Some(dir.join(files::TAPE)))
         }
         SessionInput::Tape { path, .. } => (Box::new(TapeSource::open(path)?), None),
+        SessionInput::Live { vendor, .. } => match opts.live {
+            Some(feed) => (feed, Some(dir.join(files::TAPE))),
+            None => {
+                return Err(PipelineError::Simulator(format!(
+                    "a live {vendor} session needs its feed"
+                )))
+            }
+        },
     };
     if resumed_from.is_some() {
         source.restore(&ckpt.source)?;

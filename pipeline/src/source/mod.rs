@@ -4,6 +4,7 @@
 //! the tick's event time), so the runtime can follow each batch with a watermark. Sources are
 //! deterministic and snapshot their position, so a checkpoint can resume them.
 
+pub mod live;
 pub mod simulator;
 pub mod tape;
 
