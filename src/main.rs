@@ -194,7 +194,7 @@ fn run_session(
     data_dir: &std::path::Path,
     speed: Option<f64>,
 ) -> Result<()> {
-    run_session_with(config, params, data_dir, speed, None)
+    run_session_with(config, params, data_dir, speed, None, None)
 }
 
 /// Runs a live session on `feed` (from `record --pipeline`), in its own runtime.
@@ -203,8 +203,9 @@ pub(crate) fn run_session_live(
     params: SessionParams,
     data_dir: &std::path::Path,
     feed: Box<dyn optionflow_pipeline::source::TickSource>,
+    on_alert: Option<embedded::AlertHook>,
 ) -> Result<()> {
-    run_session_with(config, params, data_dir, None, Some(feed))
+    run_session_with(config, params, data_dir, None, Some(feed), on_alert)
 }
 
 fn run_session_with(
@@ -213,6 +214,7 @@ fn run_session_with(
     data_dir: &std::path::Path,
     speed: Option<f64>,
     live: Option<Box<dyn optionflow_pipeline::source::TickSource>>,
+    also_on_alert: Option<embedded::AlertHook>,
 ) -> Result<()> {
     let started = Instant::now();
     let last = std::sync::Mutex::new((Instant::now(), 0u64));
@@ -236,7 +238,12 @@ fn run_session_with(
         data_dir: data_dir.to_path_buf(),
         params,
         speed,
-        on_alert: Some(Box::new(print_alert)),
+        on_alert: Some(Box::new(move |a: &Alert| {
+            print_alert(a);
+            if let Some(f) = &also_on_alert {
+                f(a);
+            }
+        })),
         on_status: Some(Box::new(status)),
         live,
     };

@@ -9,6 +9,7 @@ use optionflow_pipeline::source::live::LiveSource;
 use optionflow_pipeline::source::simulator::Simulator;
 use optionflow_pipeline::tape::TapeWriter;
 use optionflow_pipeline::vendor::polygon::PolygonSource;
+use optionflow_pipeline::vendor::schedule::HotMarks;
 use optionflow_pipeline::vendor::telemetry::VendorStats;
 use optionflow_pipeline::vendor::{Batch, VendorError};
 use optionflow_schemas::RawEvent;
@@ -60,6 +61,8 @@ pub(crate) struct RecordArgs {
 struct Producer {
     name: &'static str,
     stats: Option<Arc<VendorStats>>,
+    /// Marks underlyings hot for the poller (vendors).
+    hot: Option<HotMarks>,
     task: tokio::task::JoinHandle<Result<(), VendorError>>,
     /// Wall-clock limit (vendors); the simulator ends by itself.
     deadline: Option<Instant>,
@@ -82,10 +85,11 @@ fn start_producer(args: &RecordArgs, cfg: &Config, tx: mpsc::Sender<Batch>) -> R
     match args.source {
         RecordSource::Polygon => {
             let src = PolygonSource::new(cfg.polygon.clone(), cfg.universe.clone(), &env)?;
-            let stats = src.stats();
+            let (stats, hot) = (src.stats(), src.hot_marks());
             Ok(Producer {
                 name: "polygon",
                 stats: Some(stats),
+                hot: Some(hot),
                 task: tokio::spawn(src.run(tx)),
                 deadline: wall(&args.duration)?,
             })
@@ -117,6 +121,7 @@ fn start_producer(args: &RecordArgs, cfg: &Config, tx: mpsc::Sender<Batch>) -> R
             Ok(Producer {
                 name: "simulator",
                 stats: None,
+                hot: None,
                 task,
                 deadline: None,
             })
@@ -168,10 +173,16 @@ async fn record_async(args: RecordArgs, cfg: Config) -> Result<()> {
             };
             let live = Box::new(LiveSource::new(producer.name, prx));
             let (cfg, dir) = (cfg.clone(), dir.clone());
+            // An alert on an underlying makes the poller refresh it every hot interval.
+            let on_alert = producer.hot.clone().map(
+                |hot| -> optionflow_pipeline::runtime::embedded::AlertHook {
+                    Box::new(move |a: &optionflow_schemas::Alert| hot.mark(&a.underlying))
+                },
+            );
             // Its own thread and runtime, as `run` has: the stages never compete with the feed.
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             std::thread::spawn(move || {
-                let _ = done_tx.send(crate::run_session_live(cfg, params, &dir, live));
+                let _ = done_tx.send(crate::run_session_live(cfg, params, &dir, live, on_alert));
             });
             let handle = async move {
                 done_rx

@@ -203,6 +203,29 @@ impl PollSchedule {
     }
 }
 
+/// A handle through which the pipeline marks underlyings hot (a signal or alert fired on them);
+/// the poller picks the marks up at its next step.
+#[derive(Debug, Clone, Default)]
+pub struct HotMarks {
+    inbox: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl HotMarks {
+    /// Marks `underlying` hot from now.
+    pub fn mark(&self, underlying: &str) {
+        if let Ok(mut s) = self.inbox.lock() {
+            s.insert(underlying.to_string());
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        self.inbox
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s).into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// What one poll of one underlying returned.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -220,26 +243,49 @@ pub fn wall_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// What a polling loop reports to and sends into.
+pub struct Poller<'a> {
+    /// Vendor name, for logs.
+    pub vendor: &'static str,
+    /// Wall-clock time between scheduler steps.
+    pub step: Duration,
+    /// Underlyings fetched at once.
+    pub concurrency: usize,
+    /// The adapter's counters.
+    pub stats: &'a VendorStats,
+    /// Marks from the pipeline.
+    pub hot: &'a HotMarks,
+    /// Where batches go.
+    pub out: &'a BatchSink,
+}
+
 /// Polls forever (until `out` closes or a fatal error): every `step`, the due underlyings are
 /// fetched, up to `concurrency` at once, and each snapshot becomes one batch, in the order the
 /// schedule chose. Non-fatal errors were already retried by the HTTP client; they are counted and
 /// the underlying is tried again later. Coverage is reported once per cycle.
 pub async fn run_polls<F, Fut>(
-    vendor: &'static str,
+    poller: Poller<'_>,
     mut schedule: PollSchedule,
-    step: Duration,
-    concurrency: usize,
-    stats: &VendorStats,
     fetch: F,
-    out: &BatchSink,
 ) -> Result<(), VendorError>
 where
     F: Fn(String) -> Fut,
     Fut: Future<Output = Result<Snapshot, VendorError>>,
 {
+    let Poller {
+        vendor,
+        step,
+        concurrency,
+        stats,
+        hot,
+        out,
+    } = poller;
     let cycle_ms = (schedule.cfg.cycle_secs * 1000) as i64;
     let mut cycle_start = wall_millis();
     loop {
+        for u in hot.take() {
+            schedule.mark_hot(&u, wall_millis());
+        }
         let due = schedule.due(wall_millis());
         let mut results = futures_util::stream::iter(due.into_iter().map(|u| {
             let f = fetch(u.clone());

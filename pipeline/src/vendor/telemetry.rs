@@ -61,13 +61,32 @@ impl VendorStats {
     pub fn retry(&self, endpoint: &'static str, cause: &str, wait: Duration) {
         self.retries.fetch_add(1, Relaxed);
         metrics::counter!("optionflow_vendor_retries_total", "vendor" => self.vendor, "endpoint" => endpoint).increment(1);
-        tracing::warn!(
-            vendor = self.vendor,
-            endpoint,
-            cause,
-            wait_ms = wait.as_millis() as u64,
-            "vendor request failed; retrying"
-        );
+        let wait_ms = wait.as_millis() as u64;
+        if self.first(&format!("retry {endpoint} {cause}")) {
+            tracing::warn!(
+                vendor = self.vendor,
+                endpoint,
+                cause,
+                wait_ms,
+                "vendor request failed; retrying (repeats are logged at debug)"
+            );
+        } else {
+            tracing::debug!(
+                vendor = self.vendor,
+                endpoint,
+                cause,
+                wait_ms,
+                "vendor request failed; retrying"
+            );
+        }
+    }
+
+    /// Whether `cause` is seen for the first time (it is then logged at warn, later at debug).
+    fn first(&self, cause: &str) -> bool {
+        self.logged_causes
+            .lock()
+            .map(|mut s| s.insert(cause.to_string()))
+            .unwrap_or(false)
     }
 
     /// A request or stream failed for good (after retries).
@@ -76,19 +95,22 @@ impl VendorStats {
             *m.entry(kind).or_default() += 1;
         }
         metrics::counter!("optionflow_vendor_errors_total", "vendor" => self.vendor, "kind" => kind).increment(1);
-        tracing::warn!(vendor = self.vendor, kind, "{message}");
+        if self.first(&format!("error {kind}")) {
+            tracing::warn!(
+                vendor = self.vendor,
+                kind,
+                "{message} (further errors of this kind are counted, and logged at debug)"
+            );
+        } else {
+            tracing::debug!(vendor = self.vendor, kind, "{message}");
+        }
     }
 
     /// A row that cannot be used: counted always, logged once per cause.
     pub fn bad_row(&self, cause: &str, detail: &str) {
         self.bad_rows.fetch_add(1, Relaxed);
         metrics::counter!("optionflow_vendor_bad_rows_total", "vendor" => self.vendor).increment(1);
-        let first = self
-            .logged_causes
-            .lock()
-            .map(|mut s| s.insert(cause.to_string()))
-            .unwrap_or(false);
-        if first {
+        if self.first(cause) {
             tracing::warn!(
                 vendor = self.vendor,
                 cause,

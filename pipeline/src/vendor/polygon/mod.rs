@@ -18,7 +18,7 @@ pub mod stream;
 use super::batch::BatchSink;
 use super::filter::ContractFilter;
 use super::http::{Auth, Request, VendorHttp};
-use super::schedule::{run_polls, PollSchedule, ScheduleConfig, Snapshot};
+use super::schedule::{run_polls, HotMarks, PollSchedule, Poller, ScheduleConfig, Snapshot};
 use super::telemetry::VendorStats;
 use super::{secret_from_env, Batch, HttpConfig, VendorError};
 use crate::vendor::universe::Universe;
@@ -133,6 +133,7 @@ pub struct PolygonSource {
     spots: Spots,
     books: Books,
     today: Option<NaiveDate>,
+    hot: HotMarks,
 }
 
 /// Open interest and day volume per contract (canonical OCC symbol) from the latest snapshot,
@@ -171,6 +172,7 @@ impl PolygonSource {
             spots: Default::default(),
             books: Default::default(),
             today: None,
+            hot: HotMarks::default(),
         })
     }
 
@@ -179,6 +181,12 @@ impl PolygonSource {
     pub fn with_today(mut self, today: NaiveDate) -> Self {
         self.today = Some(today);
         self
+    }
+
+    /// The handle that marks underlyings hot (polled every `hot-interval-secs`), e.g. when a
+    /// signal fires on them.
+    pub fn hot_marks(&self) -> HotMarks {
+        self.hot.clone()
     }
 
     /// The adapter's counters.
@@ -209,15 +217,15 @@ impl PolygonSource {
             let this = this.clone();
             async move { this.snapshot(&u, today).await }
         };
-        let polls = run_polls(
-            VENDOR,
-            schedule,
+        let poller = Poller {
+            vendor: VENDOR,
             step,
-            this.cfg.http.max_concurrency,
-            &this.stats,
-            fetch,
-            &sink,
-        );
+            concurrency: this.cfg.http.max_concurrency,
+            stats: &this.stats,
+            hot: &this.hot,
+            out: &sink,
+        };
+        let polls = run_polls(poller, schedule, fetch);
         let result = match stream {
             Some(mut handle) => {
                 tokio::pin!(polls);
