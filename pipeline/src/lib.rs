@@ -8,6 +8,7 @@
 //! - [`config`]: the layered TOML configuration (defaults ← file ← environment).
 //! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
 //! - [`source`]: event sources (the seeded market simulator).
+//! - [`import`]: historical option chain files and daily bars into a `quotes.raw` tape.
 //! - [`tape`]: Avro object container tapes of `quotes.raw`.
 //! - [`store`]: the embedded checkpoint store.
 //! - [`jsonl`]: append-only JSON-lines outputs with checkpointed lengths.
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod duration;
+pub mod import;
 pub mod jsonl;
 pub mod runtime;
 pub mod source;
