@@ -26,7 +26,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Imports `files`, checks it succeeded, and returns the stdout summary and the tape.
-fn import(dir: &Path, format: &str, files: &[PathBuf], extra: &[&str]) -> (String, PathBuf) {
+fn import(dir: &Path, format: &str, files: &[&Path], extra: &[&str]) -> (String, PathBuf) {
     let tape = dir.join(format!("{format}.avro"));
     let mut args = vec![
         "import",
@@ -91,7 +91,7 @@ fn replays(dir: &Path, tape: &Path) {
 fn generic_csv_is_sorted_into_ticks_and_quotes_and_replays() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture("generic.csv");
-    let (summary, tape) = import(dir.path(), "generic", &[file.clone()], &[]);
+    let (summary, tape) = import(dir.path(), "generic", &[&file], &[]);
     // 10:00 and 10:01 New York (EST) are 15:00 and 15:01 UTC; MSFT's 15:00:30Z sits between.
     let (t0, t1, t2) = (
         1_704_207_600_000_000_i64,
@@ -142,7 +142,7 @@ fn generic_csv_is_sorted_into_ticks_and_quotes_and_replays() {
 fn cboe_eod_quotes_at_1545_with_the_underlying_mid() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture("cboe-eod.csv");
-    let (summary, tape) = import(dir.path(), "cboe-eod", &[file.clone()], &[]);
+    let (summary, tape) = import(dir.path(), "cboe-eod", &[&file], &[]);
     // 15:45 EST on 2024-01-02 and 2024-01-03.
     let (d1, d2) = (1_704_228_300_000_000_i64, 1_704_314_700_000_000_i64);
     assert_eq!(
@@ -178,7 +178,7 @@ fn cboe_eod_quotes_at_1545_with_the_underlying_mid() {
 fn deltaneutral_quotes_at_the_close_of_each_data_date() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture("deltaneutral.csv");
-    let (summary, tape) = import(dir.path(), "deltaneutral", &[file.clone()], &[]);
+    let (summary, tape) = import(dir.path(), "deltaneutral", &[&file], &[]);
     // 16:00 EST on 2015-01-02 and 2015-01-05.
     let (d1, d2) = (1_420_232_400_000_000_i64, 1_420_491_600_000_000_i64);
     assert_eq!(
@@ -214,7 +214,7 @@ fn deltaneutral_quotes_at_the_close_of_each_data_date() {
 fn daily_bars_are_ticks_at_the_close_named_by_file_or_flag() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture("GME.csv");
-    let (summary, tape) = import(dir.path(), "daily-bars", &[file.clone()], &[]);
+    let (summary, tape) = import(dir.path(), "daily-bars", &[&file], &[]);
     let got = events(&tape);
     assert_eq!(got.len(), 9);
     // 2021-01-19 16:00 EST, the close (not Adj Close) and volume.
@@ -233,7 +233,7 @@ fn daily_bars_are_ticks_at_the_close_named_by_file_or_flag() {
 
     let renamed = dir.path().join("renamed");
     std::fs::create_dir(&renamed).unwrap();
-    let (_, tape) = import(&renamed, "daily-bars", &[file], &["--underlying", "gme2"]);
+    let (_, tape) = import(&renamed, "daily-bars", &[&file], &["--underlying", "gme2"]);
     assert!(events(&tape)[0].contains(" GME2 tick "));
 }
 
