@@ -412,7 +412,7 @@ impl BadRows {
                 line,
                 cause = e.cause,
                 reason = %row.reason,
-                "import: row skipped (further rows with this cause are only counted in the report)"
+                "import: row skipped (further rows with this cause are listed in the report only)"
             );
         }
         self.rows.push((index, row));
