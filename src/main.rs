@@ -13,6 +13,7 @@ use optionflow_schemas::Alert;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod import_cli;
 mod quant;
 mod record_cli;
 mod tape_cli;
@@ -44,6 +45,11 @@ enum Command {
     /// Writes signals, explanations, decisions and alerts to --out as JSON lines, in the same
     /// format as `run`; replaying a run's own tape gives byte-identical files.
     Replay(tape_cli::ReplayArgs),
+    /// Import historical option chain files (or underlying daily bars) into a tape.
+    ///
+    /// Formats: generic, cboe-eod, deltaneutral, daily-bars. Rows from every file are merged in
+    /// event time; rows that cannot be read are listed with file and line and skipped.
+    Import(import_cli::ImportArgs),
     /// Inspect tapes: `tape info`, `tape cat`, `tape slice`.
     Tape {
         #[command(subcommand)]
@@ -119,6 +125,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => tape_cli::replay(args),
         Command::Record(args) => record_cli::record(args),
         Command::Tape { command } => tape_cli::tape(command),
+        Command::Import(args) => import_cli::import(args),
     };
     // A user-facing message with its causes, not a Debug dump with a backtrace.
     match result {

@@ -9,6 +9,7 @@
 //! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
 //! - [`exporter`]: `/metrics` in Prometheus format.
 //! - [`source`]: event sources (the seeded market simulator).
+//! - [`import`]: historical option chain files and daily bars into a `quotes.raw` tape.
 //! - [`tape`]: Avro object container tapes of `quotes.raw`.
 //! - [`store`]: the embedded checkpoint store.
 //! - [`jsonl`]: append-only JSON-lines outputs with checkpointed lengths.
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod duration;
 pub mod exporter;
+pub mod import;
 pub mod jsonl;
 pub mod runtime;
 pub mod source;
