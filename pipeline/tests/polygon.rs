@@ -634,3 +634,47 @@ async fn a_rejected_stream_key_stops_the_source() {
         .unwrap_err();
     assert!(matches!(err, VendorError::Auth { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn five_hundred_underlyings_are_all_refreshed_within_one_cycle() {
+    let (v, base) = start().await;
+    let names: Vec<String> = (0..500).map(|i| format!("U{i:03}")).collect();
+    for u in &names {
+        let body = format!(
+            r#"{{"status":"OK","results":[{{"details":{{"ticker":"O:{u}240119C00100000"}},"open_interest":10,
+               "last_quote":{{"bid":1.0,"ask":1.1,"last_updated":1704214800000000000}},
+               "underlying_asset":{{"price":100.0,"last_updated":1704214800000000000}}}}]}}"#
+        );
+        v.script(&format!("/v3/snapshot/options/{u}"), vec![ok(body)]);
+    }
+    let mut cfg = config(&base);
+    cfg.http.requests_per_minute = 60_000;
+    cfg.http.max_concurrency = 8;
+    cfg.schedule.cycle_secs = 30;
+    let universe = Universe {
+        underlyings: names.clone(),
+        sectors: BTreeMap::new(),
+    };
+    let src = PolygonSource::new(cfg, universe, &|_| Some(KEY.into()))
+        .unwrap()
+        .with_today(today());
+    let (tx, mut rx) = mpsc::channel(1024);
+    let task = tokio::spawn(src.run(tx));
+    let started = Instant::now();
+    let got = collect(&mut rx, |b| b.len() == 500).await;
+    let took = started.elapsed();
+    drop(rx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|(_, ev)| ev[0].underlying().to_string())
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen, names,
+        "each underlying exactly once in the first cycle"
+    );
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    // 500 requests at 60,000 a minute (one per millisecond): well inside the 30 s cycle.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
