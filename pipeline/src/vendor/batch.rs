@@ -88,20 +88,6 @@ pub fn millis_to_micros(ms: i64) -> i64 {
     ms.saturating_mul(1000)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stamps_rise_strictly() {
-        let mut c = EventClock::default();
-        assert_eq!(c.stamp(10), 10);
-        assert_eq!(c.stamp(10), 11);
-        assert_eq!(c.stamp(5), 12);
-        assert_eq!(c.stamp(100), 100);
-    }
-}
-
 /// Where an adapter's producers (its poller and its stream) send batches: one clock and one
 /// channel behind a lock, so stamping and sending happen together and times rise in channel
 /// order however many producers there are.
@@ -135,5 +121,19 @@ impl BatchSink {
     /// Whether the receiver has gone.
     pub async fn is_closed(&self) -> bool {
         self.inner.lock().await.1.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_rise_strictly() {
+        let mut c = EventClock::default();
+        assert_eq!(c.stamp(10), 10);
+        assert_eq!(c.stamp(10), 11);
+        assert_eq!(c.stamp(5), 12);
+        assert_eq!(c.stamp(100), 100);
     }
 }
