@@ -551,3 +551,41 @@ impl TradierSource {
         scope
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_kebab_case_strict_and_validated() {
+        assert_eq!(TradierConfig::default().validate(), Ok(()));
+        let cfg: TradierConfig = toml::from_str(
+            "stream = true\nhistory-days = 20\n[http]\nrequests-per-minute = 120\n[filter]\nmax-days-to-expiry = 45",
+        )
+        .unwrap();
+        assert!(cfg.stream && cfg.greeks);
+        assert_eq!((cfg.history_days, cfg.http.requests_per_minute), (20, 120));
+        assert_eq!(cfg.filter.max_days_to_expiry, 45);
+        let typo = toml::from_str::<TradierConfig>("histroy-days = 5").unwrap_err();
+        assert!(typo.to_string().contains("histroy-days"), "{typo}");
+        let bad = TradierConfig {
+            base_url: "not a url".into(),
+            poll_step_secs: 0,
+            ..Default::default()
+        };
+        let problems = bad.validate().unwrap_err().0;
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn the_token_comes_from_the_environment_only() {
+        let universe = Universe {
+            underlyings: vec!["SPY".into()],
+            ..Default::default()
+        };
+        let err = TradierSource::new(TradierConfig::default(), universe, &|_| None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("TRADIER_TOKEN"), "{err}");
+    }
+}
