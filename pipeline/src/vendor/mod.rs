@@ -12,11 +12,13 @@
 //! - [`schedule`]: adaptive polling (hot underlyings more often, the rest round-robin within a
 //!   cycle) and the coverage it achieves.
 //! - [`batch`]: monotonic event-time stamping and conflation of a stream into batches.
+//! - [`history`]: daily bars as warm-up ticks.
 //! - [`polygon`], [`tradier`]: the adapters.
 //! - [`telemetry`]: the metrics every adapter reports (exported on `/metrics`).
 
 pub mod batch;
 pub mod filter;
+pub mod history;
 pub mod http;
 pub mod polygon;
 pub mod schedule;

@@ -6,7 +6,7 @@
 
 use crate::vendor::batch::{millis_to_micros, nanos_to_micros};
 use crate::vendor::filter::{ContractFilter, Excluded};
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use optionflow_operators::normalize::parse_occ;
 use optionflow_schemas::{RawEvent, RawQuote, UnderlyingTick};
 use serde_json::Value;
@@ -192,22 +192,7 @@ pub fn reference_page(
     Ok((tickers, next))
 }
 
-/// An OHLCV bar from `/v2/aggs`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bar {
-    /// Bar start, ms since the epoch.
-    pub start_ms: i64,
-    /// Open.
-    pub open: f64,
-    /// High.
-    pub high: f64,
-    /// Low.
-    pub low: f64,
-    /// Close.
-    pub close: f64,
-    /// Volume.
-    pub volume: i64,
-}
+pub use crate::vendor::history::Bar;
 
 /// Parses an aggregates response; bad bars are counted in the second value.
 pub fn aggregates(body: &Value) -> Result<(Vec<Bar>, usize, Option<String>), String> {
@@ -243,51 +228,9 @@ pub fn aggregates(body: &Value) -> Result<(Vec<Bar>, usize, Option<String>), Str
     Ok((bars, bad, next))
 }
 
-fn ny_micros(date: NaiveDate, hour: u32, minute: u32) -> Option<i64> {
-    let local = date.and_hms_opt(hour, minute, 0)?;
-    chrono_tz::America::New_York
-        .from_local_datetime(&local)
-        .single()
-        .map(|t| t.timestamp_micros())
-}
-
-/// A daily bar as underlying ticks through its session: the open at 09:30, the low and the high
-/// (low first on an up day, high first on a down day: the path that makes the bar's range with
-/// the least travel) at 11:00 and 13:30, the close at 16:00 New York, with volume accumulating to
-/// the bar's. Ticks carry their own event times; history batches are one per time.
+/// A daily bar as Polygon underlying ticks ([`crate::vendor::history::daily_bar_ticks`]).
 pub fn daily_bar_ticks(underlying: &str, sector: Option<&str>, bar: &Bar) -> Vec<UnderlyingTick> {
-    let Some(date) = chrono_tz::America::New_York
-        .timestamp_millis_opt(bar.start_ms)
-        .single()
-        .map(|t| t.date_naive())
-    else {
-        return Vec::new();
-    };
-    let (first, second) = if bar.close >= bar.open {
-        (bar.low, bar.high)
-    } else {
-        (bar.high, bar.low)
-    };
-    let points = [
-        ((9, 30), bar.open, 0),
-        ((11, 0), first, bar.volume / 3),
-        ((13, 30), second, 2 * bar.volume / 3),
-        ((16, 0), bar.close, bar.volume),
-    ];
-    points
-        .iter()
-        .filter_map(|&((h, m), price, volume)| {
-            Some(UnderlyingTick {
-                event_id: String::new(),
-                event_time: ny_micros(date, h, m)?,
-                underlying: underlying.to_string(),
-                source: SOURCE.to_string(),
-                price,
-                volume,
-                sector: sector.map(str::to_string),
-            })
-        })
-        .collect()
+    crate::vendor::history::daily_bar_ticks(SOURCE, underlying, sector, bar)
 }
 
 /// A minute bar as one tick at its close (start + 60 s) with the session's volume so far.
