@@ -11,6 +11,7 @@ use optionflow_pipeline::tape::TapeWriter;
 use optionflow_pipeline::vendor::polygon::PolygonSource;
 use optionflow_pipeline::vendor::schedule::HotMarks;
 use optionflow_pipeline::vendor::telemetry::VendorStats;
+use optionflow_pipeline::vendor::tradier::TradierSource;
 use optionflow_pipeline::vendor::{Batch, VendorError};
 use optionflow_schemas::RawEvent;
 use std::collections::BTreeMap;
@@ -95,7 +96,15 @@ fn start_producer(args: &RecordArgs, cfg: &Config, tx: mpsc::Sender<Batch>) -> R
             })
         }
         RecordSource::Tradier => {
-            bail!("the Tradier source is not in this build yet")
+            let src = TradierSource::new(cfg.tradier.clone(), cfg.universe.clone(), &env)?;
+            let (stats, hot) = (src.stats(), src.hot_marks());
+            Ok(Producer {
+                name: "tradier",
+                stats: Some(stats),
+                hot: Some(hot),
+                task: tokio::spawn(src.run(tx)),
+                deadline: wall(&args.duration)?,
+            })
         }
         RecordSource::Simulator => {
             if !(1..=20).contains(&args.underlyings) {

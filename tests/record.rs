@@ -223,16 +223,18 @@ fn a_vendor_without_its_key_is_refused_with_the_variable_named() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[universe]\nunderlyings = [\"SPY\"]\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["record", "--source", "polygon", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("t.avro"))
-        .env_remove("POLYGON_API_KEY")
-        .env("OPTIONFLOW__HTTP__LISTEN", "127.0.0.1:0")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("POLYGON_API_KEY"), "{err}");
+    for (source, var) in [("polygon", "POLYGON_API_KEY"), ("tradier", "TRADIER_TOKEN")] {
+        let out = Command::new(BIN)
+            .args(["record", "--source", source, "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(dir.path().join(format!("{source}.avro")))
+            .env_remove(var)
+            .env("OPTIONFLOW__HTTP__LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{source}: {err}");
+    }
 }

@@ -5,6 +5,7 @@
 
 use crate::source::simulator::SimulatorConfig;
 use crate::vendor::polygon::PolygonConfig;
+use crate::vendor::tradier::TradierConfig;
 use crate::vendor::universe::Universe;
 use optionflow_operators::{
     calibration::Calibration, consensus::ConsensusConfig, dispatch::DispatchConfig,
@@ -47,6 +48,8 @@ pub struct Config {
     pub universe: Universe,
     /// The Polygon source.
     pub polygon: PolygonConfig,
+    /// The Tradier source.
+    pub tradier: TradierConfig,
     /// The local HTTP server (`/metrics`).
     pub http: HttpServerConfig,
 }
@@ -195,6 +198,7 @@ impl Config {
         p.extend_section("dispatch", self.dispatch.validate());
         p.extend_section("universe", self.universe.validate());
         p.extend_section("polygon", self.polygon.validate());
+        p.extend_section("tradier", self.tradier.validate());
         p.check(
             self.http.listen.parse::<std::net::SocketAddr>().is_ok(),
             "http.listen",

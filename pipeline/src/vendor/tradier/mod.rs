@@ -22,7 +22,9 @@ pub mod stream;
 use super::batch::BatchSink;
 use super::filter::ContractFilter;
 use super::http::{Auth, Request, VendorHttp};
-use super::schedule::{run_polls, wall_millis, PollSchedule, ScheduleConfig, Snapshot};
+use super::schedule::{
+    run_polls, wall_millis, HotMarks, PollSchedule, Poller, ScheduleConfig, Snapshot,
+};
 use super::telemetry::VendorStats;
 use super::{secret_from_env, Batch, HttpConfig, VendorError};
 use crate::vendor::universe::Universe;
@@ -80,7 +82,11 @@ impl Default for TradierConfig {
             poll_step_secs: 1,
             max_stream_contracts: 1000,
             greeks: true,
-            http: HttpConfig::default(),
+            // Tradier's documented market-data limit is 120 requests a minute.
+            http: HttpConfig {
+                requests_per_minute: 120,
+                ..HttpConfig::default()
+            },
             filter: ContractFilter::default(),
             schedule: ScheduleConfig::default(),
         }
@@ -147,6 +153,8 @@ pub struct TradierSource {
     /// Expirations per underlying and the trading day they were fetched on.
     expirations: Mutex<BTreeMap<String, (NaiveDate, Vec<NaiveDate>)>>,
     today: Option<NaiveDate>,
+    /// Marks from the pipeline.
+    hot: HotMarks,
 }
 
 impl TradierSource {
@@ -181,7 +189,14 @@ impl TradierSource {
             books: Default::default(),
             expirations: Default::default(),
             today: None,
+            hot: HotMarks::default(),
         })
+    }
+
+    /// The handle that marks underlyings hot (polled every `hot-interval-secs`), e.g. when a
+    /// signal fires on them.
+    pub fn hot_marks(&self) -> HotMarks {
+        self.hot.clone()
     }
 
     /// Pins the trading date the expiry window counts from (backfills and tests; live, it is
@@ -248,15 +263,15 @@ impl TradierSource {
             let this = this.clone();
             async move { this.snapshot(&u, this.today()).await }
         };
-        let polls = run_polls(
-            VENDOR,
-            schedule,
+        let poller = Poller {
+            vendor: VENDOR,
             step,
-            this.cfg.http.max_concurrency,
-            &this.stats,
-            fetch,
-            sink,
-        );
+            concurrency: this.cfg.http.max_concurrency,
+            stats: &this.stats,
+            hot: &this.hot,
+            out: sink,
+        };
+        let polls = run_polls(poller, schedule, fetch);
         match stream {
             Some(mut handle) => {
                 tokio::pin!(polls);
