@@ -33,6 +33,8 @@ struct Reply {
     status: u16,
     retry_after: Option<&'static str>,
     body: String,
+    /// Answer only after this long (a hung gateway).
+    delay_ms: u64,
 }
 
 fn ok(body: String) -> Reply {
@@ -40,6 +42,7 @@ fn ok(body: String) -> Reply {
         status: 200,
         retry_after: None,
         body,
+        delay_ms: 0,
     }
 }
 
@@ -48,6 +51,7 @@ fn status(code: u16) -> Reply {
         status: code,
         retry_after: None,
         body: format!("{{\"status\":\"ERROR\",\"error\":\"{code}\"}}"),
+        delay_ms: 0,
     }
 }
 
@@ -124,6 +128,7 @@ async fn rest(State(v): State<Vendor>, uri: Uri, headers: HeaderMap) -> Response
     let Some(reply) = reply else {
         return (StatusCode::NOT_FOUND, "{\"status\":\"NOT_FOUND\"}").into_response();
     };
+    tokio::time::sleep(Duration::from_millis(reply.delay_ms)).await;
     let base = v.base.lock().unwrap().clone();
     let mut resp = (
         StatusCode::from_u16(reply.status).unwrap(),
@@ -403,6 +408,32 @@ async fn retries_give_up_and_a_malformed_page_keeps_the_pages_before_it() {
 }
 
 #[tokio::test]
+async fn a_request_that_times_out_is_retried() {
+    let (v, base) = start().await;
+    let mut hung = ok(fixture("snapshot_page1.json"));
+    hung.delay_ms = 3_000;
+    v.script(
+        "/v3/snapshot/options/AAPL?cursor=page2",
+        vec![ok(fixture("snapshot_page2.json"))],
+    );
+    v.script(
+        "/v3/snapshot/options/AAPL",
+        vec![hung, ok(fixture("snapshot_page1.json"))],
+    );
+    let mut cfg = config(&base);
+    cfg.http.timeout_ms = 300;
+    let src = source(cfg);
+    let snap = src.snapshot("AAPL", today()).await.unwrap();
+    assert_eq!(quotes(&snap.events).len(), 3);
+    assert_eq!(
+        src.stats()
+            .retries
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_401_stops_the_source_with_a_message_naming_the_key_variable() {
     let (v, base) = start().await;
     v.script(
@@ -411,6 +442,7 @@ async fn a_401_stops_the_source_with_a_message_naming_the_key_variable() {
             status: 401,
             retry_after: None,
             body: r#"{"status":"ERROR","error":"Unknown API Key"}"#.into(),
+            delay_ms: 0,
         }],
     );
     let src = source(config(&base));
