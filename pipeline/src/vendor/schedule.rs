@@ -257,6 +257,9 @@ pub struct Poller<'a> {
     pub hot: &'a HotMarks,
     /// Where batches go.
     pub out: &'a BatchSink,
+    /// Notified once every underlying has been polled (or tried) once: a stream waits for it, so
+    /// its first quotes already carry open interest and spot.
+    pub first_round: Option<&'a tokio::sync::Notify>,
 }
 
 /// Polls forever (until `out` closes or a fatal error): every `step`, the due underlyings are
@@ -279,6 +282,7 @@ where
         stats,
         hot,
         out,
+        mut first_round,
     } = poller;
     let cycle_ms = (schedule.cfg.cycle_secs * 1000) as i64;
     let mut cycle_start = wall_millis();
@@ -311,6 +315,9 @@ where
             }
         }
         drop(results);
+        if let Some(n) = first_round.take() {
+            n.notify_one();
+        }
         let now = wall_millis();
         if now - cycle_start >= cycle_ms {
             let (fresh, total) = schedule.coverage(now);

@@ -202,12 +202,15 @@ impl PolygonSource {
         let today = self.today.unwrap_or_else(today_new_york);
         self.history(&sink, today).await?;
         let this = Arc::new(self);
+        let first_round = Arc::new(tokio::sync::Notify::new());
         let stream = if this.cfg.stream {
             let s = this.clone();
             let sink = sink.clone();
-            Some(tokio::spawn(
-                async move { stream::run(&s, &sink, today).await },
-            ))
+            let first = first_round.clone();
+            Some(tokio::spawn(async move {
+                first.notified().await;
+                stream::run(&s, &sink, today).await
+            }))
         } else {
             None
         };
@@ -224,6 +227,7 @@ impl PolygonSource {
             stats: &this.stats,
             hot: &this.hot,
             out: &sink,
+            first_round: Some(&first_round),
         };
         let polls = run_polls(poller, schedule, fetch);
         let result = match stream {

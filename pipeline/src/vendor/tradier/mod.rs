@@ -270,6 +270,7 @@ impl TradierSource {
             stats: &this.stats,
             hot: &this.hot,
             out: sink,
+            first_round: None,
         };
         let polls = run_polls(poller, schedule, fetch);
         match stream {
