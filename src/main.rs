@@ -99,6 +99,10 @@ struct RunArgs {
 struct BenchArgs {
     #[command(flatten)]
     session: SessionArgs,
+    /// Replay this tape (or a run's data directory) instead of simulating: the replay
+    /// throughput, next to the live figure. --duration, --seed and --underlyings are then unused.
+    #[arg(long)]
+    tape: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -314,8 +318,18 @@ fn schemas() {
 }
 
 fn bench(args: BenchArgs) -> Result<()> {
-    let (config, params) = session(&args.session)?;
+    let (config, mut params) = session(&args.session)?;
     let dir = tempfile::tempdir().context("creating a scratch data directory")?;
+    let what = match &args.tape {
+        Some(tape) => {
+            params.input = optionflow_replay::replayer::replay_input(tape, dir.path())?;
+            format!("replay of {}", tape.display())
+        }
+        None => format!(
+            "embedded pipeline, {} underlyings, {} of market time",
+            args.session.underlyings, args.session.duration
+        ),
+    };
     let opts = RunOptions {
         config,
         data_dir: dir.path().to_path_buf(),
@@ -338,9 +352,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         );
     } else {
         println!(
-            "embedded pipeline, {} underlyings, {} of market time: {} quotes in {:.2}s = {:.0} quotes/s; {} signals, {} alerts; quote→alert latency p50 {} µs, p99 {} µs",
-            args.session.underlyings,
-            args.session.duration,
+            "{what}: {} quotes in {:.2}s = {:.0} quotes/s; {} signals, {} alerts; quote→alert latency p50 {} µs, p99 {} µs",
             s.quotes,
             s.elapsed_secs,
             qps,
