@@ -11,6 +11,8 @@ pub mod config;
 pub mod report;
 pub mod sim;
 pub mod summary;
+#[cfg(test)]
+mod tests;
 
 use optionflow_pipeline::runtime::embedded::files;
 use optionflow_pipeline::tape::{TapeError, TapeReader};
