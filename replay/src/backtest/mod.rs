@@ -5,7 +5,7 @@
 //! - [`config`]: the `[backtest]` section.
 //! - [`sim`]: the position simulator (choice of contracts, fills, marks, exits, sizing).
 //! - [`summary`]: `summary.json`'s metrics and `trades.csv`.
-//! - [`report`]: `report.html`.
+//! - [`report`]: `report.html`, the charts.
 
 pub mod config;
 pub mod report;

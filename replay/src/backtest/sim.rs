@@ -491,7 +491,7 @@ impl Simulator {
         if c.score < cfg.min_score {
             return Err("score below min-score");
         }
-        if !cfg.directions.iter().any(|d| *d == c.direction) {
+        if !cfg.directions.contains(&c.direction) {
             return Err("direction not traded");
         }
         if !cfg.require_factors.iter().all(|f| c.factors.contains(f)) {
