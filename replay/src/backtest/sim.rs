@@ -165,7 +165,7 @@ pub struct Simulator {
     candidates: VecDeque<Candidate>,
     /// underlying → OCC symbol → its latest usable quote.
     chains: BTreeMap<String, BTreeMap<String, Contract>>,
-    /// underlying → (time, price) of its last price: ticks, or a quote's underlying price for
+    /// underlying → its last price: ticks, or a quote's underlying price for
     /// an underlying without ticks.
     spots: BTreeMap<String, f64>,
     ticked: BTreeMap<String, bool>,
