@@ -13,6 +13,7 @@ use optionflow_schemas::Alert;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod backtest_cli;
 mod import_cli;
 mod quant;
 mod record_cli;
@@ -45,6 +46,13 @@ enum Command {
     /// Writes signals, explanations, decisions and alerts to --out as JSON lines, in the same
     /// format as `run`; replaying a run's own tape gives byte-identical files.
     Replay(tape_cli::ReplayArgs),
+    /// Backtest the signals of a tape: replay it, trade its approved signals, report.
+    ///
+    /// Replays TAPE through every stage into <out>/replay (the risk gate decides as live), then
+    /// simulates a position per approved signal: contracts chosen from the chain as of the
+    /// signal, filled at the bid/ask of the next quote, closed on take-profit, stop-loss, time
+    /// stop or expiry. Writes trades.csv, summary.json and report.html ([backtest] in --config).
+    Backtest(backtest_cli::BacktestArgs),
     /// Import historical option chain files (or underlying daily bars) into a tape.
     ///
     /// Formats: generic, cboe-eod, deltaneutral, daily-bars. Rows from every file are merged in
@@ -127,6 +135,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench(args),
         Command::Quant { command } => quant::run(command),
         Command::Replay(args) => tape_cli::replay(args),
+        Command::Backtest(args) => backtest_cli::backtest(args),
         Command::Record(args) => record_cli::record(args),
         Command::Tape { command } => tape_cli::tape(command),
         Command::Import(args) => import_cli::import(args),

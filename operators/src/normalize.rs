@@ -144,7 +144,7 @@ fn root_matches(root: &str, underlying: &str) -> bool {
 /// is exact to the microsecond and a same-day (0DTE) quote still has a few hours to run. That is
 /// the 16:00 New York close of the expiry date, except for AM-settled index options (see
 /// [`is_am_settled`]), whose value is fixed by the 09:30 opening prints of that date.
-fn expiry_instant(root: &str, date: NaiveDate) -> Option<i64> {
+pub fn expiry_instant(root: &str, date: NaiveDate) -> Option<i64> {
     let (hour, minute) = if is_am_settled(root, date) {
         (9, 30)
     } else {

@@ -18,6 +18,12 @@ use std::path::Path;
 /// Prefix of environment overrides: `OPTIONFLOW__SCORE__WINDOW_SECS=30`.
 pub const ENV_PREFIX: &str = "OPTIONFLOW__";
 
+/// Sections of the configuration file owned by other crates, which [`Config::load`] sets aside
+/// (after applying the environment overrides) instead of rejecting: `[backtest]` is
+/// `optionflow-replay`'s `BacktestConfig`, validated by `optionflow backtest`. They are not part
+/// of [`Config::fingerprint`], so changing a backtest setting does not invalidate a replay.
+pub const FOREIGN_SECTIONS: &[&str] = &["backtest"];
+
 /// Channels the runtime delivers alerts to: `file` is `<data-dir>/alerts.jsonl` plus the line
 /// printed on stdout.
 pub const DELIVERABLE_CHANNELS: &[&str] = &["file"];
@@ -118,10 +124,20 @@ pub enum ConfigError {
 
 impl Config {
     /// Loads defaults ← `path` ← environment overrides from `env` (pass `std::env::vars()`).
+    /// The [`FOREIGN_SECTIONS`] are ignored; [`Config::load_split`] returns them.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Self::load_split(path, env).map(|(cfg, _)| cfg)
+    }
+
+    /// As [`Config::load`], also returning the [`FOREIGN_SECTIONS`] present in the file or the
+    /// environment, by name, for their owners to deserialize and validate.
+    pub fn load_split(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, toml::Table), ConfigError> {
         let mut table = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -144,6 +160,12 @@ impl Config {
         for (key, value) in overrides {
             apply_env(&mut table, &key, &value)?;
         }
+        let mut foreign = toml::Table::new();
+        for name in FOREIGN_SECTIONS {
+            if let Some(section) = table.remove(*name) {
+                foreign.insert(name.to_string(), section);
+            }
+        }
         let origin = path.map_or("(defaults and environment)".to_string(), |p| {
             p.display().to_string()
         });
@@ -154,7 +176,7 @@ impl Config {
                 message: e.message().to_string(),
             })?;
         cfg.validate().map_err(ConfigError::Invalid)?;
-        Ok(cfg)
+        Ok((cfg, foreign))
     }
 
     /// Validates every section and reports every problem, each prefixed by its section.
@@ -289,6 +311,20 @@ mod tests {
     }
 
     #[test]
+    fn foreign_sections_are_set_aside_not_rejected_nor_fingerprinted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[backtest]\nanything = 1\n").unwrap();
+        let (cfg, foreign) =
+            Config::load_split(Some(&path), env(&[("OPTIONFLOW__BACKTEST__OTHER", "2")])).unwrap();
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.fingerprint(), Config::default().fingerprint());
+        let section = foreign["backtest"].as_table().unwrap();
+        assert_eq!(section["anything"].as_integer(), Some(1));
+        assert_eq!(section["other"].as_integer(), Some(2));
+    }
+
+    #[test]
     fn file_then_environment_override() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -359,6 +395,7 @@ mod tests {
         assert_eq!(cfg, Config::default());
         let text = std::fs::read_to_string(&path).unwrap();
         let defaults = toml::Table::try_from(Config::default()).unwrap();
+        // (`[backtest]`, a foreign section, is checked by optionflow-replay.)
         fn check(text: &str, path: &str, table: &toml::Table) {
             for (key, value) in table {
                 match value {

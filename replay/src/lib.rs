@@ -8,10 +8,16 @@
 //!   directory of an earlier `run`) into a session of the embedded runtime whose source is the
 //!   tape. The stages, their order, batches and watermarks are the live ones, so a replay of a
 //!   run's tape writes byte-identical signals, explanations, decisions and alerts.
+//! - [`backtest`]: what `optionflow backtest` runs after replaying the tape: the approved risk
+//!   decisions become orders, a streaming pass over the tape's quotes fills, marks and closes
+//!   their positions (no look-ahead: contracts are chosen from the chain as of the signal, fills
+//!   are at the next quote after it), and `trades.csv`, `summary.json` and `report.html` are
+//!   written.
 //!
 //! The tape format itself lives in `optionflow_pipeline::tape`: one Avro object container file
 //! per data directory, its schema the union `[RawQuote, UnderlyingTick]`, deflate-compressed
 //! blocks, events in event-time order.
 
+pub mod backtest;
 pub mod replayer;
 pub mod tapes;
