@@ -3,8 +3,8 @@
 //! the `quotes.raw` tape). Blocks are cut at every checkpoint, so a checkpoint's tape length is
 //! always a block boundary and recovery truncates the file there and appends.
 
-use apache_avro::{types::Value, Reader, Schema, Writer};
-use optionflow_schemas::{registry, RawEvent, RawQuote, UnderlyingTick};
+use apache_avro::{Reader, Schema, Writer};
+use optionflow_schemas::{registry, RawEvent};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -122,7 +122,9 @@ impl TapeWriter {
 
 /// Streams the events of a tape in order; memory does not grow with its length.
 pub struct TapeReader {
-    reader: Reader<'static, BufReader<File>>,
+    // Serde straight from the datum bytes: about twice as fast as building an Avro `Value` per
+    // event and converting it.
+    reader: apache_avro::reader::ReaderDeser<'static, BufReader<File>, RawEvent>,
     path: String,
     index: u64,
 }
@@ -139,8 +141,14 @@ impl TapeReader {
             path: name.clone(),
             source: Box::new(e),
         })?;
+        if reader.writer_schema() != &*RAW_TAPE_SCHEMA {
+            return Err(TapeError::Foreign {
+                path: name,
+                index: 0,
+            });
+        }
         Ok(Self {
-            reader,
+            reader: reader.into_deser_iter(),
             path: name,
             index: 0,
         })
@@ -151,27 +159,11 @@ impl Iterator for TapeReader {
     type Item = Result<RawEvent, TapeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let value = self.reader.next()?;
-        let index = self.index;
+        let next = self.reader.next()?;
         self.index += 1;
-        let path = &self.path;
-        let avro = |e| TapeError::Avro {
-            path: path.clone(),
+        Some(next.map_err(|e| TapeError::Avro {
+            path: self.path.clone(),
             source: Box::new(e),
-        };
-        Some(value.map_err(avro).and_then(|v| {
-            match v {
-                Value::Union(0, inner) => apache_avro::from_value::<RawQuote>(&inner)
-                    .map(RawEvent::Quote)
-                    .map_err(avro),
-                Value::Union(1, inner) => apache_avro::from_value::<UnderlyingTick>(&inner)
-                    .map(RawEvent::Tick)
-                    .map_err(avro),
-                _ => Err(TapeError::Foreign {
-                    path: path.clone(),
-                    index,
-                }),
-            }
         }))
     }
 }
@@ -179,6 +171,7 @@ impl Iterator for TapeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use optionflow_schemas::{RawQuote, UnderlyingTick};
 
     fn tick(i: i64) -> RawEvent {
         RawEvent::Tick(UnderlyingTick {
