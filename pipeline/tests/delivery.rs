@@ -298,7 +298,14 @@ async fn telegram_sends_plain_text_to_the_bot_path() {
     cfg.telegram.chat_id = Some("-100200300".into());
     let dir = tempfile::tempdir().unwrap();
     let a = alert("t1", "telegram", "GME *bullish* <b>91</b>");
-    let done = deliver(&cfg, &["telegram"], dir.path(), &[a.clone()], &env).await;
+    let done = deliver(
+        &cfg,
+        &["telegram"],
+        dir.path(),
+        std::slice::from_ref(&a),
+        &env,
+    )
+    .await;
     assert_eq!(done.delivered, 1);
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
