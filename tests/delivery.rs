@@ -164,4 +164,59 @@ async fn a_run_delivers_its_webhook_alerts_once_and_its_file_output_is_unchanged
     assert!(!replayed.path().join("deliveries.jsonl").exists());
     assert_eq!(lines(replayed.path(), "alerts.jsonl"), all);
     assert_eq!(received.lock().unwrap().len(), got.len());
+
+    // A crash after the first webhook alert's ledger line, past the checkpoint that covers the
+    // rest: rewind the session to its previous checkpoint and keep one ledger line. The resumed
+    // session sends exactly the alerts the ledger lacks (read back from alerts.jsonl or
+    // re-emitted), never the one it has, and its outputs are unchanged.
+    let ckpts = hooked.path().join("checkpoints");
+    let mut names: Vec<String> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ckpt-"))
+        .collect();
+    names.sort();
+    std::fs::write(ckpts.join("CURRENT"), &names[0]).unwrap();
+    std::fs::remove_file(hooked.path().join("finished.json")).unwrap();
+    std::fs::write(
+        hooked.path().join("deliveries.jsonl"),
+        format!("{}\n", ledger[0]),
+    )
+    .unwrap();
+    received.lock().unwrap().clear();
+    let hooked_path = hooked.path().to_path_buf();
+    let run_args: Vec<&'static str> = ["run"]
+        .into_iter()
+        .chain(SESSION)
+        .chain(["--data-dir"])
+        .collect();
+    let stderr = tokio::task::spawn_blocking(move || {
+        let out = optionflow(&run_args, &hooked_path, &env);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(stderr.contains("resumed from checkpoint"), "{stderr}");
+    assert_eq!(lines(hooked.path(), "alerts.jsonl"), all);
+    let mut resent: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    resent.sort();
+    let kept = field(&ledger[0], "alert_id");
+    assert!(
+        want_ids.len() >= 2,
+        "one alert kept, at least one to resend"
+    );
+    let mut missing: Vec<String> = want_ids.iter().filter(|i| **i != kept).cloned().collect();
+    missing.sort();
+    assert_eq!(resent, missing);
+    let mut after: Vec<String> = lines(hooked.path(), "deliveries.jsonl")
+        .iter()
+        .map(|l| field(l, "alert_id"))
+        .collect();
+    after.sort();
+    assert_eq!(after, want_ids);
 }
