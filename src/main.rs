@@ -259,7 +259,11 @@ fn run_session_with(
         params,
         speed,
         on_alert: Some(Box::new(move |a: &Alert| {
-            print_alert(a);
+            // The stdout line is the "file" channel's; the other channels' copies of the same
+            // alert are delivered, not printed again.
+            if a.channel == "file" {
+                print_alert(a);
+            }
             if let Some(f) = &also_on_alert {
                 f(a);
             }

@@ -3,6 +3,7 @@
 //! Unknown keys are errors that name the key; validation reports every problem at once.
 //! Every key is documented in `deploy/optionflow.example.toml`.
 
+use crate::delivery::ChannelsConfig;
 use crate::source::simulator::SimulatorConfig;
 use crate::vendor::polygon::PolygonConfig;
 use crate::vendor::tradier::TradierConfig;
@@ -25,8 +26,8 @@ pub const ENV_PREFIX: &str = "OPTIONFLOW__";
 pub const FOREIGN_SECTIONS: &[&str] = &["backtest"];
 
 /// Channels the runtime delivers alerts to: `file` is `<data-dir>/alerts.jsonl` plus the line
-/// printed on stdout.
-pub const DELIVERABLE_CHANNELS: &[&str] = &["file"];
+/// printed on stdout; the others are configured in `[channels]` (see [`crate::delivery`]).
+pub const DELIVERABLE_CHANNELS: &[&str] = &["file", "webhook", "telegram", "slack", "email"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,8 @@ pub struct Config {
     pub risk_gate: RiskGateConfig,
     /// The dispatch stage.
     pub dispatch: DispatchConfig,
+    /// How alerts reach the channels `[dispatch] channels` names.
+    pub channels: ChannelsConfig,
     /// The underlyings vendor sources watch.
     pub universe: Universe,
     /// The Polygon source.
@@ -218,6 +221,7 @@ impl Config {
         p.extend_section("explain", self.explain.validate());
         p.extend_section("risk-gate", self.risk_gate.validate());
         p.extend_section("dispatch", self.dispatch.validate());
+        p.extend_section("channels", self.channels.validate(&self.dispatch.channels));
         p.extend_section("universe", self.universe.validate());
         p.extend_section("polygon", self.polygon.validate());
         p.extend_section("tradier", self.tradier.validate());
@@ -249,8 +253,14 @@ impl Config {
 
     /// A stable fingerprint of the effective configuration, to tell whether a data directory's
     /// session was started with the same settings.
+    /// `[channels]` is left out: how alerts are delivered never changes the outputs, so a new
+    /// webhook URL or rate limit must not turn a session into another one.
     pub fn fingerprint(&self) -> String {
-        let text = toml::to_string(self).unwrap_or_default();
+        let outputs = Config {
+            channels: ChannelsConfig::default(),
+            ..self.clone()
+        };
+        let text = toml::to_string(&outputs).unwrap_or_default();
         optionflow_schemas::EventId::new("config")
             .part(&text)
             .finish()
@@ -352,7 +362,11 @@ mod tests {
                 ("OPTIONFLOW__SCORE__WINDOW_SECS", "0"),
                 ("OPTIONFLOW__RISK_GATE__MAX_PER_SECTOR", "0"),
                 ("OPTIONFLOW__SIMULATOR__EXPIRIES", "0"),
-                ("OPTIONFLOW__DISPATCH__CHANNELS", "[\"file\", \"pager\"]"),
+                (
+                    "OPTIONFLOW__DISPATCH__CHANNELS",
+                    "[\"file\", \"pager\", \"webhook\"]",
+                ),
+                ("OPTIONFLOW__CHANNELS__EMAIL__SMTP_PORT", "0"),
             ]),
         )
         .unwrap_err()
@@ -362,9 +376,22 @@ mod tests {
             "\n  - risk-gate.max-per-sector",
             "\n  - simulator.expiries",
             "\n  - dispatch.channels: \"pager\"",
+            "\n  - channels.webhook.url: set url",
+            "\n  - channels.email.smtp-port",
         ] {
             assert!(err.contains(want), "{want:?} missing from {err}");
         }
+    }
+
+    #[test]
+    fn delivery_settings_do_not_change_the_fingerprint() {
+        let mut cfg = Config::default();
+        let before = cfg.fingerprint();
+        cfg.channels.webhook.url = Some("http://127.0.0.1:9/hook".into());
+        cfg.channels.slack.requests_per_minute = 1;
+        assert_eq!(cfg.fingerprint(), before);
+        cfg.dispatch.channels.push("webhook".into());
+        assert_ne!(cfg.fingerprint(), before);
     }
 
     #[test]

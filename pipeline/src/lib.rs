@@ -6,6 +6,8 @@
 //!
 //! ## Layout
 //! - [`config`]: the layered TOML configuration (defaults ← file ← environment).
+//! - [`delivery`]: alerts to webhooks, Telegram, Slack and email, with rate limits, retries and
+//!   a ledger so a restart never resends.
 //! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
 //! - [`exporter`]: `/metrics` in Prometheus format.
 //! - [`source`]: event sources (the seeded market simulator).
@@ -18,6 +20,7 @@
 //! - [`vendor`]: live vendor adapters (Polygon, Tradier) with rate limits, retries and adaptive polling.
 
 pub mod config;
+pub mod delivery;
 pub mod duration;
 pub mod exporter;
 pub mod import;

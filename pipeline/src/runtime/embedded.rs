@@ -14,6 +14,7 @@
 use super::stage::{run_stage, StageIo};
 use super::{Ack, Message, Part, PipelineError};
 use crate::config::Config;
+use crate::delivery::{Delivery, DeliveryHandle};
 use crate::jsonl::JsonlFile;
 use crate::source::simulator::Simulator;
 use crate::source::tape::TapeSource;
@@ -50,6 +51,8 @@ pub mod files {
     pub const REJECTED_GREEKS: &str = "rejected-greeks.jsonl";
     /// Checkpoint folder.
     pub const CHECKPOINTS: &str = "checkpoints";
+    /// The delivery ledger: the final outcome of every alert on every channel but `file`.
+    pub const DELIVERIES: &str = crate::delivery::LEDGER_FILE;
 }
 
 /// What defines a session: the same parameters on the same data directory resume it.
@@ -369,8 +372,10 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         alert_tx,
         io(None, None, None),
     ));
+    let delivery = start_delivery(cfg, &opts.params.input, &dir, kept(files::ALERTS))?;
     let sink = AlertSink {
         file: open(files::ALERTS)?,
+        delivery: delivery.as_ref().map(Delivery::handle),
         on_alert: opts.on_alert,
         latency: hdrhistogram::Histogram::new(3)
             .map_err(|e| PipelineError::Simulator(e.to_string()))?,
@@ -413,6 +418,16 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
             "alert sink panicked: {e}"
         )))
     });
+    // Whatever was written is delivered (or recorded as failed) before the run returns.
+    if let Some(d) = delivery {
+        let done = d.finish().await;
+        tracing::info!(
+            delivered = done.delivered,
+            failed = done.failed,
+            skipped = done.skipped,
+            "alert delivery finished"
+        );
+    }
     let coordinator_result = coordinator.await.unwrap_or_else(|e| {
         Err(PipelineError::Simulator(format!(
             "checkpointing panicked: {e}"
@@ -446,6 +461,49 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     )
     .map_err(PipelineError::io(format!("writing {}", path.display())))?;
     Ok(summary)
+}
+
+/// Starts delivery to the configured channels, except for a replay, which never delivers.
+/// The alerts the checkpoint already covers (the first `kept` bytes of `alerts.jsonl`) are the
+/// backlog: a resumed session does not emit them again, and the ledger tells which went out.
+fn start_delivery(
+    cfg: &Config,
+    input: &SessionInput,
+    dir: &Path,
+    kept: u64,
+) -> Result<Option<Delivery>, PipelineError> {
+    let external = cfg.dispatch.channels.iter().any(|c| c != "file");
+    if !external {
+        return Ok(None);
+    }
+    if matches!(input, SessionInput::Tape { .. }) {
+        tracing::info!(
+            channels = %cfg.dispatch.channels.join(","),
+            "replay: alert channels are off (alerts are written to alerts.jsonl only)"
+        );
+        return Ok(None);
+    }
+    let mut backlog = Vec::new();
+    if kept > 0 {
+        let path = dir.join(files::ALERTS);
+        let bytes = std::fs::read(&path)
+            .map_err(PipelineError::io(format!("reading {}", path.display())))?;
+        let upto = (kept as usize).min(bytes.len());
+        for line in bytes[..upto].split(|b| *b == b'\n') {
+            if let Ok(alert) = serde_json::from_slice::<Alert>(line) {
+                if alert.channel != "file" {
+                    backlog.push(alert);
+                }
+            }
+        }
+    }
+    Ok(Delivery::start(
+        &cfg.channels,
+        &cfg.dispatch.channels,
+        dir,
+        backlog,
+        &|k| std::env::var(k).ok(),
+    )?)
 }
 
 fn cfg_err(e: optionflow_operators::ConfigErrors) -> PipelineError {
@@ -569,6 +627,8 @@ async fn tape_task(
 /// Writes alerts to `alerts.jsonl`, hands them to the CLI, and measures quote → alert latency.
 struct AlertSink {
     file: JsonlFile,
+    /// Where alerts go after the file, when channels other than `file` are configured.
+    delivery: Option<DeliveryHandle>,
     on_alert: Option<AlertHook>,
     latency: hdrhistogram::Histogram<u64>,
     metrics: Arc<Metrics>,
@@ -597,6 +657,16 @@ impl AlertSink {
                         let _ = self.latency.record(us.max(1));
                     }
                     Metrics::add(&self.metrics.alerts, alerts.len() as u64);
+                    // After the file, so a delivered alert is always one alerts.jsonl holds.
+                    if let Some(d) = &self.delivery {
+                        for a in &alerts {
+                            if !d.deliver(a).await {
+                                tracing::error!("alert delivery stopped; alerts are still written to alerts.jsonl");
+                                self.delivery = None;
+                                break;
+                            }
+                        }
+                    }
                 }
                 Message::Barrier(id) => {
                     let len = self.file.commit().map_err(write_err())?;

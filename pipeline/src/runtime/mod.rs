@@ -126,6 +126,9 @@ pub enum PipelineError {
     /// The data directory holds another session.
     #[error("{0}")]
     SessionMismatch(String),
+    /// Alert delivery could not start.
+    #[error(transparent)]
+    Delivery(#[from] crate::delivery::DeliveryError),
     /// A task ended early; the real cause is logged by that task.
     #[error("stage {0} stopped unexpectedly")]
     Disconnected(&'static str),

@@ -1,0 +1,137 @@
+//! The Telegram channel: the Bot API's `sendMessage`, as plain text (no `parse_mode`), so
+//! nothing in an alert's text can break the formatting or be rejected as bad markup.
+
+use super::{check_url, http_client, post_json, secret, Attempt, DeliveryError, Limits};
+use optionflow_operators::config::Problems;
+use optionflow_operators::ConfigErrors;
+use optionflow_schemas::Alert;
+use serde::{Deserialize, Serialize};
+
+/// The environment variable holding the bot token.
+pub const TOKEN_ENV: &str = "TELEGRAM_BOT_TOKEN";
+/// Telegram's limit on a message's length, in characters.
+const MAX_CHARS: usize = 4096;
+
+/// The `[channels.telegram]` section. The bot token is read only from `TELEGRAM_BOT_TOKEN`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct TelegramConfig {
+    /// The Bot API's base URL.
+    pub base_url: String,
+    /// The chat, group or channel to post to: a numeric id or `@channelname` (required when
+    /// `[dispatch] channels` lists "telegram").
+    pub chat_id: Option<String>,
+    /// Messages per minute, spaced evenly (Telegram allows about 20 a minute into one group).
+    pub requests_per_minute: u32,
+    /// Retries after the first attempt, on timeouts, connection errors, 429 and 5xx.
+    pub max_retries: u32,
+    /// First retry delay, ms (doubles each retry, ±50% jitter).
+    pub initial_backoff_ms: u64,
+    /// Longest retry delay, ms (also caps a `Retry-After` or `retry_after`).
+    pub max_backoff_ms: u64,
+    /// Timeout of one request, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.telegram.org".into(),
+            chat_id: None,
+            requests_per_minute: 20,
+            max_retries: 5,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TelegramConfig {
+    /// The rate limit, retries and timeout.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            requests_per_minute: self.requests_per_minute,
+            max_retries: self.max_retries,
+            initial_backoff_ms: self.initial_backoff_ms,
+            max_backoff_ms: self.max_backoff_ms,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
+    /// Every problem; `enabled` when `[dispatch] channels` lists "telegram".
+    pub fn validate(&self, enabled: bool) -> Result<(), ConfigErrors> {
+        let mut p = Problems::default();
+        check_url(&mut p, "base-url", Some(&self.base_url), true, "");
+        match &self.chat_id {
+            None => p.check(
+                !enabled,
+                "chat-id",
+                "set chat-id: dispatch.channels lists \"telegram\"",
+            ),
+            Some(id) => p.check(
+                !id.trim().is_empty(),
+                "chat-id",
+                "must not be empty (a numeric id or @channelname)",
+            ),
+        }
+        self.limits().validate(&mut p);
+        p.finish()
+    }
+}
+
+/// The message text: headline, a blank line, the narrative; cut to Telegram's limit.
+pub fn message_text(alert: &Alert) -> String {
+    let text = format!("{}\n\n{}", alert.headline, alert.text);
+    if text.chars().count() <= MAX_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The Telegram sender.
+pub(super) struct Telegram {
+    client: reqwest::Client,
+    url: String,
+    chat_id: String,
+}
+
+impl Telegram {
+    pub(super) fn new(
+        cfg: &TelegramConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, DeliveryError> {
+        let chat_id = cfg.chat_id.clone().ok_or(DeliveryError::Config {
+            channel: "telegram",
+            message: "set [channels.telegram] chat-id".into(),
+        })?;
+        let token = secret("telegram", TOKEN_ENV, "bot token", env)?;
+        Ok(Self {
+            client: http_client("telegram", &cfg.limits())?,
+            url: format!(
+                "{}/bot{token}/sendMessage",
+                cfg.base_url.trim_end_matches('/')
+            ),
+            chat_id,
+        })
+    }
+
+    pub(super) async fn attempt(&self, alert: &Alert) -> Attempt {
+        let body = serde_json::json!({
+            "chat_id": self.chat_id,
+            "text": message_text(alert),
+            "disable_web_page_preview": true,
+        });
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        // The URL holds the token: errors name the method only.
+        post_json(
+            self.client.post(&self.url),
+            body,
+            "telegram sendMessage",
+            true,
+        )
+        .await
+    }
+}
