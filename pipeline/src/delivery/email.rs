@@ -2,7 +2,7 @@
 //! `multipart/alternative` message per alert with a plain-text part and an HTML part in which
 //! every value from the data is HTML-escaped.
 
-use super::{html_escape, secret, Attempt, DeliveryError, Limits};
+use super::{html_escape, secret, Attempt, DeliveryError};
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -76,17 +76,6 @@ impl Default for EmailConfig {
 }
 
 impl EmailConfig {
-    /// The rate limit, retries and timeout.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            requests_per_minute: self.requests_per_minute,
-            max_retries: self.max_retries,
-            initial_backoff_ms: self.initial_backoff_ms,
-            max_backoff_ms: self.max_backoff_ms,
-            timeout_ms: self.timeout_ms,
-        }
-    }
-
     /// Every problem; `enabled` when `[dispatch] channels` lists "email".
     pub fn validate(&self, enabled: bool) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();

@@ -26,6 +26,7 @@ pub mod slack;
 pub mod telegram;
 pub mod webhook;
 
+use crate::vendor::http::parse_retry_after;
 pub use email::{EmailConfig, SmtpTls};
 pub use ledger::{Ledger, LedgerEntry};
 pub use slack::SlackConfig;
@@ -270,16 +271,31 @@ async fn post_json(
     }
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(wait.max(0) as u64))
+/// Every channel config carries the five limit keys flat in its own section; this reads them as
+/// one [`Limits`].
+macro_rules! channel_limits {
+    ($($config:ty),+ $(,)?) => {$(
+        impl $config {
+            /// The rate limit, retries and timeout.
+            pub fn limits(&self) -> Limits {
+                Limits {
+                    requests_per_minute: self.requests_per_minute,
+                    max_retries: self.max_retries,
+                    initial_backoff_ms: self.initial_backoff_ms,
+                    max_backoff_ms: self.max_backoff_ms,
+                    timeout_ms: self.timeout_ms,
+                }
+            }
+        }
+    )+};
 }
+
+channel_limits!(
+    webhook::WebhookConfig,
+    telegram::TelegramConfig,
+    slack::SlackConfig,
+    email::EmailConfig,
+);
 
 /// An HTTP client with the channel's timeout.
 fn http_client(channel: &'static str, limits: &Limits) -> Result<reqwest::Client, DeliveryError> {

@@ -1,7 +1,7 @@
 //! The Slack channel: an incoming webhook. Its URL is the credential, so it comes only from the
 //! environment and never appears in a log or an error.
 
-use super::{http_client, post_json, secret, Attempt, DeliveryError, Limits};
+use super::{http_client, post_json, secret, Attempt, DeliveryError};
 use optionflow_operators::config::Problems;
 use optionflow_operators::ConfigErrors;
 use optionflow_schemas::Alert;
@@ -39,17 +39,6 @@ impl Default for SlackConfig {
 }
 
 impl SlackConfig {
-    /// The rate limit, retries and timeout.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            requests_per_minute: self.requests_per_minute,
-            max_retries: self.max_retries,
-            initial_backoff_ms: self.initial_backoff_ms,
-            max_backoff_ms: self.max_backoff_ms,
-            timeout_ms: self.timeout_ms,
-        }
-    }
-
     /// Every problem (the URL itself is checked at start, when it is read from the
     /// environment).
     pub fn validate(&self, _enabled: bool) -> Result<(), ConfigErrors> {

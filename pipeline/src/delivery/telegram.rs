@@ -1,7 +1,7 @@
 //! The Telegram channel: the Bot API's `sendMessage`, as plain text (no `parse_mode`), so
 //! nothing in an alert's text can break the formatting or be rejected as bad markup.
 
-use super::{check_url, http_client, post_json, secret, Attempt, DeliveryError, Limits};
+use super::{check_url, http_client, post_json, secret, Attempt, DeliveryError};
 use optionflow_operators::config::Problems;
 use optionflow_operators::ConfigErrors;
 use optionflow_schemas::Alert;
@@ -48,17 +48,6 @@ impl Default for TelegramConfig {
 }
 
 impl TelegramConfig {
-    /// The rate limit, retries and timeout.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            requests_per_minute: self.requests_per_minute,
-            max_retries: self.max_retries,
-            initial_backoff_ms: self.initial_backoff_ms,
-            max_backoff_ms: self.max_backoff_ms,
-            timeout_ms: self.timeout_ms,
-        }
-    }
-
     /// Every problem; `enabled` when `[dispatch] channels` lists "telegram".
     pub fn validate(&self, enabled: bool) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();

@@ -3,7 +3,7 @@
 //! `Idempotency-Key`, so a receiver can both authenticate it and drop a repeat (a delivery
 //! interrupted between send and ledger is sent again on restart).
 
-use super::{check_url, http_client, post_json, secret, Attempt, DeliveryError, Limits};
+use super::{check_url, http_client, post_json, secret, Attempt, DeliveryError};
 use hmac::{KeyInit, Mac};
 use optionflow_operators::config::Problems;
 use optionflow_operators::ConfigErrors;
@@ -50,17 +50,6 @@ impl Default for WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// The rate limit, retries and timeout.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            requests_per_minute: self.requests_per_minute,
-            max_retries: self.max_retries,
-            initial_backoff_ms: self.initial_backoff_ms,
-            max_backoff_ms: self.max_backoff_ms,
-            timeout_ms: self.timeout_ms,
-        }
-    }
-
     /// Every problem; `enabled` when `[dispatch] channels` lists "webhook".
     pub fn validate(&self, enabled: bool) -> Result<(), ConfigErrors> {
         let mut p = Problems::default();
