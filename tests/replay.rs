@@ -46,6 +46,24 @@ fn replaying_a_runs_tape_reproduces_its_outputs_byte_for_byte() {
         "the session must signal for the comparison to mean something"
     );
 
+    // Golden outputs: a change that alters what seed 11 signals shows up here as a diff to
+    // review, not only as a run/replay mismatch. `UPDATE_GOLDEN=1` rewrites them.
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/seed11-60m-6u");
+    for file in ["signals.jsonl", "decisions.jsonl", "alerts.jsonl"] {
+        let path = golden.join(file);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, read(run.path(), file)).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+        assert!(
+            read(run.path(), file) == expected,
+            "{file} differs from {}; review the change, then UPDATE_GOLDEN=1",
+            path.display()
+        );
+    }
+
     // From the data directory, and from the tape file itself.
     for input in [run.path().to_path_buf(), run.path().join("quotes.raw.avro")] {
         let out = tempfile::tempdir().unwrap();
