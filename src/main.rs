@@ -236,6 +236,7 @@ fn run_session_with(
     live: Option<Box<dyn optionflow_pipeline::source::TickSource>>,
     also_on_alert: Option<embedded::AlertHook>,
 ) -> Result<()> {
+    let config_listen = config.http.listen.clone();
     let started = Instant::now();
     let last = std::sync::Mutex::new((Instant::now(), 0u64));
     let status = move |s: &Status| {
@@ -275,7 +276,12 @@ fn run_session_with(
     // tape durable first.
     let own_ctrl_c = opts.live.is_none();
     let rt = runtime()?;
+    let listen = config_listen.clone();
     let summary = rt.block_on(async {
+        // `record` serves /metrics itself for a live session.
+        if own_ctrl_c {
+            optionflow_pipeline::exporter::serve(&listen).await;
+        }
         let interrupt = async {
             if own_ctrl_c {
                 let _ = tokio::signal::ctrl_c().await;

@@ -154,6 +154,19 @@ fn recording_a_vendor_feed_runs_the_pipeline_and_replays_to_the_same_outputs() {
         metrics.contains("optionflow_vendor_bad_rows_total{vendor=\"polygon\"}"),
         "{metrics}"
     );
+    // The stages running live on the feed report into the same registry.
+    assert!(
+        metrics.contains("optionflow_stage_events_in_total{stage=\"normalize\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("optionflow_stage_watermark_seconds{stage=\"greeks\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("optionflow_rejects_total{stage="),
+        "{metrics}"
+    );
     assert!(log.contains("recorded") && log.contains("AAPL:"), "{log}");
     // Polled about once a second for 4 s, two pages each.
     let snapshots = hits

@@ -44,11 +44,19 @@ where
     while let Some(msg) = input.recv().await {
         match msg {
             Message::Batch(events, origin) => {
+                let started = std::time::Instant::now();
                 for ev in &events {
                     if let Err(e) = op.on_event(ev, &ctx, &mut emit) {
                         handle_error(e, &io.metrics, &mut logged_causes)?;
                     }
                 }
+                // Per batch, not per event: a registry lookup per label set is ~1 µs.
+                metrics::counter!("optionflow_stage_events_in_total", "stage" => name)
+                    .increment(events.len() as u64);
+                metrics::histogram!("optionflow_stage_batch_seconds", "stage" => name)
+                    .record(started.elapsed().as_secs_f64());
+                metrics::gauge!("optionflow_stage_queue_depth", "stage" => name)
+                    .set(input.len() as f64);
                 flush(
                     &mut emit,
                     &mut io,
@@ -61,6 +69,10 @@ where
             }
             Message::Watermark(t, origin) => {
                 ctx = Ctx::at(t);
+                // Event-time lag is `time() - optionflow_stage_watermark_seconds` in PromQL; the
+                // runner itself never reads the wall clock into event time.
+                metrics::gauge!("optionflow_stage_watermark_seconds", "stage" => name)
+                    .set(t as f64 / 1e6);
                 if let Err(e) = op.on_watermark(t, &ctx, &mut emit) {
                     handle_error(e, &io.metrics, &mut logged_causes)?;
                 }
@@ -127,6 +139,8 @@ async fn flush<T: Serialize>(
     if !rejected.is_empty() {
         Metrics::add(&io.metrics.rejected, rejected.len() as u64);
         for r in &rejected {
+            metrics::counter!("optionflow_rejects_total", "stage" => name, "reason" => r.reason_code.clone())
+                .increment(1);
             if logged.insert(format!("reject {}", r.reason_code)) {
                 // Info, not warn: zero bids and deep in-the-money mids below intrinsic are
                 // ordinary market data, and every one is kept with its reason anyway.
@@ -151,6 +165,8 @@ async fn flush<T: Serialize>(
     if let Some(counter) = io.counter {
         Metrics::add(counter(&io.metrics), events.len() as u64);
     }
+    metrics::counter!("optionflow_stage_events_out_total", "stage" => name)
+        .increment(events.len() as u64);
     if let Some(f) = io.tap.as_mut() {
         for ev in &events {
             f.write(ev)
