@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod backtest_cli;
+mod calibrate_cli;
 mod import_cli;
 mod quant;
 mod record_cli;
@@ -68,6 +69,11 @@ enum Command {
     /// Keys come from the environment (POLYGON_API_KEY, TRADIER_TOKEN), underlyings from
     /// [universe] in --config. With --pipeline DIR every stage also runs on the events live.
     Record(record_cli::RecordArgs),
+    /// Label a session's signals with their forward outcomes and fit the consensus calibration.
+    ///
+    /// Writes the isotonic calibration file `[consensus] calibration-file` loads, from the hit
+    /// rate by composite over the first --horizon.
+    Calibrate(calibrate_cli::CalibrateArgs),
     /// Option calculator: `quant price` (price and greeks) and `quant iv` (implied volatility).
     Quant {
         #[command(subcommand)]
@@ -137,6 +143,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => tape_cli::replay(args),
         Command::Backtest(args) => backtest_cli::backtest(args),
         Command::Record(args) => record_cli::record(args),
+        Command::Calibrate(args) => calibrate_cli::calibrate(args),
         Command::Tape { command } => tape_cli::tape(command),
         Command::Import(args) => import_cli::import(args),
     };

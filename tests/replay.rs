@@ -90,6 +90,58 @@ fn replaying_a_runs_tape_reproduces_its_outputs_byte_for_byte() {
         assert!(!out.path().join("quotes.raw.avro").exists());
     }
 
+    // Outcomes label the run's signals; the fitted calibration is what consensus loads.
+    let cal_dir = tempfile::tempdir().unwrap();
+    let cal = cal_dir.path().join("calibration.json");
+    let labelled = cal_dir.path().join("outcomes.jsonl");
+    let fitted = optionflow(
+        &["calibrate", "--horizon", "5m", "--horizon", "20m", "--out"],
+        &[&cal, Path::new("--outcomes"), &labelled, run.path()],
+    );
+    assert!(
+        fitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fitted.stderr)
+    );
+    let outcomes: Vec<serde_json::Value> = std::fs::read_to_string(&labelled)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let signals = read(run.path(), "signals.jsonl").lines().count();
+    assert_eq!(
+        outcomes.len(),
+        2 * signals,
+        "one outcome per signal and horizon"
+    );
+    assert!(outcomes.iter().any(|o| o["hit"].is_boolean()));
+    let cfg = cal_dir.path().join("calibrated.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[consensus]\ncalibration-file = {:?}\n",
+            cal.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let replay = optionflow(
+        &["replay", "--config"],
+        &[&cfg, Path::new("--out"), out.path(), run.path()],
+    );
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let calibrated = read(out.path(), "signals.jsonl");
+    assert!(
+        calibrated
+            .lines()
+            .all(|l| l.contains("\"calibrated\":true")),
+        "signals replayed with the fitted file carry calibrated probabilities"
+    );
+
     // The run's own directory cannot receive the replay's outputs.
     let refused = optionflow(&["replay", "--out"], &[run.path(), run.path()]);
     assert!(!refused.status.success());

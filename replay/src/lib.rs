@@ -4,6 +4,8 @@
 //!
 //! - [`tapes`]: `tape info`, `tape cat` and `tape slice`, streaming (memory does not grow with
 //!   the tape's length).
+//! - [`outcomes`]: forward outcomes of signals over horizons, and the isotonic calibration
+//!   fitted from them (`optionflow calibrate`).
 //! - [`replayer`]: resolves what `optionflow replay` was pointed at (a tape, or the data
 //!   directory of an earlier `run`) into a session of the embedded runtime whose source is the
 //!   tape. The stages, their order, batches and watermarks are the live ones, so a replay of a
@@ -19,5 +21,6 @@
 //! blocks, events in event-time order.
 
 pub mod backtest;
+pub mod outcomes;
 pub mod replayer;
 pub mod tapes;
