@@ -14,6 +14,8 @@
 //! - [`import`]: historical option chain files and daily bars into a `quotes.raw` tape.
 //! - [`tape`]: Avro object container tapes of `quotes.raw`.
 //! - [`store`]: the embedded checkpoint store.
+//! - [`pacing`]: the rate limit, retry policy, `Retry-After` and secret reading shared by
+//!   vendors and alert delivery.
 //! - [`jsonl`]: append-only JSON-lines outputs with checkpointed lengths.
 //! - [`runtime`]: messages, the stage loop, the embedded pipeline.
 //! - [`telemetry`]: counters and status.
@@ -25,6 +27,7 @@ pub mod duration;
 pub mod exporter;
 pub mod import;
 pub mod jsonl;
+pub mod pacing;
 pub mod runtime;
 pub mod source;
 pub mod store;

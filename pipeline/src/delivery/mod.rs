@@ -26,20 +26,19 @@ pub mod slack;
 pub mod telegram;
 pub mod webhook;
 
-use crate::vendor::http::parse_retry_after;
+use crate::pacing::{backoff_policy, env_secret, even_limiter, parse_retry_after};
 pub use email::{EmailConfig, SmtpTls};
 pub use ledger::{Ledger, LedgerEntry};
 pub use slack::SlackConfig;
 pub use telegram::TelegramConfig;
 pub use webhook::WebhookConfig;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use optionflow_operators::config::Problems;
 use optionflow_operators::ConfigErrors;
 use optionflow_schemas::Alert;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,9 +165,9 @@ fn secret(
     what: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, DeliveryError> {
-    match env(var) {
-        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-        _ => Err(DeliveryError::Config {
+    match env_secret(var, env) {
+        Some(v) => Ok(v),
+        None => Err(DeliveryError::Config {
             channel,
             message: format!(
                 "set {var} in the environment to the {what} (secrets are never read from config files)"
@@ -360,18 +359,11 @@ impl Worker {
         ledger: Arc<Mutex<Ledger>>,
         counts: Arc<Mutex<DeliverySummary>>,
     ) -> Self {
-        let rpm = NonZeroU32::new(limits.requests_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        // Evenly spaced, as in vendor/http.rs: a burst of alerts never exceeds the channel's
-        // per-minute allowance in any window.
-        let period = Duration::from_secs(60) / rpm.get();
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_minute(rpm))
-            .allow_burst(NonZeroU32::MIN);
         Self {
             channel,
             sender,
             limits,
-            limiter: RateLimiter::direct(quota),
+            limiter: even_limiter(limits.requests_per_minute),
             ledger,
             counts,
         }
@@ -415,14 +407,7 @@ impl Worker {
     /// Attempts until delivered, refused, or out of retries: (attempts, error).
     async fn deliver(&self, alert: &Alert) -> (u32, Option<String>) {
         let cap = Duration::from_millis(self.limits.max_backoff_ms);
-        let mut policy = backoff::ExponentialBackoff {
-            initial_interval: Duration::from_millis(self.limits.initial_backoff_ms),
-            max_interval: cap,
-            randomization_factor: 0.5,
-            multiplier: 2.0,
-            max_elapsed_time: None,
-            ..Default::default()
-        };
+        let mut policy = backoff_policy(self.limits.initial_backoff_ms, self.limits.max_backoff_ms);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -666,16 +651,6 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt; it&#39;s"
         );
         assert_eq!(html_escape("GME ↑ 92"), "GME ↑ 92");
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("later"), None);
     }
 
     fn channels(list: &[&str]) -> Vec<String> {

@@ -8,8 +8,8 @@
 
 use super::telemetry::VendorStats;
 use super::{HttpConfig, VendorError};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::num::NonZeroU32;
+use crate::pacing::{backoff_policy, even_limiter, parse_retry_after};
+use governor::DefaultDirectRateLimiter;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -106,20 +106,13 @@ impl VendorHttp {
             .user_agent(concat!("optionflow/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| config(format!("HTTP client: {e}")))?;
-        let rpm = NonZeroU32::new(cfg.requests_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        // Smooth, not bursty: one request per 60 s / rpm, so every 60 s window holds at most
-        // rpm + 1 requests, which is what a vendor's per-minute plan counts.
-        let period = Duration::from_secs(60) / rpm.get();
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_minute(rpm))
-            .allow_burst(NonZeroU32::MIN);
         Ok(Self {
             vendor,
             key_hint,
             base,
             client,
             auth,
-            limiter: RateLimiter::direct(quota),
+            limiter: even_limiter(cfg.requests_per_minute),
             permits: Semaphore::new(cfg.max_concurrency.max(1)),
             cfg,
             stats,
@@ -157,14 +150,7 @@ impl VendorHttp {
     pub async fn json(&self, req: Request<'_>) -> Result<serde_json::Value, VendorError> {
         let url = self.resolve(req.target)?;
         let shown = url.path().to_string();
-        let mut policy = backoff::ExponentialBackoff {
-            initial_interval: Duration::from_millis(self.cfg.initial_backoff_ms),
-            max_interval: Duration::from_millis(self.cfg.max_backoff_ms),
-            randomization_factor: 0.5,
-            multiplier: 2.0,
-            max_elapsed_time: None,
-            ..Default::default()
-        };
+        let mut policy = backoff_policy(self.cfg.initial_backoff_ms, self.cfg.max_backoff_ms);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -323,30 +309,9 @@ impl VendorHttp {
     }
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date (shared with alert delivery).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(wait.max(0) as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
 
     #[test]
     fn next_urls_stay_on_the_configured_origin() {

@@ -184,9 +184,9 @@ pub fn secret_from_env(
     var: &'static str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, VendorError> {
-    match env(var) {
-        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-        _ => Err(VendorError::Config {
+    match crate::pacing::env_secret(var, env) {
+        Some(v) => Ok(v),
+        None => Err(VendorError::Config {
             vendor,
             message: format!(
                 "set {var} in the environment (keys are never read from config files)"

@@ -69,12 +69,8 @@ pub(super) async fn run(
             },
         );
     }
-    let mut policy = backoff::ExponentialBackoff {
-        initial_interval: Duration::from_millis(src.cfg.http.initial_backoff_ms),
-        max_interval: Duration::from_millis(src.cfg.http.max_backoff_ms),
-        max_elapsed_time: None,
-        ..Default::default()
-    };
+    let mut policy =
+        crate::pacing::backoff_policy(src.cfg.http.initial_backoff_ms, src.cfg.http.max_backoff_ms);
     loop {
         let started = std::time::Instant::now();
         match session(src, sink, &mut contracts).await? {

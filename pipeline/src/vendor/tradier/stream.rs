@@ -78,12 +78,8 @@ pub(super) async fn run(src: &TradierSource, sink: &BatchSink) -> Result<(), Ven
         underlyings = state.underlyings.len(),
         "streaming quotes and trades"
     );
-    let mut policy = backoff::ExponentialBackoff {
-        initial_interval: Duration::from_millis(src.cfg.http.initial_backoff_ms),
-        max_interval: Duration::from_millis(src.cfg.http.max_backoff_ms),
-        max_elapsed_time: None,
-        ..Default::default()
-    };
+    let mut policy =
+        crate::pacing::backoff_policy(src.cfg.http.initial_backoff_ms, src.cfg.http.max_backoff_ms);
     loop {
         let started = std::time::Instant::now();
         match connection(src, sink, &symbols, &mut state).await? {
