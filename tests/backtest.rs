@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_optionflow");
+mod common;
+use common::{read, BIN, SIGNALLING_SESSION};
 
 fn optionflow(args: &[&str], paths: &[&Path]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -21,26 +22,15 @@ fn optionflow(args: &[&str], paths: &[&Path]) -> Output {
     out
 }
 
-fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
 #[test]
 fn a_backtest_of_a_run_writes_trades_summary_and_an_offline_report_deterministically() {
     let run = tempfile::tempdir().unwrap();
     optionflow(
-        &[
-            "run",
-            "--duration",
-            "60m",
-            "--seed",
-            "11",
-            "--underlyings",
-            "6",
-            "--speed",
-            "max",
-            "--data-dir",
-        ],
+        &["run"]
+            .into_iter()
+            .chain(SIGNALLING_SESSION)
+            .chain(["--data-dir"])
+            .collect::<Vec<_>>(),
         &[run.path()],
     );
     let outs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];

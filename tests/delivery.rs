@@ -8,18 +8,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-const BIN: &str = env!("CARGO_BIN_EXE_optionflow");
-/// The session of tests/replay.rs: it signals, so there are alerts to deliver.
-const SESSION: [&str; 8] = [
-    "--duration",
-    "60m",
-    "--seed",
-    "11",
-    "--underlyings",
-    "6",
-    "--speed",
-    "max",
-];
+mod common;
+use common::{BIN, SIGNALLING_SESSION as SESSION};
 
 fn optionflow(args: &[&str], dir: &Path, env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(BIN);

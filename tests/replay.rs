@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_optionflow");
+mod common;
+use common::{read, BIN, SIGNALLING_SESSION};
 
 fn optionflow(args: &[&str], paths: &[&Path]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -14,26 +15,15 @@ fn optionflow(args: &[&str], paths: &[&Path]) -> Output {
     cmd.output().expect("optionflow runs")
 }
 
-fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
 #[test]
 fn replaying_a_runs_tape_reproduces_its_outputs_byte_for_byte() {
     let run = tempfile::tempdir().unwrap();
     let live = optionflow(
-        &[
-            "run",
-            "--duration",
-            "60m",
-            "--seed",
-            "11",
-            "--underlyings",
-            "6",
-            "--speed",
-            "max",
-            "--data-dir",
-        ],
+        &["run"]
+            .into_iter()
+            .chain(SIGNALLING_SESSION)
+            .chain(["--data-dir"])
+            .collect::<Vec<_>>(),
         &[run.path()],
     );
     assert!(

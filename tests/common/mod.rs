@@ -1,0 +1,27 @@
+//! What the end-to-end tests share: the binary, the session that signals, and file reading.
+// Each test file compiles this module on its own and uses a different part of it.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+/// The binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_optionflow");
+
+/// `run` arguments of a session that signals (6 underlyings, seed 11, 60 minutes, full speed):
+/// several tests need alerts to replay, backtest or deliver. Its outputs are golden
+/// (`tests/golden/seed11-60m-6u/`).
+pub(crate) const SIGNALLING_SESSION: [&str; 8] = [
+    "--duration",
+    "60m",
+    "--seed",
+    "11",
+    "--underlyings",
+    "6",
+    "--speed",
+    "max",
+];
+
+/// A file of a data directory, as text.
+pub(crate) fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
