@@ -42,6 +42,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
         on_alert: None,
         on_status: None,
         live: None,
+        dashboard: None,
     };
     let replay = crate::runtime()?.block_on(embedded::run(opts))?;
     eprintln!(

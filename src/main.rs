@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use optionflow_pipeline::config::Config;
+use optionflow_pipeline::dashboard::hub::Hub;
 use optionflow_pipeline::duration::parse_market_duration;
 use optionflow_pipeline::runtime::embedded::{
     self, RunOptions, RunSummary, SessionInput, SessionParams,
@@ -11,6 +12,7 @@ use optionflow_pipeline::runtime::embedded::{
 use optionflow_pipeline::telemetry::Status;
 use optionflow_schemas::Alert;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 mod backtest_cli;
@@ -18,6 +20,7 @@ mod calibrate_cli;
 mod import_cli;
 mod quant;
 mod record_cli;
+mod silence_cli;
 mod tape_cli;
 
 #[derive(Parser)]
@@ -74,6 +77,15 @@ enum Command {
     /// Writes the isotonic calibration file `[consensus] calibration-file` loads, from the hit
     /// rate by composite over the first --horizon.
     Calibrate(calibrate_cli::CalibrateArgs),
+    /// Mute alerts for a while: `silence add`, `silence list`, `silence expire`.
+    ///
+    /// Silences live in <data-dir>/silences.json; a running session applies a change within a
+    /// couple of seconds, and a replay of that directory applies the same silences. Muted alerts
+    /// are listed with the silence that muted them in <data-dir>/suppressed.jsonl.
+    Silence {
+        #[command(subcommand)]
+        command: silence_cli::SilenceCommand,
+    },
     /// Option calculator: `quant price` (price and greeks) and `quant iv` (implied volatility).
     Quant {
         #[command(subcommand)]
@@ -140,6 +152,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Bench(args) => bench(args),
         Command::Quant { command } => quant::run(command),
+        Command::Silence { command } => silence_cli::run(command),
         Command::Replay(args) => tape_cli::replay(args),
         Command::Backtest(args) => backtest_cli::backtest(args),
         Command::Record(args) => record_cli::record(args),
@@ -221,7 +234,18 @@ fn run_session(
     data_dir: &std::path::Path,
     speed: Option<f64>,
 ) -> Result<()> {
-    run_session_with(config, params, data_dir, speed, None, None)
+    run_session_with(config, params, data_dir, speed, None, None, Hub::new())
+}
+
+/// The dashboard's routes for `hub`, with the chain view's settings from `config`.
+pub(crate) fn dashboard_routes(config: &Config, hub: &Arc<Hub>) -> axum::Router {
+    optionflow_pipeline::dashboard::router(
+        hub.clone(),
+        optionflow_pipeline::dashboard::DashboardSettings {
+            gex_sign: config.score.gex_sign,
+            flip_range_pct: config.score.gex_flip_range_pct,
+        },
+    )
 }
 
 /// Runs a live session on `feed` (from `record --pipeline`), in its own runtime.
@@ -231,8 +255,17 @@ pub(crate) fn run_session_live(
     data_dir: &std::path::Path,
     feed: Box<dyn optionflow_pipeline::source::TickSource>,
     on_alert: Option<embedded::AlertHook>,
+    dashboard: Arc<Hub>,
 ) -> Result<()> {
-    run_session_with(config, params, data_dir, None, Some(feed), on_alert)
+    run_session_with(
+        config,
+        params,
+        data_dir,
+        None,
+        Some(feed),
+        on_alert,
+        dashboard,
+    )
 }
 
 fn run_session_with(
@@ -242,8 +275,10 @@ fn run_session_with(
     speed: Option<f64>,
     live: Option<Box<dyn optionflow_pipeline::source::TickSource>>,
     also_on_alert: Option<embedded::AlertHook>,
+    dashboard: Arc<Hub>,
 ) -> Result<()> {
     let config_listen = config.http.listen.clone();
+    let routes = dashboard_routes(&config, &dashboard);
     let started = Instant::now();
     let last = std::sync::Mutex::new((Instant::now(), 0u64));
     let status = move |s: &Status| {
@@ -278,6 +313,7 @@ fn run_session_with(
         })),
         on_status: Some(Box::new(status)),
         live,
+        dashboard: Some(dashboard),
     };
     // A live session ends when its feed does: the recorder owns Ctrl-C, so that it can make the
     // tape durable first.
@@ -287,7 +323,7 @@ fn run_session_with(
     let summary = rt.block_on(async {
         // `record` serves /metrics itself for a live session.
         if own_ctrl_c {
-            optionflow_pipeline::exporter::serve(&listen).await;
+            optionflow_pipeline::exporter::serve(&listen, Some(routes)).await;
         }
         let interrupt = async {
             if own_ctrl_c {
@@ -364,6 +400,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         on_alert: None,
         on_status: None,
         live: None,
+        dashboard: None,
     };
     let s = runtime()?.block_on(embedded::run(opts))?;
     let qps = s.quotes as f64 / s.elapsed_secs.max(1e-9);

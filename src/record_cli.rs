@@ -160,7 +160,13 @@ pub(crate) fn record(args: RecordArgs) -> Result<()> {
 }
 
 async fn record_async(args: RecordArgs, cfg: Config) -> Result<()> {
-    optionflow_pipeline::exporter::serve(&cfg.http.listen).await;
+    // The dashboard shows the live pipeline when there is one (`--pipeline`).
+    let hub = optionflow_pipeline::dashboard::hub::Hub::new();
+    let routes = args
+        .pipeline
+        .is_some()
+        .then(|| crate::dashboard_routes(&cfg, &hub));
+    optionflow_pipeline::exporter::serve(&cfg.http.listen, routes).await;
     let (tx, mut rx) = mpsc::channel::<Batch>(64);
     let producer = start_producer(&args, &cfg, tx)?;
     let mut tape = TapeWriter::open(&args.out, 0, 0)
@@ -191,7 +197,9 @@ async fn record_async(args: RecordArgs, cfg: Config) -> Result<()> {
             // Its own thread and runtime, as `run` has: the stages never compete with the feed.
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             std::thread::spawn(move || {
-                let _ = done_tx.send(crate::run_session_live(cfg, params, &dir, live, on_alert));
+                let _ = done_tx.send(crate::run_session_live(
+                    cfg, params, &dir, live, on_alert, hub,
+                ));
             });
             let handle = async move {
                 done_rx

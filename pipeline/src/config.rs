@@ -204,7 +204,7 @@ impl Config {
         for problem in self.simulator.validate().err().unwrap_or_default() {
             p.push_qualified(problem);
         }
-        for channel in &self.dispatch.channels {
+        for channel in &self.dispatch.all_channels() {
             p.check(
                 DELIVERABLE_CHANNELS.contains(&channel.as_str()),
                 "dispatch.channels",
@@ -221,7 +221,10 @@ impl Config {
         p.extend_section("explain", self.explain.validate());
         p.extend_section("risk-gate", self.risk_gate.validate());
         p.extend_section("dispatch", self.dispatch.validate());
-        p.extend_section("channels", self.channels.validate(&self.dispatch.channels));
+        p.extend_section(
+            "channels",
+            self.channels.validate(&self.dispatch.all_channels()),
+        );
         p.extend_section("universe", self.universe.validate());
         p.extend_section("polygon", self.polygon.validate());
         p.extend_section("tradier", self.tradier.validate());

@@ -20,9 +20,10 @@ pub fn recorder() -> Option<&'static PrometheusHandle> {
     }
 }
 
-/// Serves `/metrics` on `listen` in the background; returns the bound address (useful with port
-/// 0). A port already in use is reported and the pipeline runs on without the endpoint.
-pub async fn serve(listen: &str) -> Option<SocketAddr> {
+/// Serves `/metrics` (and `extra`'s routes: the dashboard) on `listen` in the background;
+/// returns the bound address (useful with port 0). A port already in use is reported and the
+/// pipeline runs on without the endpoint.
+pub async fn serve(listen: &str, extra: Option<axum::Router>) -> Option<SocketAddr> {
     let handle = recorder()?;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -32,15 +33,18 @@ pub async fn serve(listen: &str) -> Option<SocketAddr> {
         }
     };
     let addr = listener.local_addr().ok()?;
-    let app = axum::Router::new().route(
+    let mut app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || async move { handle.render() }),
     );
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!("/metrics server stopped: {e}");
         }
     });
-    tracing::info!("metrics on http://{addr}/metrics");
+    tracing::info!("dashboard on http://{addr}/ (metrics on /metrics)");
     Some(addr)
 }

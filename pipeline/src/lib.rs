@@ -6,6 +6,7 @@
 //!
 //! ## Layout
 //! - [`config`]: the layered TOML configuration (defaults ← file ← environment).
+//! - [`dashboard`]: the live dashboard and its JSON API, served beside `/metrics`.
 //! - [`delivery`]: alerts to webhooks, Telegram, Slack and email, with rate limits, retries and
 //!   a ledger so a restart never resends.
 //! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
@@ -16,12 +17,14 @@
 //! - [`store`]: the embedded checkpoint store.
 //! - [`pacing`]: the rate limit, retry policy, `Retry-After` and secret reading shared by
 //!   vendors and alert delivery.
+//! - [`silences`]: the silences file `optionflow silence` edits and a session watches.
 //! - [`jsonl`]: append-only JSON-lines outputs with checkpointed lengths.
 //! - [`runtime`]: messages, the stage loop, the embedded pipeline.
 //! - [`telemetry`]: counters and status.
 //! - [`vendor`]: live vendor adapters (Polygon, Tradier) with rate limits, retries and adaptive polling.
 
 pub mod config;
+pub mod dashboard;
 pub mod delivery;
 pub mod duration;
 pub mod exporter;
@@ -29,6 +32,7 @@ pub mod import;
 pub mod jsonl;
 pub mod pacing;
 pub mod runtime;
+pub mod silences;
 pub mod source;
 pub mod store;
 pub mod tape;

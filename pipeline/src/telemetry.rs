@@ -26,7 +26,7 @@ pub struct Metrics {
 }
 
 /// A point-in-time copy of [`Metrics`].
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Status {
     /// Option quotes emitted.
     pub quotes: u64,

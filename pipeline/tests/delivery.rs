@@ -86,6 +86,9 @@ fn alert(id: &str, channel: &str, headline: &str) -> Alert {
         headline: headline.into(),
         text: "Call IV is bid across the wing.\n\nThree factors agree & flow confirms.".into(),
         markdown: "**GME**".into(),
+        route: "default".into(),
+        group_key: "GME".into(),
+        signal_ids: vec![format!("sig-{id}")],
     }
 }
 

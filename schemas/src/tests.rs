@@ -226,10 +226,13 @@ fn every_event_round_trips_through_its_schema() {
         direction: "bullish".into(),
         composite: 92.0,
         channel: "file".into(),
-        dedupe_key: id,
+        dedupe_key: id.clone(),
         headline: "h".into(),
         text: "t".into(),
         markdown: "m".into(),
+        route: "default".into(),
+        group_key: "GME".into(),
+        signal_ids: vec![id],
     });
 }
 

@@ -244,4 +244,15 @@ pub struct Alert {
     pub headline: String,
     pub text: String,
     pub markdown: String,
+    /// The dispatch route that sent it; absent in alerts written before routes existed.
+    #[serde(default = "default_route")]
+    pub route: String,
+    #[serde(default)]
+    pub group_key: String,
+    #[serde(default)]
+    pub signal_ids: Vec<String>,
+}
+
+fn default_route() -> String {
+    "default".to_string()
 }

@@ -16,6 +16,7 @@ use super::{Ack, Message, Part, PipelineError};
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryHandle};
 use crate::jsonl::JsonlFile;
+use crate::silences::WatchedDispatch;
 use crate::source::simulator::Simulator;
 use crate::source::tape::TapeSource;
 use crate::source::TickSource;
@@ -49,6 +50,11 @@ pub mod files {
     pub const REJECTED_NORMALIZE: &str = "rejected-normalize.jsonl";
     /// Quotes rejected by greeks.
     pub const REJECTED_GREEKS: &str = "rejected-greeks.jsonl";
+    /// Approved decisions dispatch held back (duplicate, silenced, inhibited, cooldown), with
+    /// the reason; `symbol` names the route.
+    pub const SUPPRESSED: &str = "suppressed.jsonl";
+    /// Silences (`optionflow silence add`), watched while the session runs.
+    pub const SILENCES: &str = crate::silences::FILE;
     /// Checkpoint folder.
     pub const CHECKPOINTS: &str = "checkpoints";
     /// The delivery ledger: the final outcome of every alert on every channel but `file`.
@@ -136,6 +142,8 @@ pub struct RunOptions {
     pub on_status: Option<StatusHook>,
     /// The feed of a [`SessionInput::Live`] session (required for one, ignored otherwise).
     pub live: Option<Box<dyn TickSource>>,
+    /// The dashboard to feed, if one is served.
+    pub dashboard: Option<Arc<crate::dashboard::hub::Hub>>,
 }
 
 /// How a run ended.
@@ -281,7 +289,8 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         .with_calibration(cfg.load_calibration()?);
     let mut explain = cfg.explain.build().map_err(cfg_err)?;
     let mut risk = cfg.risk_gate.build().map_err(cfg_err)?;
-    let mut dispatch = cfg.dispatch.build().map_err(cfg_err)?;
+    let silences = silences_path(&dir, &opts.params.input);
+    let mut dispatch = WatchedDispatch::new(cfg.dispatch.build().map_err(cfg_err)?, silences)?;
     if resumed_from.is_some() {
         use optionflow_operators::Operator;
         let state = |name: &str| ckpt.stages.get(name).map(Vec::as_slice).unwrap_or_default();
@@ -299,12 +308,17 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     // Source, tape, seven stages and the alert sink each acknowledge every barrier.
     const PARTICIPANTS: usize = 10;
     let (ack_tx, ack_rx) = mpsc::channel::<Ack>(PARTICIPANTS * 4);
+    let observer = opts.dashboard.clone().map(|hub| {
+        hub.attach(metrics.clone(), dir.clone());
+        hub as Arc<dyn crate::runtime::stage::StageObserver>
+    });
     let io = |tap: Option<JsonlFile>, rejects: Option<JsonlFile>, counter| StageIo {
         tap,
         rejects,
         counter,
         acks: ack_tx.clone(),
         metrics: metrics.clone(),
+        observer: observer.clone(),
     };
 
     let (raw_tx, raw_rx) = mpsc::channel(cap);
@@ -370,7 +384,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         dispatch,
         decision_rx,
         alert_tx,
-        io(None, None, None),
+        io(None, Some(open(files::SUPPRESSED)?), None),
     ));
     let delivery = start_delivery(cfg, &opts.params.input, &dir, kept(files::ALERTS))?;
     let sink = AlertSink {
@@ -472,13 +486,14 @@ fn start_delivery(
     dir: &Path,
     kept: u64,
 ) -> Result<Option<Delivery>, PipelineError> {
-    let external = cfg.dispatch.channels.iter().any(|c| c != "file");
+    let channels = cfg.dispatch.all_channels();
+    let external = channels.iter().any(|c| c != "file");
     if !external {
         return Ok(None);
     }
     if matches!(input, SessionInput::Tape { .. }) {
         tracing::info!(
-            channels = %cfg.dispatch.channels.join(","),
+            channels = %channels.join(","),
             "replay: alert channels are off (alerts are written to alerts.jsonl only)"
         );
         return Ok(None);
@@ -499,11 +514,32 @@ fn start_delivery(
     }
     Ok(Delivery::start(
         &cfg.channels,
-        &cfg.dispatch.channels,
+        &channels,
         dir,
         backlog,
         &|k| std::env::var(k).ok(),
     )?)
+}
+
+/// The silences a session applies: its own data directory's file, or, for a replay of an
+/// earlier run's data directory that has none of its own, that run's file, so the replay mutes
+/// what the run muted.
+fn silences_path(dir: &Path, input: &SessionInput) -> PathBuf {
+    let own = dir.join(files::SILENCES);
+    if own.exists() {
+        return own;
+    }
+    if let SessionInput::Tape { path, .. } = input {
+        if let Some(theirs) = path
+            .parent()
+            .map(|p| p.join(files::SILENCES))
+            .filter(|p| p.exists())
+        {
+            tracing::info!(file = %theirs.display(), "replay: applying the recorded run's silences");
+            return theirs;
+        }
+    }
+    own
 }
 
 fn cfg_err(e: optionflow_operators::ConfigErrors) -> PipelineError {

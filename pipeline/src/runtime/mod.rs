@@ -126,6 +126,9 @@ pub enum PipelineError {
     /// The data directory holds another session.
     #[error("{0}")]
     SessionMismatch(String),
+    /// The silences file.
+    #[error(transparent)]
+    Silences(#[from] crate::silences::SilencesError),
     /// Alert delivery could not start.
     #[error(transparent)]
     Delivery(#[from] crate::delivery::DeliveryError),

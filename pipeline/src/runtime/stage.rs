@@ -4,11 +4,21 @@ use super::{Ack, Message, Part, PipelineError};
 use crate::jsonl::JsonlFile;
 use crate::telemetry::Metrics;
 use optionflow_operators::{Ctx, Emit, ErrorKind, OpError, Operator};
+use optionflow_schemas::RejectedQuote;
 use serde::Serialize;
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::sync::mpsc::{Receiver, Sender};
+
+/// Something that watches a stage's outputs as they go downstream (the dashboard). It gets the
+/// batch as `&Vec<Out>` behind `Any`, to downcast by stage name; it must be quick and must not
+/// block, since it runs on the stage's task.
+pub trait StageObserver: Send + Sync {
+    /// `events` (a `&Vec<Out>` of stage `stage`) and the inputs it rejected.
+    fn observe(&self, stage: &'static str, events: &dyn Any, rejected: &[RejectedQuote]);
+}
 
 /// Files and counters a stage writes besides its output channel.
 pub struct StageIo {
@@ -22,6 +32,8 @@ pub struct StageIo {
     pub acks: Sender<Ack>,
     /// Shared counters.
     pub metrics: Arc<Metrics>,
+    /// Who else sees the outputs.
+    pub observer: Option<Arc<dyn StageObserver>>,
 }
 
 /// Drives `op` from `input` to `output` until the stream ends.
@@ -34,7 +46,7 @@ pub async fn run_stage<Op>(
 where
     Op: Operator,
     Op::In: Send,
-    Op::Out: Serialize + Send,
+    Op::Out: Serialize + Send + 'static,
 {
     let name = op.name();
     let mut ctx = Ctx::at(i64::MIN);
@@ -127,7 +139,7 @@ where
 }
 
 /// Sends what the operator emitted downstream and to the stage's files.
-async fn flush<T: Serialize>(
+async fn flush<T: Serialize + 'static>(
     emit: &mut Emit<T>,
     io: &mut StageIo,
     output: &Sender<Message<T>>,
@@ -136,6 +148,11 @@ async fn flush<T: Serialize>(
     logged: &mut BTreeSet<String>,
 ) -> Result<(), PipelineError> {
     let (events, rejected) = emit.drain();
+    if let Some(o) = &io.observer {
+        if !events.is_empty() || !rejected.is_empty() {
+            o.observe(name, &events, &rejected);
+        }
+    }
     if !rejected.is_empty() {
         Metrics::add(&io.metrics.rejected, rejected.len() as u64);
         for r in &rejected {
