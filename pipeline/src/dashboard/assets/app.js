@@ -231,10 +231,11 @@ function drawGex(view) {
       }));
     }
   }
+  let labels = 0; // each label on its own line, so nearby marks stay readable
   const mark = (k, label, color) => {
     if (k === null || k === undefined || k < lo || k > hi) return;
     chart.append(svg("line", { x1: x(k), x2: x(k), y1: 0, y2: H, stroke: color, "stroke-dasharray": "4 3" }));
-    const t = svg("text", { x: x(k) + 3, y: 12, fill: color, "font-size": 11 });
+    const t = svg("text", { x: x(k) + 3, y: 12 + 13 * labels++, fill: color, "font-size": 11 });
     t.textContent = label;
     chart.append(t);
   };
