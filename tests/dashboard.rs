@@ -3,7 +3,8 @@
 //! DevTools protocol. The GME signal of the session must show up as a card within a second of
 //! the API knowing it (it comes over the WebSocket feed, not a reload), expand into its
 //! narrative, factors, risk decision and delivery status, obey the filters, and the chain view
-//! must draw GME's greeks table and GEX chart.
+//! must draw GME's greeks table and GEX chart; `/metrics` then carries the signal's outcome in
+//! the hit-rate metrics.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -186,6 +187,8 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
             .args(["--speed", "60", "--data-dir"])
             .arg(tmp.path().join("data"))
             .env("OPTIONFLOW__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            // Label outcomes a minute after each signal, so the hit-rate metric fills in time.
+            .env("OPTIONFLOW__TELEMETRY__HIT_RATE_HORIZON_SECS", "60")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -339,6 +342,28 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
         .unwrap();
     assert_eq!(card["card"]["decision"]["approved"], true);
     assert_eq!(card["card"]["alerts"][0]["channel"], "file");
+    // A minute of event time after the signal (a second at 60×) it has an outcome on /metrics.
+    let labelled = Instant::now();
+    loop {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("optionflow_signal_outcomes_total{bucket=\"80-90\"")
+            && text.contains("optionflow_signal_hit_rate{bucket=\"80-90\"}")
+        {
+            break;
+        }
+        assert!(
+            labelled.elapsed() < Duration::from_secs(20),
+            "no hit-rate metric: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let missing = http
         .get(format!("{base}/api/chain/NOPE"))
         .send()

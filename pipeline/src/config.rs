@@ -61,6 +61,28 @@ pub struct Config {
     pub tradier: TradierConfig,
     /// The local HTTP server (`/metrics`).
     pub http: HttpServerConfig,
+    /// Hit rates on `/metrics` and trace export.
+    pub telemetry: TelemetryConfig,
+}
+
+/// The `[telemetry]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Event-time seconds after a signal at which its outcome is labelled for the hit-rate
+    /// metrics.
+    pub hit_rate_horizon_secs: u64,
+    /// A move beyond this fraction in the signal's direction is a hit (0.005 = 0.5%).
+    pub hit_rate_threshold: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            hit_rate_horizon_secs: 30 * 60,
+            hit_rate_threshold: 0.005,
+        }
+    }
 }
 
 /// The `[http]` section.
@@ -229,6 +251,17 @@ impl Config {
         p.extend_section("polygon", self.polygon.validate());
         p.extend_section("tradier", self.tradier.validate());
         p.check(
+            self.telemetry.hit_rate_horizon_secs >= 1,
+            "telemetry.hit-rate-horizon-secs",
+            "must be at least 1",
+        );
+        p.check(
+            self.telemetry.hit_rate_threshold.is_finite()
+                && self.telemetry.hit_rate_threshold >= 0.0,
+            "telemetry.hit-rate-threshold",
+            "must be a non-negative fraction such as 0.005",
+        );
+        p.check(
             self.http.listen.parse::<std::net::SocketAddr>().is_ok(),
             "http.listen",
             format!(
@@ -261,6 +294,7 @@ impl Config {
     pub fn fingerprint(&self) -> String {
         let outputs = Config {
             channels: ChannelsConfig::default(),
+            telemetry: TelemetryConfig::default(),
             ..self.clone()
         };
         let text = toml::to_string(&outputs).unwrap_or_default();

@@ -10,6 +10,7 @@
 //! - [`delivery`]: alerts to webhooks, Telegram, Slack and email, with rate limits, retries and
 //!   a ledger so a restart never resends.
 //! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
+//! - [`hit_rates`]: signal hit rates by score bucket, labelled live, on `/metrics`.
 //! - [`exporter`]: `/metrics` in Prometheus format.
 //! - [`source`]: event sources (the seeded market simulator).
 //! - [`import`]: historical option chain files and daily bars into a `quotes.raw` tape.
@@ -28,6 +29,7 @@ pub mod dashboard;
 pub mod delivery;
 pub mod duration;
 pub mod exporter;
+pub mod hit_rates;
 pub mod import;
 pub mod jsonl;
 pub mod pacing;

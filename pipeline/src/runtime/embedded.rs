@@ -11,10 +11,11 @@
 //! truncates every file to the length it records, and continues: the result is byte-identical to
 //! an uninterrupted run.
 
-use super::stage::{run_stage, StageIo};
+use super::stage::{run_stage, Observers, StageIo, StageObserver};
 use super::{Ack, Message, Part, PipelineError};
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryHandle};
+use crate::hit_rates::HitRates;
 use crate::jsonl::JsonlFile;
 use crate::silences::WatchedDispatch;
 use crate::source::simulator::Simulator;
@@ -308,10 +309,15 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     // Source, tape, seven stages and the alert sink each acknowledge every barrier.
     const PARTICIPANTS: usize = 10;
     let (ack_tx, ack_rx) = mpsc::channel::<Ack>(PARTICIPANTS * 4);
-    let observer = opts.dashboard.clone().map(|hub| {
+    let mut observers: Vec<Arc<dyn StageObserver>> = vec![Arc::new(HitRates::new(
+        cfg.telemetry.hit_rate_horizon_secs,
+        cfg.telemetry.hit_rate_threshold,
+    ))];
+    if let Some(hub) = opts.dashboard.clone() {
         hub.attach(metrics.clone(), dir.clone());
-        hub as Arc<dyn crate::runtime::stage::StageObserver>
-    });
+        observers.push(hub);
+    }
+    let observer: Option<Arc<dyn StageObserver>> = Some(Arc::new(Observers(observers)));
     let io = |tap: Option<JsonlFile>, rejects: Option<JsonlFile>, counter| StageIo {
         tap,
         rejects,

@@ -20,6 +20,17 @@ pub trait StageObserver: Send + Sync {
     fn observe(&self, stage: &'static str, events: &dyn Any, rejected: &[RejectedQuote]);
 }
 
+/// Several observers, each seeing every batch in turn.
+pub struct Observers(pub Vec<Arc<dyn StageObserver>>);
+
+impl StageObserver for Observers {
+    fn observe(&self, stage: &'static str, events: &dyn Any, rejected: &[RejectedQuote]) {
+        for o in &self.0 {
+            o.observe(stage, events, rejected);
+        }
+    }
+}
+
 /// Files and counters a stage writes besides its output channel.
 pub struct StageIo {
     /// Every output event, as JSON lines (e.g. `signals.jsonl`).
