@@ -22,6 +22,7 @@ mod quant;
 mod record_cli;
 mod silence_cli;
 mod tape_cli;
+mod tracing_setup;
 
 #[derive(Parser)]
 #[command(
@@ -135,14 +136,8 @@ struct BenchArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // Dropped at the end of main: the last spans are flushed to the collector.
+    let _tracing = tracing_setup::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),

@@ -68,9 +68,16 @@ where
         match msg {
             Message::Batch(events, origin) => {
                 let started = std::time::Instant::now();
-                for ev in &events {
-                    if let Err(e) = op.on_event(ev, &ctx, &mut emit) {
-                        handle_error(e, &io.metrics, &mut logged_causes)?;
+                {
+                    // Entered only around the synchronous part: a span held across an await
+                    // would be attributed to whatever else the task's thread runs meanwhile.
+                    let span =
+                        tracing::info_span!("stage.batch", stage = name, events = events.len());
+                    let _entered = span.enter();
+                    for ev in &events {
+                        if let Err(e) = op.on_event(ev, &ctx, &mut emit) {
+                            handle_error(e, &io.metrics, &mut logged_causes)?;
+                        }
                     }
                 }
                 // Per batch, not per event: a registry lookup per label set is ~1 µs.
