@@ -280,7 +280,11 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         .map_err(cfg_err)?
         .with_calibration(cfg.load_calibration()?);
     let mut explain = cfg.explain.build().map_err(cfg_err)?;
-    let mut risk = cfg.risk_gate.build().map_err(cfg_err)?;
+    let mut risk = cfg
+        .risk_gate
+        .build()
+        .map_err(cfg_err)?
+        .with_calendar(&cfg.load_calendar()?);
     let mut dispatch = cfg.dispatch.build().map_err(cfg_err)?;
     if resumed_from.is_some() {
         use optionflow_operators::Operator;
