@@ -158,7 +158,9 @@ impl RiskGateConfig {
             "must be a fraction in [0, 1), e.g. 0.01 for 1%",
         );
         p.check(
-            self.calendar_file.as_ref().is_none_or(|f| !f.trim().is_empty()),
+            self.calendar_file
+                .as_ref()
+                .is_none_or(|f| !f.trim().is_empty()),
             "calendar-file",
             "is empty: name a CSV file or leave the key out",
         );
@@ -245,7 +247,12 @@ impl RiskGate {
     }
 
     fn pnl(&self, s: &OpenSignal, spot: f64) -> f64 {
-        signal_pnl(&s.direction, s.entry, spot, self.cfg.volatility_expected_move)
+        signal_pnl(
+            &s.direction,
+            s.entry,
+            spot,
+            self.cfg.volatility_expected_move,
+        )
     }
 
     /// Realizes ended holds, takes `ex`'s marks, and returns (equity, peak, drawdown).
@@ -260,7 +267,12 @@ impl RiskGate {
             .collect();
         for id in ended {
             if let Some(s) = self.state.open.remove(&id) {
-                let spot = self.state.marks.get(&s.underlying).copied().unwrap_or(s.entry);
+                let spot = self
+                    .state
+                    .marks
+                    .get(&s.underlying)
+                    .copied()
+                    .unwrap_or(s.entry);
                 self.state.realized += self.pnl(&s, spot);
             }
         }
@@ -275,7 +287,12 @@ impl RiskGate {
             .open
             .values()
             .map(|s| {
-                let spot = self.state.marks.get(&s.underlying).copied().unwrap_or(s.entry);
+                let spot = self
+                    .state
+                    .marks
+                    .get(&s.underlying)
+                    .copied()
+                    .unwrap_or(s.entry);
                 self.pnl(s, spot)
             })
             .sum();
@@ -340,10 +357,7 @@ impl RiskGate {
                     ex.composite, cfg.drawdown_min_composite
                 ),
             )
-        } else if on_underlying
-            .iter()
-            .any(|s| s.direction == ex.direction)
-        {
+        } else if on_underlying.iter().any(|s| s.direction == ex.direction) {
             (
                 "already_open",
                 format!(

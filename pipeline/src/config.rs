@@ -9,8 +9,12 @@ use crate::vendor::polygon::PolygonConfig;
 use crate::vendor::tradier::TradierConfig;
 use crate::vendor::universe::Universe;
 use optionflow_operators::{
-    calibration::Calibration, consensus::ConsensusConfig, dispatch::DispatchConfig,
-    explain::ExplainConfig, greeks::GreeksConfig, normalize::NormalizeConfig,
+    calibration::Calibration,
+    consensus::ConsensusConfig,
+    dispatch::DispatchConfig,
+    explain::ExplainConfig,
+    greeks::GreeksConfig,
+    normalize::NormalizeConfig,
     risk_gate::{calendar::Calendar, RiskGateConfig},
     score::ScoreConfig,
     ConfigErrors,
@@ -274,9 +278,12 @@ impl Config {
                 "cannot read {path}: {e} (the path is relative to the working directory)"
             )]
         })?;
-        Calendar::parse_csv(&text)
-            .map(Some)
-            .map_err(|problems| problems.into_iter().map(|e| format!("{path} {e}")).collect())
+        Calendar::parse_csv(&text).map(Some).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|e| format!("{path} {e}"))
+                .collect()
+        })
     }
 
     /// The blackout calendar of `[risk-gate] calendar-file`; an empty one when unset.

@@ -179,10 +179,7 @@ fn parse_line(text: &str, line: usize) -> Result<Entry, String> {
         "fomc" => Some(Kind::Fomc),
         "other" => Some(Kind::Other),
         _ => {
-            errs.push(format!(
-                "kind {:?} is not earnings, fomc or other",
-                cols[3]
-            ));
+            errs.push(format!("kind {:?} is not earnings, fomc or other", cols[3]));
             None
         }
     };
@@ -204,7 +201,11 @@ fn parse_line(text: &str, line: usize) -> Result<Entry, String> {
                 (Some(f), Some(t)) if t > f => Some(When::Times {
                     from: f,
                     to: t,
-                    text: format!("{} to {}", from.format("%Y-%m-%d %H:%M"), to.format("%H:%M")),
+                    text: format!(
+                        "{} to {}",
+                        from.format("%Y-%m-%d %H:%M"),
+                        to.format("%H:%M")
+                    ),
                 }),
                 (Some(_), Some(_)) => {
                     errs.push(format!("end {to} is not after start {from}"));
@@ -251,7 +252,11 @@ pub(crate) struct Blackout {
 fn step_weekdays(mut d: NaiveDate, n: u32, forward: bool) -> NaiveDate {
     let mut left = n;
     while left > 0 {
-        d = if forward { d + Duration::days(1) } else { d - Duration::days(1) };
+        d = if forward {
+            d + Duration::days(1)
+        } else {
+            d - Duration::days(1)
+        };
         if !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
             left -= 1;
         }
@@ -390,7 +395,9 @@ mod tests {
         assert!(b.covers(ny("2021-03-19 09:30"), "gme", "Retail"));
         assert!(!b.covers(ny("2021-03-19 09:30"), "AMC", "Retail"));
         assert!(!b.covers(ny("2021-03-18 23:59"), "GME", "Retail"));
-        assert!(b.label.contains("GME earnings on 2021-03-22 (blackout 2021-03-19 to 2021-03-22)"));
+        assert!(b
+            .label
+            .contains("GME earnings on 2021-03-22 (blackout 2021-03-19 to 2021-03-22)"));
         // 23:59 New York on the day is 04:59 UTC the next day and still inside.
         assert!(b.covers(ny("2021-03-22 23:59"), "GME", "x"));
     }

@@ -61,8 +61,11 @@ impl Ex {
     }
     fn build(self) -> Explanation {
         let id = format!("{}-{}-{}", self.u, self.dir, self.t);
-        let mut marks: BTreeMap<String, f64> =
-            self.marks.iter().map(|(u, s)| (u.to_string(), *s)).collect();
+        let mut marks: BTreeMap<String, f64> = self
+            .marks
+            .iter()
+            .map(|(u, s)| (u.to_string(), *s))
+            .collect();
         marks.insert(self.u.to_string(), self.spot);
         Explanation {
             event_id: format!("ex-{id}"),
@@ -107,7 +110,8 @@ fn roomy() -> RiskGateConfig {
     }
 }
 
-const FOMC: &str = "start,end,scope,kind,note\n2021-01-27,,all,fomc,FOMC statement: rates unchanged\n";
+const FOMC: &str =
+    "start,end,scope,kind,note\n2021-01-27,,all,fomc,FOMC statement: rates unchanged\n";
 
 #[test]
 fn an_fomc_day_blacks_out_every_signal_and_only_that_day() {
@@ -216,10 +220,7 @@ fn underlying_caps_count_signals_and_weigh_exposure() {
             Ex::new("GME", "volatility", t + 2 * M).composite(60.0),
         ],
     );
-    assert_eq!(
-        rules(&d),
-        ["approved", "underlying_exposure", "approved"]
-    );
+    assert_eq!(rules(&d), ["approved", "underlying_exposure", "approved"]);
     assert!(
         d[1].reason
             .starts_with("exposure on GME would be 1.70 (open 0.90 + this 0.80"),
@@ -267,16 +268,16 @@ fn a_drawdown_raises_the_bar() {
                 .composite(95.0),
         ],
     );
-    assert_eq!(
-        rules(&d),
-        ["approved", "drawdown_raise_bar", "approved"]
-    );
+    assert_eq!(rules(&d), ["approved", "drawdown_raise_bar", "approved"]);
     assert_eq!((d[0].equity, d[0].drawdown), (1.0, 0.0));
     assert!((d[1].drawdown - 0.10).abs() < 1e-12, "{}", d[1].drawdown);
     assert!((d[1].equity - 0.90).abs() < 1e-12);
     assert!(
-        d[1].reason.contains("drawdown 10.00% of peak equity 1.0000 (now 0.9000), limit 5.00%")
-            && d[1].reason.contains("composite 80.00 is under the raised bar 90.00"),
+        d[1].reason
+            .contains("drawdown 10.00% of peak equity 1.0000 (now 0.9000), limit 5.00%")
+            && d[1]
+                .reason
+                .contains("composite 80.00 is under the raised bar 90.00"),
         "{}",
         d[1].reason
     );
@@ -304,7 +305,9 @@ fn a_drawdown_stops_everything_and_lifts_when_marks_recover() {
     );
     assert_eq!(rules(&d), ["approved", "drawdown_stop", "approved"]);
     assert!(
-        d[1].reason.starts_with("drawdown 6.00% of peak equity 1.0000 (now 0.9400), limit 5.00%: no new signals"),
+        d[1].reason.starts_with(
+            "drawdown 6.00% of peak equity 1.0000 (now 0.9400), limit 5.00%: no new signals"
+        ),
         "{}",
         d[1].reason
     );
@@ -390,9 +393,15 @@ fn a_restored_snapshot_decides_exactly_like_the_uninterrupted_run() {
         vec![
             Ex::new("GME", "bullish", t).spot(100.0),
             // GME at 92: an 8% drawdown raises the bar to 90.
-            Ex::new("AMC", "bullish", t + M).spot(10.0).mark("GME", 92.0),
-            Ex::new("GME", "bearish", t + 2 * M).spot(92.0).composite(95.0),
-            Ex::new("GME", "volatility", t + 3 * M).spot(92.0).composite(95.0),
+            Ex::new("AMC", "bullish", t + M)
+                .spot(10.0)
+                .mark("GME", 92.0),
+            Ex::new("GME", "bearish", t + 2 * M)
+                .spot(92.0)
+                .composite(95.0),
+            Ex::new("GME", "volatility", t + 3 * M)
+                .spot(92.0)
+                .composite(95.0),
             // The next day is the FOMC day.
             Ex::new("SPY", "bearish", t + day).mark("GME", 93.0),
             Ex::new("AMC", "bullish", t + day + 20 * M)
@@ -419,12 +428,18 @@ fn a_restored_snapshot_decides_exactly_like_the_uninterrupted_run() {
     assert!(rules(&expected).contains(&"underlying_cap"));
     for cut in 1..steps().len() {
         let mut first = cfg.build().unwrap().with_calendar(&cal);
-        let mut got = run(&mut first, steps().into_iter().take(cut)).unwrap().events;
+        let mut got = run(&mut first, steps().into_iter().take(cut))
+            .unwrap()
+            .events;
         let snap = first.snapshot().unwrap();
         let mut second = cfg.build().unwrap().with_calendar(&cal);
         second.restore(&snap).unwrap();
         assert_eq!(second.snapshot().unwrap(), snap);
-        got.extend(run(&mut second, steps().into_iter().skip(cut)).unwrap().events);
+        got.extend(
+            run(&mut second, steps().into_iter().skip(cut))
+                .unwrap()
+                .events,
+        );
         assert_eq!(got, expected, "cut after step {cut}");
     }
 }
@@ -455,7 +470,10 @@ fn validation_reports_every_problem() {
         "calendar-file",
         "earnings-days-before",
     ] {
-        assert!(err.contains(&format!("- {key}:")), "{key} missing from {err}");
+        assert!(
+            err.contains(&format!("- {key}:")),
+            "{key} missing from {err}"
+        );
     }
     assert!(RiskGateConfig::default().validate().is_ok());
     let bad = serde_json::from_str::<RiskGateConfig>(r#"{"drawdown-action": "halt"}"#)
