@@ -133,6 +133,11 @@ struct BenchArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Event-time pace: max (the default) measures throughput, where a quote's latency includes
+    /// the batches queued ahead of it; a finite pace (60 = a minute per second) measures the
+    /// time to insight of a market arriving at that rate.
+    #[arg(long, default_value = "max")]
+    speed: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -391,7 +396,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         config,
         data_dir: dir.path().to_path_buf(),
         params,
-        speed: None,
+        speed: parse_speed(&args.speed)?,
         on_alert: None,
         on_status: None,
         live: None,

@@ -13,6 +13,10 @@
 //! either). The composite is the weighted mean of the factor scores, where a factor that does
 //! not agree counts as 50 (unremarkable): a signal needs both breadth and strength. Its
 //! probability comes from the loaded [`Calibration`] (identity prior until one is fitted).
+//!
+//! Each signal also carries `marks`: the latest spot of every underlying scored in its window
+//! or an earlier one. Windows close in order, so the marks are a function of the input alone;
+//! the risk gate, which only sees explanations, marks its tracked positions with them.
 
 use crate::calibration::Calibration;
 use crate::config::{ConfigErrors, Problems};
@@ -104,6 +108,7 @@ impl ConsensusConfig {
             cfg: self.clone(),
             calibration: Calibration::Identity,
             pending: BTreeMap::new(),
+            marks: BTreeMap::new(),
         })
     }
 
@@ -152,6 +157,8 @@ pub struct Consensus {
     calibration: Calibration,
     /// Factor scores waiting for their window to close, by (window end, underlying).
     pending: BTreeMap<(i64, String), Vec<FactorScore>>,
+    /// Latest spot of every underlying of every closed window.
+    marks: BTreeMap<String, f64>,
 }
 
 impl Consensus {
@@ -249,6 +256,7 @@ impl Consensus {
             factors,
             probability: self.calibration.probability(composite),
             calibrated: self.calibration.is_fitted(),
+            marks: self.marks.clone(),
         })
     }
 }
@@ -293,6 +301,12 @@ impl Operator for Consensus {
                 let ((_, underlying), mut scores) = entry.remove_entry();
                 // Factor order inside a window must not depend on arrival order.
                 scores.sort_by(|a, b| a.factor.cmp(&b.factor));
+                // The same spot the signal shows (`spot` of its first factor).
+                if let Some(spot) = scores.first().map(|s| s.spot) {
+                    if spot.is_finite() && spot > 0.0 {
+                        self.marks.insert(underlying.clone(), spot);
+                    }
+                }
                 window.push((underlying, scores));
             }
             let p: Vec<f64> = window
@@ -313,11 +327,11 @@ impl Operator for Consensus {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, OpError> {
-        encode_state(STAGE, &self.pending)
+        encode_state(STAGE, &(&self.pending, &self.marks))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), OpError> {
-        self.pending = decode_state(STAGE, state)?;
+        (self.pending, self.marks) = decode_state(STAGE, state)?;
         Ok(())
     }
 }

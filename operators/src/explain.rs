@@ -186,6 +186,7 @@ impl Operator for Explain {
             text: self.render("text", &data)?,
             headline,
             factors: sig.factors.clone(),
+            marks: sig.marks.clone(),
         });
         Ok(())
     }

@@ -16,7 +16,8 @@
 //!   composite, minimum agreeing factors, calibrated probability.
 //! - [`calibration`]: composite → probability mappings (isotonic, Platt) and the PAVA fit.
 //! - [`explain`]: handlebars narratives in Markdown and plain text.
-//! - [`risk_gate`]: open-signal and per-sector caps.
+//! - [`risk_gate`]: open-signal, sector and underlying caps, a drawdown throttle on the tracked
+//!   signal P&L, blackout windows from a calendar file.
 //! - [`dispatch`]: dedupe and cooldown, producing alerts.
 //! - [`ordering`]: `(event_time, event_id)` ordering behind the watermark for merging stages.
 //! - [`testing`]: drive any operator over a list of events.

@@ -92,6 +92,38 @@ fn consensus_waits_for_the_watermark_and_ignores_arrival_order() {
 }
 
 #[test]
+fn signals_carry_the_latest_spot_of_every_underlying_seen() {
+    let w1 = T + MICROS_PER_MINUTE;
+    let w2 = w1 + MICROS_PER_MINUTE;
+    let at = |mut f: FactorScore, spot: f64| {
+        f.spot = spot;
+        f
+    };
+    let mut op = ConsensusConfig::default().build().unwrap();
+    let steps = vec![
+        // Window 1: AMC scored (no signal), GME scored at 20.
+        Step::Event(at(factor("AMC", "iv_zscore", 0.5, "neutral", w1), 5.0)),
+        Step::Event(at(factor("GME", "iv_zscore", 0.5, "neutral", w1), 20.0)),
+        Step::Watermark(w1 - 1),
+        // Window 2: GME signals at 22; AMC is not scored again and keeps its last spot.
+        Step::Event(at(factor("GME", "iv_zscore", 4.0, "bullish", w2), 22.0)),
+        Step::Event(at(factor("GME", "unusual_flow", 4.5, "bullish", w2), 22.0)),
+        Step::Watermark(w2 - 1),
+    ];
+    let sigs = run(&mut op, steps).unwrap().events;
+    assert_eq!(sigs.len(), 1);
+    let want = BTreeMap::from([("AMC".to_string(), 5.0), ("GME".to_string(), 22.0)]);
+    assert_eq!(sigs[0].marks, want);
+    // The marks survive a checkpoint, and explain copies them through.
+    let mut again = ConsensusConfig::default().build().unwrap();
+    again.restore(&op.snapshot().unwrap()).unwrap();
+    assert_eq!(again.snapshot().unwrap(), op.snapshot().unwrap());
+    let mut ex = ExplainConfig::default().build().unwrap();
+    let e = run_events(&mut ex, sigs).unwrap().events.remove(0);
+    assert_eq!(e.marks, want);
+}
+
+#[test]
 fn benjamini_hochberg_matches_a_hand_computed_cut() {
     use crate::consensus::benjamini_hochberg;
     // m = 6, q = 0.05: thresholds k·q/m = .0083 .0167 .025 .0333 .0417 .05. The largest k with
@@ -241,6 +273,7 @@ fn risk_gate_names_the_rule_that_decided() {
         max_open_signals: 3,
         max_per_sector: 2,
         hold_secs: 600,
+        ..Default::default()
     };
     let m = MICROS_PER_MINUTE;
     let d = gate(
@@ -289,6 +322,7 @@ fn dispatch_dedupes_cools_down_and_fans_out_to_channels() {
         max_open_signals: 10,
         max_per_sector: 10,
         hold_secs: 60,
+        ..Default::default()
     };
     let m = MICROS_PER_MINUTE;
     let decisions = gate(

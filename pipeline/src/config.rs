@@ -9,9 +9,15 @@ use crate::vendor::polygon::PolygonConfig;
 use crate::vendor::tradier::TradierConfig;
 use crate::vendor::universe::Universe;
 use optionflow_operators::{
-    calibration::Calibration, consensus::ConsensusConfig, dispatch::DispatchConfig,
-    explain::ExplainConfig, greeks::GreeksConfig, normalize::NormalizeConfig,
-    risk_gate::RiskGateConfig, score::ScoreConfig, ConfigErrors,
+    calibration::Calibration,
+    consensus::ConsensusConfig,
+    dispatch::DispatchConfig,
+    explain::ExplainConfig,
+    greeks::GreeksConfig,
+    normalize::NormalizeConfig,
+    risk_gate::{calendar::Calendar, RiskGateConfig},
+    score::ScoreConfig,
+    ConfigErrors,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -242,6 +248,11 @@ impl Config {
         p.extend_section("consensus", self.consensus.validate());
         p.extend_section("explain", self.explain.validate());
         p.extend_section("risk-gate", self.risk_gate.validate());
+        if let Err(problems) = self.read_calendar() {
+            for problem in problems {
+                p.push("risk-gate.calendar-file", problem);
+            }
+        }
         p.extend_section("dispatch", self.dispatch.validate());
         p.extend_section(
             "channels",
@@ -285,6 +296,44 @@ impl Config {
             origin: format!("consensus.calibration-file {path}"),
             message,
         })
+    }
+
+    /// Reads and parses `[risk-gate] calendar-file` (`None` when unset or blank, which the
+    /// stage's own validation reports); `Err` names the file and every bad line.
+    fn read_calendar(&self) -> Result<Option<Calendar>, Vec<String>> {
+        let Some(path) = self
+            .risk_gate
+            .calendar_file
+            .as_ref()
+            .filter(|p| !p.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![format!(
+                "cannot read {path}: {e} (the path is relative to the working directory)"
+            )]
+        })?;
+        Calendar::parse_csv(&text).map(Some).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|e| format!("{path} {e}"))
+                .collect()
+        })
+    }
+
+    /// The blackout calendar of `[risk-gate] calendar-file`; an empty one when unset.
+    pub fn load_calendar(&self) -> Result<Calendar, ConfigError> {
+        self.read_calendar()
+            .map(Option::unwrap_or_default)
+            .map_err(|problems| {
+                ConfigError::Invalid(ConfigErrors(
+                    problems
+                        .into_iter()
+                        .map(|e| format!("risk-gate.calendar-file: {e}"))
+                        .collect(),
+                ))
+            })
     }
 
     /// A stable fingerprint of the effective configuration, to tell whether a data directory's
@@ -448,6 +497,39 @@ mod tests {
             err.contains("bad.json") && err.contains("at least one point"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_calendar_file_is_checked_line_by_line_and_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        assert!(cfg.load_calendar().unwrap().entries.is_empty());
+        let missing = dir.path().join("nope.csv");
+        cfg.risk_gate.calendar_file = Some(missing.display().to_string());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("\n  - risk-gate.calendar-file: cannot read") && err.contains("nope.csv"),
+            "{err}"
+        );
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(
+            &bad,
+            "start,end,scope,kind,note\n2021-01-27,,all,fomc,ok\n2021-02-30,,all,fomc,x\n",
+        )
+        .unwrap();
+        cfg.risk_gate.calendar_file = Some(bad.display().to_string());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("risk-gate.calendar-file:")
+                && err.contains("bad.csv line 3: start \"2021-02-30\""),
+            "{err}"
+        );
+        assert!(cfg.load_calendar().is_err());
+        // The example calendar in deploy/ loads.
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/calendar.example.csv");
+        cfg.risk_gate.calendar_file = Some(example.display().to_string());
+        assert!(cfg.validate().is_ok(), "{:?}", cfg.validate());
+        assert!(cfg.load_calendar().unwrap().entries.len() >= 10);
     }
 
     /// The example file documents every key with its default: loading it must give exactly the

@@ -184,6 +184,7 @@ fn every_event_round_trips_through_its_schema() {
         factors: vec![vote(), vote()],
         probability: 0.71,
         calibrated: true,
+        marks: BTreeMap::from([("AMC".to_string(), 17.25), ("GME".into(), 65.0)]),
     });
     round_trip(Explanation {
         event_id: id.clone(),
@@ -198,6 +199,7 @@ fn every_event_round_trips_through_its_schema() {
         markdown: "**m**".into(),
         text: "t".into(),
         factors: vec![vote()],
+        marks: BTreeMap::from([("GME".to_string(), 65.0)]),
     });
     round_trip(RiskDecision {
         event_id: id.clone(),
@@ -215,6 +217,8 @@ fn every_event_round_trips_through_its_schema() {
         headline: "h".into(),
         text: "t".into(),
         markdown: "m".into(),
+        drawdown: 0.012,
+        equity: 9.88,
     });
     round_trip(Alert {
         event_id: id.clone(),

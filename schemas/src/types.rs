@@ -186,6 +186,8 @@ pub struct Signal {
     pub factors: Vec<FactorVote>,
     pub probability: f64,
     pub calibrated: bool,
+    #[serde(default)]
+    pub marks: BTreeMap<String, f64>,
 }
 
 /// A signal explained in words.
@@ -204,6 +206,8 @@ pub struct Explanation {
     pub markdown: String,
     pub text: String,
     pub factors: Vec<FactorVote>,
+    #[serde(default)]
+    pub marks: BTreeMap<String, f64>,
 }
 
 /// The risk gate's verdict on one explained signal.
@@ -225,6 +229,10 @@ pub struct RiskDecision {
     pub headline: String,
     pub text: String,
     pub markdown: String,
+    #[serde(default)]
+    pub drawdown: f64,
+    #[serde(default)]
+    pub equity: f64,
 }
 
 /// An alert routed to a channel.

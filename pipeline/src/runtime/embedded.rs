@@ -289,7 +289,11 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         .map_err(cfg_err)?
         .with_calibration(cfg.load_calibration()?);
     let mut explain = cfg.explain.build().map_err(cfg_err)?;
-    let mut risk = cfg.risk_gate.build().map_err(cfg_err)?;
+    let mut risk = cfg
+        .risk_gate
+        .build()
+        .map_err(cfg_err)?
+        .with_calendar(&cfg.load_calendar()?);
     let silences = silences_path(&dir, &opts.params.input);
     let mut dispatch = WatchedDispatch::new(cfg.dispatch.build().map_err(cfg_err)?, silences)?;
     if resumed_from.is_some() {
