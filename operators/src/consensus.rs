@@ -216,6 +216,7 @@ impl Consensus {
                     voted: a,
                     detail: s.detail.clone(),
                     p_value: p_value(s.zscore),
+                    metadata: s.metadata.clone(),
                 }
             })
             .collect();
@@ -249,6 +250,12 @@ impl Consensus {
             factors,
             probability: self.calibration.probability(composite),
             calibrated: self.calibration.is_fitted(),
+            // The chain candidates ride on one factor of the window (score::chain::CARRIER).
+            contracts: scores
+                .iter()
+                .find(|s| !s.contracts.is_empty())
+                .map(|s| s.contracts.clone())
+                .unwrap_or_default(),
         })
     }
 }

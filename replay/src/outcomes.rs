@@ -163,6 +163,7 @@ mod tests {
             factors: vec![],
             probability: 0.5,
             calibrated: false,
+            contracts: vec![],
         }
     }
 
