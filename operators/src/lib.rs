@@ -15,7 +15,8 @@
 //! - [`consensus`]: significance voting (Benjamini-Hochberg across the window), weighted
 //!   composite, minimum agreeing factors, calibrated probability.
 //! - [`calibration`]: composite → probability mappings (isotonic, Platt) and the PAVA fit.
-//! - [`explain`]: handlebars narratives in Markdown and plain text.
+//! - [`explain`]: handlebars narratives (Markdown, HTML, text, Telegram) with the suggested
+//!   trade, scenario table and outcome statistics.
 //! - [`risk_gate`]: open-signal and per-sector caps.
 //! - [`dispatch`]: dedupe and cooldown, producing alerts.
 //! - [`ordering`]: `(event_time, event_id)` ordering behind the watermark for merging stages.

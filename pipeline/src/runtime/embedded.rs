@@ -279,7 +279,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         .build()
         .map_err(cfg_err)?
         .with_calibration(cfg.load_calibration()?);
-    let mut explain = cfg.explain.build().map_err(cfg_err)?;
+    let mut explain = cfg.build_explain().map_err(cfg_err)?;
     let mut risk = cfg.risk_gate.build().map_err(cfg_err)?;
     let mut dispatch = cfg.dispatch.build().map_err(cfg_err)?;
     if resumed_from.is_some() {
