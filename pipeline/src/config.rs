@@ -9,10 +9,15 @@ use crate::vendor::polygon::PolygonConfig;
 use crate::vendor::tradier::TradierConfig;
 use crate::vendor::universe::Universe;
 use optionflow_operators::{
-    calibration::Calibration, consensus::ConsensusConfig, dispatch::DispatchConfig,
+    calibration::Calibration,
+    consensus::ConsensusConfig,
+    dispatch::DispatchConfig,
     explain::{outcomes::OutcomeHistory, Explain, ExplainAssets, ExplainConfig},
-    greeks::GreeksConfig, normalize::NormalizeConfig,
-    risk_gate::RiskGateConfig, score::ScoreConfig, ConfigErrors,
+    greeks::GreeksConfig,
+    normalize::NormalizeConfig,
+    risk_gate::RiskGateConfig,
+    score::ScoreConfig,
+    ConfigErrors,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -470,7 +475,10 @@ mod tests {
         cfg.explain.templates_dir = Some(dir.path().join("nope").display().to_string());
         cfg.explain.outcomes_file = Some(dir.path().join("none.jsonl").display().to_string());
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("explain.templates-dir: cannot read directory"), "{err}");
+        assert!(
+            err.contains("explain.templates-dir: cannot read directory"),
+            "{err}"
+        );
         assert!(err.contains("explain.outcomes-file: cannot read"), "{err}");
 
         let templates = dir.path().join("templates");
@@ -483,7 +491,10 @@ mod tests {
         cfg.explain.templates_dir = Some(templates.display().to_string());
         cfg.explain.outcomes_file = Some(outcomes.display().to_string());
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("explain.templates-dir: signal.txt.hbs does not compile"), "{err}");
+        assert!(
+            err.contains("explain.templates-dir: signal.txt.hbs does not compile"),
+            "{err}"
+        );
         assert!(err.contains("outcomes.jsonl: line 1:"), "{err}");
 
         std::fs::write(templates.join("signal.txt.hbs"), "{{summary}}").unwrap();

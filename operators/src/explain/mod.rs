@@ -545,16 +545,12 @@ fn pipeline_duration(secs: i64) -> String {
 
 /// The one sentence a trader reads first.
 fn summary(sig: &Signal, trade: Option<&Trade>) -> String {
-    let lead = sig
-        .factors
-        .iter()
-        .filter(|f| f.voted)
-        .max_by(|a, b| {
-            a.zscore
-                .abs()
-                .total_cmp(&b.zscore.abs())
-                .then(b.factor.cmp(&a.factor))
-        });
+    let lead = sig.factors.iter().filter(|f| f.voted).max_by(|a, b| {
+        a.zscore
+            .abs()
+            .total_cmp(&b.zscore.abs())
+            .then(b.factor.cmp(&a.factor))
+    });
     let led = lead.map_or(String::new(), |f| {
         format!(", led by {} at z {:+.1}", factor_label(&f.factor), f.zscore)
     });
@@ -650,10 +646,23 @@ pub fn example_signal() -> Signal {
     // spread paid: (mid - ask) x 100.
     fn c(right: &str, strike: f64, expiry: &str, days: f64, iv: f64, half: f64) -> ChainContract {
         use crate::pricing::{price_and_greeks, ExerciseStyle, Right};
-        let r = if right == "call" { Right::Call } else { Right::Put };
+        let r = if right == "call" {
+            Right::Call
+        } else {
+            Right::Put
+        };
         let years = days / 365.0;
-        let g = price_and_greeks(ExerciseStyle::American, r, 65.0, strike, years, 0.01, 0.0, iv)
-            .unwrap_or_else(|e| panic!("example contract: {e}"));
+        let g = price_and_greeks(
+            ExerciseStyle::American,
+            r,
+            65.0,
+            strike,
+            years,
+            0.01,
+            0.0,
+            iv,
+        )
+        .unwrap_or_else(|e| panic!("example contract: {e}"));
         let mid = (g.price * 100.0).round() / 100.0;
         let code = format!(
             "{}{}",
@@ -720,9 +729,21 @@ pub fn example_signal() -> Signal {
         spot: 65.0,
         factors: vec![
             gex,
-            vote("iv_zscore", 3.4, "bullish", true, "front calls bid 12 vol points over their history"),
+            vote(
+                "iv_zscore",
+                3.4,
+                "bullish",
+                true,
+                "front calls bid 12 vol points over their history",
+            ),
             vote("skew", 0.6, "neutral", false, "risk reversal unremarkable"),
-            vote("unusual_flow", 4.2, "bullish", true, "call volume 6.3x its average"),
+            vote(
+                "unusual_flow",
+                4.2,
+                "bullish",
+                true,
+                "call volume 6.3x its average",
+            ),
         ],
         probability: 0.912,
         calibrated: false,

@@ -174,7 +174,15 @@ mod tests {
         let mut text = String::new();
         for i in 0..4 {
             // Bullish 90s on other names, each with a 1800 s and a 3600 s row.
-            text += &line(&format!("o{i}"), "AMC", "bullish", 91.0, i, 1800, 0.01 * i as f64);
+            text += &line(
+                &format!("o{i}"),
+                "AMC",
+                "bullish",
+                91.0,
+                i,
+                1800,
+                0.01 * i as f64,
+            );
             text += "\n";
             text += &line(&format!("o{i}"), "AMC", "bullish", 91.0, i, 3600, -0.5);
             text += "\n";
@@ -188,7 +196,11 @@ mod tests {
         let s = h.like(&sig("GME", "bullish", 95.0, 50)).unwrap();
         // The later signal, the bearish one and the 3600 s rows are left out.
         assert_eq!((s.count, s.hits, s.underlying.as_deref()), (4, 3, None));
-        assert!((s.median_move_pct - 1.5).abs() < 1e-9, "{}", s.median_move_pct);
+        assert!(
+            (s.median_move_pct - 1.5).abs() < 1e-9,
+            "{}",
+            s.median_move_pct
+        );
         assert!(h.like(&sig("GME", "bullish", 75.0, 50)).is_none());
         // Five of GME's own: narrowed to GME.
         for i in 0..5 {
@@ -197,13 +209,19 @@ mod tests {
         }
         let h = OutcomeHistory::from_jsonl(&text).unwrap();
         let s = h.like(&sig("GME", "bullish", 95.0, 50)).unwrap();
-        assert_eq!((s.count, s.hits, s.underlying.as_deref()), (5, 0, Some("GME")));
+        assert_eq!(
+            (s.count, s.hits, s.underlying.as_deref()),
+            (5, 0, Some("GME"))
+        );
     }
 
     #[test]
     fn a_corrupt_line_is_named() {
         let err = OutcomeHistory::from_jsonl("\n{\"signal_id\": 3}\n").unwrap_err();
         assert!(err.starts_with("line 2:"), "{err}");
-        assert_eq!(OutcomeHistory::from_jsonl("").unwrap(), OutcomeHistory::default());
+        assert_eq!(
+            OutcomeHistory::from_jsonl("").unwrap(),
+            OutcomeHistory::default()
+        );
     }
 }

@@ -65,7 +65,11 @@ fn golden_narratives_of_every_format() {
         stale.join("\n")
     );
     // Structured metadata travels with the explanation.
-    let gex = e.factors.iter().find(|f| f.factor == "gamma_exposure").unwrap();
+    let gex = e
+        .factors
+        .iter()
+        .find(|f| f.factor == "gamma_exposure")
+        .unwrap();
     assert_eq!(gex.metadata["gamma_flip"], 71.5);
 }
 
@@ -95,13 +99,17 @@ fn a_volatility_signal_suggests_a_straddle_and_a_bare_signal_none() {
     sig.direction = "volatility".into();
     let e = explain(sig.clone(), &ExplainAssets::default());
     assert!(
-        e.text.contains("long straddle: GME 2021-01-29 65 call + GME 2021-01-29 65 put"),
+        e.text
+            .contains("long straddle: GME 2021-01-29 65 call + GME 2021-01-29 65 put"),
         "{}",
         e.text
     );
     // The strike minus and plus both premiums at the ask.
     let (call, put) = (&sig.contracts[0], &sig.contracts[3]);
-    assert_eq!((call.strike, put.strike, put.right.as_str()), (65.0, 65.0, "put"));
+    assert_eq!(
+        (call.strike, put.strike, put.right.as_str()),
+        (65.0, 65.0, "put")
+    );
     let premium = call.ask + put.ask;
     let want = format!("Breakeven at expiry: {:.2} (", 65.0 - premium);
     assert!(e.text.contains(&want), "{want:?} missing from {}", e.text);
@@ -109,7 +117,12 @@ fn a_volatility_signal_suggests_a_straddle_and_a_bare_signal_none() {
     assert!(e.text.contains(&want), "{want:?} missing from {}", e.text);
     sig.contracts.clear();
     let e = explain(sig, &ExplainAssets::default());
-    assert!(e.markdown.contains("No chain snapshot came with this signal"), "{}", e.markdown);
+    assert!(
+        e.markdown
+            .contains("No chain snapshot came with this signal"),
+        "{}",
+        e.markdown
+    );
 }
 
 #[test]
@@ -125,20 +138,33 @@ fn html_and_telegram_escape_everything_from_data() {
     let e = explain(sig, &ExplainAssets::default());
     let escaped = "&lt;script&gt;&amp;&quot;&#x27;";
     for (name, out) in [("html", &e.html), ("telegram", &e.telegram)] {
-        assert!(!out.contains("<script"), "{name} lets a tag through:\n{out}");
+        assert!(
+            !out.contains("<script"),
+            "{name} lets a tag through:\n{out}"
+        );
         assert!(!out.contains("&\""), "{name} lets & or \" through:\n{out}");
         assert!(out.contains(&format!("detail {escaped}")), "{name}:\n{out}");
-        assert!(out.contains(&format!("{escaped} 2021-01-29 70 call")), "{name}:\n{out}");
+        assert!(
+            out.contains(&format!("{escaped} 2021-01-29 70 call")),
+            "{name}:\n{out}"
+        );
     }
     // Telegram's HTML mode knows only b, i, code, pre and a.
     let tags: std::collections::BTreeSet<String> = e
         .telegram
         .split('<')
         .skip(1)
-        .map(|t| t.split(['>', ' ']).next().unwrap().trim_start_matches('/').to_string())
+        .map(|t| {
+            t.split(['>', ' '])
+                .next()
+                .unwrap()
+                .trim_start_matches('/')
+                .to_string()
+        })
         .collect();
     assert!(
-        tags.iter().all(|t| ["b", "i", "code", "pre", "a"].contains(&t.as_str())),
+        tags.iter()
+            .all(|t| ["b", "i", "code", "pre", "a"].contains(&t.as_str())),
         "{tags:?}"
     );
     // Markdown and text keep the characters as they are.
@@ -148,27 +174,44 @@ fn html_and_telegram_escape_everything_from_data() {
 #[test]
 fn template_overrides_replace_the_built_ins_and_bad_ones_are_named() {
     let mut assets = ExplainAssets::default();
-    assets
-        .templates
-        .insert("headline.hbs".into(), "{{underlying}} says {{direction}}".into());
+    assets.templates.insert(
+        "headline.hbs".into(),
+        "{{underlying}} says {{direction}}".into(),
+    );
     assets
         .templates
         .insert("signal.html.hbs".into(), "<p>{{summary}}</p>".into());
     let e = explain(example_signal(), &assets);
     assert_eq!(e.headline, "GME says bullish");
     assert!(e.html.starts_with("<p>GME is bullish"), "{}", e.html);
-    assert!(e.markdown.contains("**GME says bullish**"), "{}", e.markdown);
+    assert!(
+        e.markdown.contains("**GME says bullish**"),
+        "{}",
+        e.markdown
+    );
 
     let mut bad = ExplainAssets::default();
-    bad.templates.insert("signal.md.hbs".into(), "{{#each factors}}".into());
-    bad.templates.insert("signal.txt.hbs".into(), "{{no_such_field}}".into());
-    bad.templates.insert("signal.markdown.hbs".into(), "x".into());
-    let err = ExplainConfig::default().build_with(&bad).unwrap_err().to_string();
-    assert!(err.contains("signal.markdown.hbs names no template"), "{err}");
+    bad.templates
+        .insert("signal.md.hbs".into(), "{{#each factors}}".into());
+    bad.templates
+        .insert("signal.txt.hbs".into(), "{{no_such_field}}".into());
+    bad.templates
+        .insert("signal.markdown.hbs".into(), "x".into());
+    let err = ExplainConfig::default()
+        .build_with(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("signal.markdown.hbs names no template"),
+        "{err}"
+    );
     assert!(err.contains("signal.md.hbs does not compile"), "{err}");
     // Compile problems are reported first; once they are fixed, render problems are.
     bad.templates.remove("signal.md.hbs");
     bad.templates.remove("signal.markdown.hbs");
-    let err = ExplainConfig::default().build_with(&bad).unwrap_err().to_string();
+    let err = ExplainConfig::default()
+        .build_with(&bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("signal.txt.hbs does not render"), "{err}");
 }

@@ -175,10 +175,20 @@ fn build(structure: &'static str, legs: Vec<ChainContract>) -> Trade {
 pub fn breakevens(legs: &[ChainContract]) -> Vec<f64> {
     let premium: f64 = legs.iter().map(|c| c.ask).sum();
     let mut out = Vec::new();
-    if let Some(c) = legs.iter().filter(|c| is_call(c)).map(|c| c.strike).reduce(f64::max) {
+    if let Some(c) = legs
+        .iter()
+        .filter(|c| is_call(c))
+        .map(|c| c.strike)
+        .reduce(f64::max)
+    {
         out.push(c + premium);
     }
-    if let Some(p) = legs.iter().filter(|c| !is_call(c)).map(|c| c.strike).reduce(f64::min) {
+    if let Some(p) = legs
+        .iter()
+        .filter(|c| !is_call(c))
+        .map(|c| c.strike)
+        .reduce(f64::min)
+    {
         out.push(p - premium);
     }
     out.sort_by(f64::total_cmp);
@@ -194,7 +204,11 @@ pub fn reprice(c: &ChainContract, spot: f64, vol: f64) -> f64 {
         Right::Put => (c.strike - spot).max(0.0),
     };
     let (t, vol) = (c.years_to_expiry, vol.max(MIN_VOL));
-    if !(spot > 0.0 && c.strike > 0.0 && t > 0.0) || ![c.rate, c.dividend_yield].iter().all(|v| v.is_finite()) {
+    let priceable = spot > 0.0
+        && c.strike > 0.0
+        && t > 0.0
+        && [c.rate, c.dividend_yield].iter().all(|v| v.is_finite());
+    if !priceable {
         return intrinsic;
     }
     let v = match style_of(c) {
@@ -240,11 +254,24 @@ mod tests {
     pub(crate) fn contract(r: &str, strike: f64, days: f64, spot: f64, iv: f64) -> ChainContract {
         let right = Right::parse(r).unwrap();
         let years = days / 365.0;
-        let g = price_and_greeks(ExerciseStyle::American, right, spot, strike, years, 0.04, 0.0, iv)
-            .unwrap();
+        let g = price_and_greeks(
+            ExerciseStyle::American,
+            right,
+            spot,
+            strike,
+            years,
+            0.04,
+            0.0,
+            iv,
+        )
+        .unwrap();
         let code = if r == "call" { 'C' } else { 'P' };
         ChainContract {
-            symbol: format!("XYZ   2401{:02}{code}{:08}", days as i64, (strike * 1000.0) as i64),
+            symbol: format!(
+                "XYZ   2401{:02}{code}{:08}",
+                days as i64,
+                (strike * 1000.0) as i64
+            ),
             root: "XYZ".into(),
             expiry: format!("2024-01-{:02}", days as i64),
             right: r.into(),
@@ -288,7 +315,10 @@ mod tests {
         assert!(t.legs[0].strike > 100.0);
         assert!((t.cost - t.legs[0].ask * 100.0).abs() < 1e-9);
         assert!((t.greeks.delta - d * 100.0).abs() < 1e-9);
-        assert!((t.greeks.vega - t.legs[0].vega).abs() < 1e-9, "vega per point × 100 shares");
+        assert!(
+            (t.greeks.vega - t.legs[0].vega).abs() < 1e-9,
+            "vega per point × 100 shares"
+        );
         assert!(t.greeks.theta < 0.0);
     }
 
@@ -296,11 +326,18 @@ mod tests {
     fn bearish_buys_a_put_and_volatility_an_atm_straddle() {
         let p = select("bearish", 100.0, &chain(100.0)).unwrap();
         assert_eq!((p.structure, p.legs[0].right.as_str()), ("long put", "put"));
-        assert!((-0.50..=-0.35).contains(&p.legs[0].delta), "{}", p.legs[0].delta);
+        assert!(
+            (-0.50..=-0.35).contains(&p.legs[0].delta),
+            "{}",
+            p.legs[0].delta
+        );
         let s = select("volatility", 101.0, &chain(101.0)).unwrap();
         assert_eq!(s.structure, "long straddle");
         assert_eq!((s.legs[0].strike, s.legs[1].strike), (100.0, 100.0));
-        assert_eq!((s.legs[0].right.as_str(), s.legs[1].right.as_str()), ("call", "put"));
+        assert_eq!(
+            (s.legs[0].right.as_str(), s.legs[1].right.as_str()),
+            ("call", "put")
+        );
         assert!(select("bullish", 100.0, &[]).is_none());
     }
 
@@ -310,7 +347,10 @@ mod tests {
             .into_iter()
             .filter(|c| c.expiry == "2024-01-03")
             .collect();
-        assert_eq!(select("bullish", 100.0, &short).unwrap().expiry(), "2024-01-03");
+        assert_eq!(
+            select("bullish", 100.0, &short).unwrap().expiry(),
+            "2024-01-03"
+        );
     }
 
     #[test]

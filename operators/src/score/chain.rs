@@ -38,7 +38,7 @@ fn root_of<'a>(symbol: &'a str, underlying: &'a str) -> &'a str {
 /// The candidate set of `book`'s chain at its last quotes.
 pub fn candidates(underlying: &str, book: &UnderlyingBook) -> Vec<ChainContract> {
     let spot = book.spot;
-    if !(spot > 0.0) {
+    if spot.is_nan() || spot <= 0.0 {
         return Vec::new();
     }
     // Expiry → its years to expiry (the longest seen, quotes of one expiry differ by seconds).
@@ -130,7 +130,11 @@ mod tests {
                 for is_call in [true, false] {
                     let m: f64 = (100.0f64 / k).ln() / 0.1;
                     let call_delta = crate::score::stats::norm_cdf(m);
-                    let delta = if is_call { call_delta } else { call_delta - 1.0 };
+                    let delta = if is_call {
+                        call_delta
+                    } else {
+                        call_delta - 1.0
+                    };
                     let sym = format!(
                         "XYZ   {code}{}{:08}",
                         if is_call { 'C' } else { 'P' },
