@@ -26,7 +26,8 @@ pub(crate) struct CalibrateArgs {
     /// Where to write the calibration (JSON, for `[consensus] calibration-file`).
     #[arg(long)]
     out: PathBuf,
-    /// Also write every labelled outcome here as JSON lines.
+    /// Also write every labelled outcome here as JSON lines (what `[explain] outcomes-file`
+    /// reads for the narratives' outcome statistics).
     #[arg(long)]
     outcomes: Option<PathBuf>,
 }

@@ -223,6 +223,7 @@ impl Consensus {
                     voted: a,
                     detail: s.detail.clone(),
                     p_value: p_value(s.zscore),
+                    metadata: s.metadata.clone(),
                 }
             })
             .collect();
@@ -257,6 +258,12 @@ impl Consensus {
             probability: self.calibration.probability(composite),
             calibrated: self.calibration.is_fitted(),
             marks: self.marks.clone(),
+            // The chain candidates ride on one factor of the window (score::chain::CARRIER).
+            contracts: scores
+                .iter()
+                .find(|s| !s.contracts.is_empty())
+                .map(|s| s.contracts.clone())
+                .unwrap_or_default(),
         })
     }
 }

@@ -15,7 +15,8 @@
 //! - [`consensus`]: significance voting (Benjamini-Hochberg across the window), weighted
 //!   composite, minimum agreeing factors, calibrated probability.
 //! - [`calibration`]: composite → probability mappings (isotonic, Platt) and the PAVA fit.
-//! - [`explain`]: handlebars narratives in Markdown and plain text.
+//! - [`explain`]: handlebars narratives (Markdown, HTML, text, Telegram) with the suggested
+//!   trade, scenario table and outcome statistics.
 //! - [`risk_gate`]: open-signal, sector and underlying caps, a drawdown throttle on the tracked
 //!   signal P&L, blackout windows from a calendar file.
 //! - [`dispatch`]: dedupe and cooldown, producing alerts.

@@ -28,6 +28,7 @@ fn factor(u: &str, name: &str, z: f64, dir: &str, end: i64) -> FactorScore {
         spot: 20.0,
         sector: Some("Consumer Discretionary".into()),
         metadata: BTreeMap::new(),
+        contracts: Vec::new(),
     }
 }
 
@@ -246,7 +247,8 @@ fn explanations_render_every_format_with_the_factors() {
     assert!(e.text.contains("When: 2024-01-02 09:30 EST"), "{}", e.text);
     assert_eq!(e.factors.len(), 2);
     assert!(ExplainConfig {
-        time_zone: Some("Mars/Olympus".into())
+        time_zone: Some("Mars/Olympus".into()),
+        ..ExplainConfig::default()
     }
     .validate()
     .is_err());

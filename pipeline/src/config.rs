@@ -12,7 +12,7 @@ use optionflow_operators::{
     calibration::Calibration,
     consensus::ConsensusConfig,
     dispatch::DispatchConfig,
-    explain::ExplainConfig,
+    explain::{outcomes::OutcomeHistory, Explain, ExplainAssets, ExplainConfig},
     greeks::GreeksConfig,
     normalize::NormalizeConfig,
     risk_gate::{calendar::Calendar, RiskGateConfig},
@@ -246,7 +246,9 @@ impl Config {
         p.extend_section("greeks", self.greeks.validate());
         p.extend_section("score", self.score.validate());
         p.extend_section("consensus", self.consensus.validate());
-        p.extend_section("explain", self.explain.validate());
+        // Reads and compiles the template overrides and the outcomes file, so a missing or
+        // corrupt one is reported with everything else.
+        p.extend_section("explain", self.build_explain().map(|_| ()));
         p.extend_section("risk-gate", self.risk_gate.validate());
         if let Err(problems) = self.read_calendar() {
             for problem in problems {
@@ -281,6 +283,35 @@ impl Config {
             ),
         );
         p.finish()
+    }
+
+    /// Builds the explain stage with the files `[explain] templates-dir` and `outcomes-file`
+    /// name, read here because the stage itself does no I/O. Every problem is reported at once,
+    /// keys relative to `[explain]`; a template is named by its file.
+    pub fn build_explain(&self) -> Result<Explain, ConfigErrors> {
+        let mut p = optionflow_operators::config::Problems::default();
+        let mut assets = ExplainAssets::default();
+        if let Some(dir) = &self.explain.templates_dir {
+            match read_templates(Path::new(dir)) {
+                Ok(t) => assets.templates = t,
+                Err(e) => p.push("templates-dir", e),
+            }
+        }
+        if let Some(path) = &self.explain.outcomes_file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => match OutcomeHistory::from_jsonl(&text) {
+                    Ok(h) => assets.outcomes = h,
+                    Err(e) => p.push("outcomes-file", format!("{path}: {e}")),
+                },
+                Err(e) => p.push("outcomes-file", format!("cannot read {path}: {e}")),
+            }
+        }
+        let built = self.explain.build_with(&assets);
+        if let Err(ConfigErrors(v)) = &built {
+            v.iter().for_each(|e| p.push_qualified(e.clone()));
+        }
+        p.finish()?;
+        built
     }
 
     /// Reads `[consensus] calibration-file` when set; the identity prior otherwise.
@@ -351,6 +382,24 @@ impl Config {
             .part(&text)
             .finish()
     }
+}
+
+/// The `*.hbs` files of a template-override directory, by file name.
+fn read_templates(dir: &Path) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+    let mut out = std::collections::BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".hbs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path())
+            .map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
+        out.insert(name, text);
+    }
+    Ok(out)
 }
 
 /// Sets `section.key` from `OPTIONFLOW__SECTION__KEY=value` (`_` in names stands for `-`).
@@ -530,6 +579,41 @@ mod tests {
         cfg.risk_gate.calendar_file = Some(example.display().to_string());
         assert!(cfg.validate().is_ok(), "{:?}", cfg.validate());
         assert!(cfg.load_calendar().unwrap().entries.len() >= 10);
+    }
+
+    #[test]
+    fn explain_files_are_loaded_or_refused_with_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.explain.templates_dir = Some(dir.path().join("nope").display().to_string());
+        cfg.explain.outcomes_file = Some(dir.path().join("none.jsonl").display().to_string());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("explain.templates-dir: cannot read directory"),
+            "{err}"
+        );
+        assert!(err.contains("explain.outcomes-file: cannot read"), "{err}");
+
+        let templates = dir.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        std::fs::write(templates.join("headline.hbs"), "{{underlying}}!").unwrap();
+        std::fs::write(templates.join("signal.txt.hbs"), "{{#if}}").unwrap();
+        std::fs::write(templates.join("README"), "not a template").unwrap();
+        let outcomes = dir.path().join("outcomes.jsonl");
+        std::fs::write(&outcomes, "{\"signal_id\": 1}\n").unwrap();
+        cfg.explain.templates_dir = Some(templates.display().to_string());
+        cfg.explain.outcomes_file = Some(outcomes.display().to_string());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("explain.templates-dir: signal.txt.hbs does not compile"),
+            "{err}"
+        );
+        assert!(err.contains("outcomes.jsonl: line 1:"), "{err}");
+
+        std::fs::write(templates.join("signal.txt.hbs"), "{{summary}}").unwrap();
+        std::fs::write(&outcomes, "").unwrap();
+        cfg.validate().unwrap();
+        cfg.build_explain().unwrap();
     }
 
     /// The example file documents every key with its default: loading it must give exactly the

@@ -161,6 +161,8 @@ mod tests {
             factors: vec![],
             probability: composite / 100.0,
             calibrated: false,
+            contracts: vec![],
+            marks: Default::default(),
         }
     }
 

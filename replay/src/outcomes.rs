@@ -164,6 +164,7 @@ mod tests {
             probability: 0.5,
             calibrated: false,
             marks: Default::default(),
+            contracts: vec![],
         }
     }
 
@@ -209,5 +210,20 @@ mod tests {
         assert!(cal.is_fitted());
         assert!(Calibration::from_json(&cal.to_json()).is_ok());
         assert!(fit(&out, 999).is_err());
+
+        // The JSON lines `calibrate --outcomes` writes are what `[explain] outcomes-file` reads.
+        let lines: String = out
+            .iter()
+            .map(|o| serde_json::to_string(o).unwrap() + "\n")
+            .collect();
+        let h =
+            optionflow_operators::explain::outcomes::OutcomeHistory::from_jsonl(&lines).unwrap();
+        assert_eq!(h.horizon_secs, Some(30));
+        assert_eq!(h.rows.len(), 2, "the unlabelled outcome is left out");
+        let mut later = signal("next", 100 * S, direction::BULLISH, 85.0);
+        later.underlying = "AMC".into();
+        let stats = h.like(&later).unwrap();
+        assert_eq!((stats.count, stats.hits), (1, 1));
+        assert!((stats.median_move_pct - 2.0).abs() < 1e-9);
     }
 }

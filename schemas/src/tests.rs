@@ -19,6 +19,31 @@ fn vote() -> FactorVote {
         voted: true,
         detail: "front calls bid".into(),
         p_value: 0.0014,
+        metadata: BTreeMap::from([("gamma_flip".to_string(), 61.0)]),
+    }
+}
+
+fn contract() -> ChainContract {
+    ChainContract {
+        symbol: "GME   210129C00070000".into(),
+        root: "GME".into(),
+        expiry: "2021-01-29".into(),
+        right: "call".into(),
+        strike: 70.0,
+        years_to_expiry: 0.02,
+        bid: 4.1,
+        ask: 4.3,
+        mid: 4.2,
+        iv: 2.5,
+        delta: 0.42,
+        gamma: 0.01,
+        vega: 3.0,
+        theta: -150.0,
+        volume: 1500,
+        open_interest: 9000,
+        exercise_style: "american".into(),
+        rate: 0.01,
+        dividend_yield: 0.0,
     }
 }
 
@@ -170,6 +195,7 @@ fn every_event_round_trips_through_its_schema() {
         spot: 65.0,
         sector: None,
         metadata: BTreeMap::from([("call_wall".to_string(), 70.0), ("flip".into(), 61.0)]),
+        contracts: vec![contract(), contract()],
     });
     round_trip(Signal {
         event_id: id.clone(),
@@ -185,6 +211,7 @@ fn every_event_round_trips_through_its_schema() {
         probability: 0.71,
         calibrated: true,
         marks: BTreeMap::from([("AMC".to_string(), 17.25), ("GME".into(), 65.0)]),
+        contracts: vec![contract()],
     });
     round_trip(Explanation {
         event_id: id.clone(),
@@ -200,6 +227,8 @@ fn every_event_round_trips_through_its_schema() {
         text: "t".into(),
         factors: vec![vote()],
         marks: BTreeMap::from([("GME".to_string(), 65.0)]),
+        html: "<p>&lt;b&gt;</p>".into(),
+        telegram: "<b>GME</b>".into(),
     });
     round_trip(RiskDecision {
         event_id: id.clone(),
@@ -323,4 +352,16 @@ proptest! {
         encode_datum(&ev, &mut buf).unwrap();
         prop_assert_eq!(decode_datum::<RawQuote>(&buf).unwrap(), ev);
     }
+}
+
+/// JSON-lines files written before `contracts`, `metadata`, `html` and `telegram` existed
+/// (signals.jsonl read by `calibrate`) still parse, with the fields empty.
+#[test]
+fn json_written_before_the_new_fields_still_parses() {
+    let old = r#"{"event_id":"a","event_time":1,"underlying":"GME","window_end":1,"sector":"Retail",
+        "direction":"bullish","composite":90.0,"agreeing":2,"spot":20.0,"probability":0.9,
+        "calibrated":false,"factors":[{"factor":"iv_zscore","score":99.0,"zscore":3.0,
+        "raw_value":0.1,"direction":"bullish","voted":true,"detail":"d","p_value":0.01}]}"#;
+    let s: Signal = serde_json::from_str(old).unwrap();
+    assert!(s.contracts.is_empty() && s.factors[0].metadata.is_empty());
 }

@@ -154,6 +154,33 @@ pub struct FactorScore {
     pub spot: f64,
     pub sector: Option<String>,
     pub metadata: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub contracts: Vec<ChainContract>,
+}
+
+/// One contract of an underlying's chain at a window's close, quote and greeks in raw units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ChainContract {
+    pub symbol: String,
+    pub root: String,
+    pub expiry: String,
+    pub right: String,
+    pub strike: f64,
+    pub years_to_expiry: f64,
+    pub bid: f64,
+    pub ask: f64,
+    pub mid: f64,
+    pub iv: f64,
+    pub delta: f64,
+    pub gamma: f64,
+    pub vega: f64,
+    pub theta: f64,
+    pub volume: i64,
+    pub open_interest: i64,
+    pub exercise_style: String,
+    pub rate: f64,
+    pub dividend_yield: f64,
 }
 
 /// One factor's contribution to a signal.
@@ -168,6 +195,8 @@ pub struct FactorVote {
     pub voted: bool,
     pub detail: String,
     pub p_value: f64,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, f64>,
 }
 
 /// A consensus of factors agreeing on one underlying.
@@ -188,6 +217,7 @@ pub struct Signal {
     pub calibrated: bool,
     #[serde(default)]
     pub marks: BTreeMap<String, f64>,
+    pub contracts: Vec<ChainContract>,
 }
 
 /// A signal explained in words.
@@ -208,6 +238,9 @@ pub struct Explanation {
     pub factors: Vec<FactorVote>,
     #[serde(default)]
     pub marks: BTreeMap<String, f64>,
+    pub html: String,
+    #[serde(default)]
+    pub telegram: String,
 }
 
 /// The risk gate's verdict on one explained signal.

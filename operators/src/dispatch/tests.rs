@@ -24,6 +24,8 @@ fn decision(u: &str, sector: &str, dir: &str, composite: f64, t: i64) -> RiskDec
         rule: "approved".into(),
         reason: "within every limit".into(),
         open_signals: 1,
+        drawdown: 0.0,
+        equity: 0.0,
         headline: format!("{u} {dir} {composite:.0}/100"),
         text: format!("{u} text"),
         markdown: format!("**{u}**"),

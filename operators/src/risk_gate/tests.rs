@@ -81,6 +81,8 @@ impl Ex {
             text: String::new(),
             factors: Vec::new(),
             marks,
+            html: String::new(),
+            telegram: String::new(),
         }
     }
 }

@@ -10,7 +10,11 @@
 //! - [`iv_rv`]: 30-day constant-maturity ATM IV minus realized vol ([`term_structure`]);
 //! - [`skew`]: 25-delta risk reversal and butterfly, put-wing slope, term-structure inversion.
 //! - [`mispricing`]: no-arbitrage violations tradeable through the quotes.
+//!
+//! [`chain`] picks the candidate contracts (near ATM, |delta| 0.25 and 0.40 of the two nearest
+//! usable expiries) that ride on the window's gamma_exposure score for explain's suggested trade.
 
+pub mod chain;
 pub mod gamma_exposure;
 pub mod iv_rv;
 pub mod iv_zscore;
@@ -259,6 +263,9 @@ pub struct ContractBook {
     pub delta: f64,
     /// Last vega (per 1.00 of vol).
     pub vega: f64,
+    /// Last theta (per year).
+    #[serde(default)]
+    pub theta: f64,
     /// Expiry date, `YYYY-MM-DD`.
     pub expiry: String,
     /// `european` or `american`.
@@ -384,6 +391,7 @@ impl Score {
                 gamma: g.gamma,
                 delta: g.delta,
                 vega: g.vega,
+                theta: g.theta,
                 expiry: g.expiry.clone(),
                 exercise_style: g.exercise_style.clone(),
                 bid: g.bid,
@@ -412,6 +420,7 @@ impl Score {
         c.gamma = g.gamma;
         c.delta = g.delta;
         c.vega = g.vega;
+        c.theta = g.theta;
         c.bid = g.bid;
         c.ask = g.ask;
         c.mid = g.mid;
@@ -442,7 +451,14 @@ fn close_window(
         ("skew", skew::close(cfg, book)),
         ("mispricing", mispricing::close(cfg, book, end)),
     ];
+    // One factor carries the chain, so a signal holds it once.
+    let mut candidates = Some(chain::candidates(underlying, book));
     for (factor, r) in readings {
+        let contracts = if factor == chain::CARRIER {
+            candidates.take().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         out.emit(FactorScore {
             event_id: EventId::new("factor")
                 .part(factor)
@@ -463,6 +479,7 @@ fn close_window(
             spot: book.spot,
             sector: book.sector.clone(),
             metadata: r.metadata,
+            contracts,
         });
     }
     // Contracts unseen for a day have expired or been delisted: forget them so state stays

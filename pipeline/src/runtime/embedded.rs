@@ -288,7 +288,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         .build()
         .map_err(cfg_err)?
         .with_calibration(cfg.load_calibration()?);
-    let mut explain = cfg.explain.build().map_err(cfg_err)?;
+    let mut explain = cfg.build_explain().map_err(cfg_err)?;
     let mut risk = cfg
         .risk_gate
         .build()
