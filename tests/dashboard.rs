@@ -260,7 +260,7 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
         .await;
     let detail = detail.as_str().unwrap();
     for needle in [
-        "GME bullish signal",
+        "GME — bullish signal, composite",
         "Factors",
         "gamma_exposure",
         "Risk decision",

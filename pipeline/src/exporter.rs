@@ -45,6 +45,6 @@ pub async fn serve(listen: &str, extra: Option<axum::Router>) -> Option<SocketAd
             tracing::warn!("/metrics server stopped: {e}");
         }
     });
-    tracing::info!("dashboard on http://{addr}/ (metrics on /metrics)");
+    tracing::info!("metrics on http://{addr}/metrics, dashboard on http://{addr}/");
     Some(addr)
 }

@@ -217,6 +217,7 @@ pub struct Signal {
     pub calibrated: bool,
     #[serde(default)]
     pub marks: BTreeMap<String, f64>,
+    #[serde(default)]
     pub contracts: Vec<ChainContract>,
 }
 
@@ -238,6 +239,7 @@ pub struct Explanation {
     pub factors: Vec<FactorVote>,
     #[serde(default)]
     pub marks: BTreeMap<String, f64>,
+    #[serde(default)]
     pub html: String,
     #[serde(default)]
     pub telegram: String,
