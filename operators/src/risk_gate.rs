@@ -446,6 +446,8 @@ impl RiskGate {
             markdown: ex.markdown.clone(),
             drawdown,
             equity,
+            html: ex.html.clone(),
+            telegram: ex.telegram.clone(),
         }
     }
 }

@@ -89,6 +89,8 @@ fn alert(id: &str, channel: &str, headline: &str) -> Alert {
         route: "default".into(),
         group_key: "GME".into(),
         signal_ids: vec![format!("sig-{id}")],
+        html: String::new(),
+        telegram: String::new(),
     }
 }
 
@@ -322,6 +324,41 @@ async fn telegram_sends_plain_text_to_the_bot_path() {
             "disable_web_page_preview": true,
         })
     );
+}
+
+#[tokio::test]
+async fn telegram_sends_the_narratives_telegram_html_with_its_parse_mode() {
+    let (base, server) = serve(&[]).await;
+    let mut cfg = fast(ChannelsConfig::default());
+    cfg.telegram.base_url = format!("{base}/");
+    cfg.telegram.chat_id = Some("7".into());
+    let dir = tempfile::tempdir().unwrap();
+    let mut rich = alert("t3", "telegram", "GME bullish");
+    rich.telegram = "<b>GME</b> bullish &amp; <i>91</i>".into();
+    // Too long to send whole: cutting HTML could leave a tag open, so it goes as plain text.
+    let mut long = alert("t4", "telegram", "AMC bullish");
+    long.telegram = format!("<b>AMC</b> {}", "x".repeat(5000));
+    let done = deliver(&cfg, &["telegram"], dir.path(), &[rich, long], &env).await;
+    assert_eq!(done.delivered, 2);
+    let seen = server.seen();
+    let bodies: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|s| serde_json::from_slice(&s.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies[0],
+        serde_json::json!({
+            "chat_id": "7",
+            "text": "<b>GME</b> bullish &amp; <i>91</i>",
+            "parse_mode": "HTML",
+            "disable_web_page_preview": true,
+        })
+    );
+    assert!(bodies[1].get("parse_mode").is_none());
+    assert!(bodies[1]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("AMC bullish\n\n"));
 }
 
 #[tokio::test]

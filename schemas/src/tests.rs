@@ -248,6 +248,8 @@ fn every_event_round_trips_through_its_schema() {
         markdown: "m".into(),
         drawdown: 0.012,
         equity: 9.88,
+        html: "<p>h</p>".into(),
+        telegram: "<b>h</b>".into(),
     });
     round_trip(Alert {
         event_id: id.clone(),
@@ -266,6 +268,8 @@ fn every_event_round_trips_through_its_schema() {
         route: "default".into(),
         group_key: "GME".into(),
         signal_ids: vec![id],
+        html: "<p>h</p>".into(),
+        telegram: "<b>h</b>".into(),
     });
 }
 

@@ -268,6 +268,10 @@ pub struct RiskDecision {
     pub drawdown: f64,
     #[serde(default)]
     pub equity: f64,
+    #[serde(default)]
+    pub html: String,
+    #[serde(default)]
+    pub telegram: String,
 }
 
 /// An alert routed to a channel.
@@ -294,6 +298,10 @@ pub struct Alert {
     pub group_key: String,
     #[serde(default)]
     pub signal_ids: Vec<String>,
+    #[serde(default)]
+    pub html: String,
+    #[serde(default)]
+    pub telegram: String,
 }
 
 fn default_route() -> String {

@@ -510,12 +510,14 @@ impl Dispatch {
             }
         }
         let single = decisions.len() == 1;
-        let (headline, text, markdown) = if single {
-            (
-                first.headline.clone(),
-                first.text.clone(),
-                first.markdown.clone(),
-            )
+        let message = if single {
+            Message {
+                headline: first.headline.clone(),
+                text: first.text.clone(),
+                markdown: first.markdown.clone(),
+                html: first.html.clone(),
+                telegram: first.telegram.clone(),
+            }
         } else {
             group_message(key, &decisions)
         };
@@ -551,19 +553,38 @@ impl Dispatch {
                 composite,
                 channel: channel.clone(),
                 dedupe_key: dedupe.part(channel).finish(),
-                headline: headline.clone(),
-                text: text.clone(),
-                markdown: markdown.clone(),
+                headline: message.headline.clone(),
+                text: message.text.clone(),
+                markdown: message.markdown.clone(),
                 route: route.name.clone(),
                 group_key: key.to_string(),
                 signal_ids: decisions.iter().map(|d| d.signal_id.clone()).collect(),
+                html: message.html.clone(),
+                telegram: message.telegram.clone(),
             });
         }
     }
 }
 
+/// An alert's message in every format.
+struct Message {
+    headline: String,
+    text: String,
+    markdown: String,
+    html: String,
+    telegram: String,
+}
+
+/// Escapes text for HTML (and Telegram's HTML subset).
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The message of a group: a headline counting the signals, then each signal's own narrative.
-fn group_message(key: &str, decisions: &[RiskDecision]) -> (String, String, String) {
+fn group_message(key: &str, decisions: &[RiskDecision]) -> Message {
     let summary: Vec<String> = decisions
         .iter()
         .map(|d| format!("{} {} {:.0}", d.underlying, d.direction, d.composite))
@@ -581,7 +602,22 @@ fn group_message(key: &str, decisions: &[RiskDecision]) -> (String, String, Stri
         .chain(decisions.iter().map(|d| d.markdown.clone()))
         .collect::<Vec<_>>()
         .join("\n\n---\n\n");
-    (headline, text, markdown)
+    // The narratives' own HTML is escaped already; only the headline built here is not.
+    let html = std::iter::once(format!("<h2>{}</h2>", escape_html(&headline)))
+        .chain(decisions.iter().map(|d| d.html.clone()))
+        .collect::<Vec<_>>()
+        .join("\n<hr>\n");
+    let telegram = std::iter::once(format!("<b>{}</b>", escape_html(&headline)))
+        .chain(decisions.iter().map(|d| d.telegram.clone()))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    Message {
+        headline,
+        text,
+        markdown,
+        html,
+        telegram,
+    }
 }
 
 impl Operator for Dispatch {

@@ -26,6 +26,8 @@ fn decision(u: &str, sector: &str, dir: &str, composite: f64, t: i64) -> RiskDec
         open_signals: 1,
         drawdown: 0.0,
         equity: 0.0,
+        html: format!("<p>{u}</p>"),
+        telegram: format!("<b>{u}</b>"),
         headline: format!("{u} {dir} {composite:.0}/100"),
         text: format!("{u} text"),
         markdown: format!("**{u}**"),

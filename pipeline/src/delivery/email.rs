@@ -136,24 +136,7 @@ pub fn message(alert: &Alert, from: &Mailbox, to: &[Mailbox]) -> Result<Message,
     for (k, v) in &details {
         text.push_str(&format!("{k}: {v}\n"));
     }
-    let mut html = format!(
-        "<!DOCTYPE html>\n<html><body>\n<h2>{}</h2>\n",
-        html_escape(&alert.headline)
-    );
-    for para in alert.text.split("\n\n") {
-        html.push_str(&format!(
-            "<p>{}</p>\n",
-            html_escape(para).replace('\n', "<br>\n")
-        ));
-    }
-    html.push_str("<table>\n");
-    for (k, v) in &details {
-        html.push_str(&format!(
-            "<tr><th align=\"left\">{k}</th><td>{}</td></tr>\n",
-            html_escape(v)
-        ));
-    }
-    html.push_str("</table>\n</body></html>\n");
+    let html = html_body(alert, &details);
     builder
         .multipart(
             MultiPart::alternative()
@@ -169,6 +152,36 @@ pub fn message(alert: &Alert, from: &Mailbox, to: &[Mailbox]) -> Result<Message,
                 ),
         )
         .map_err(|e| format!("building the message: {e}"))
+}
+
+/// The HTML part: the headline, the narrative (the explain stage's HTML when the alert carries
+/// it, else the text's paragraphs escaped) and the details table.
+fn html_body(alert: &Alert, details: &[(&str, String)]) -> String {
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><body>\n<h2>{}</h2>\n",
+        html_escape(&alert.headline)
+    );
+    if alert.html.is_empty() {
+        for para in alert.text.split("\n\n") {
+            html.push_str(&format!(
+                "<p>{}</p>\n",
+                html_escape(para).replace('\n', "<br>\n")
+            ));
+        }
+    } else {
+        // The explain stage's HTML narrative: every value from data in it is escaped already.
+        html.push_str(&alert.html);
+        html.push('\n');
+    }
+    html.push_str("<table>\n");
+    for (k, v) in details {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{k}</th><td>{}</td></tr>\n",
+            html_escape(v)
+        ));
+    }
+    html.push_str("</table>\n</body></html>\n");
+    html
 }
 
 /// The SMTP sender.
@@ -249,5 +262,29 @@ impl Email {
                 after: None,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_html_part_uses_the_narratives_html_when_the_alert_has_it() {
+        let mut alert: Alert = serde_json::from_value(serde_json::json!({
+            "event_id": "a", "event_time": 1, "underlying": "GME", "signal_id": "s",
+            "decision_id": "d", "sector": "Retail", "direction": "bullish", "composite": 90.0,
+            "channel": "email", "dedupe_key": "k", "headline": "GME <b>", "text": "a & b",
+            "markdown": "m"
+        }))
+        .unwrap();
+        let details = [("Underlying", "GME".to_string())];
+        let plain = html_body(&alert, &details);
+        assert!(plain.contains("<h2>GME &lt;b&gt;</h2>") && plain.contains("<p>a &amp; b</p>"));
+        alert.html = "<section><h2>GME — bullish</h2><table>…</table></section>".into();
+        let rich = html_body(&alert, &details);
+        assert!(rich.contains(&alert.html), "{rich}");
+        assert!(!rich.contains("<p>a &amp; b</p>"));
+        assert!(rich.contains("<th align=\"left\">Underlying</th>"));
     }
 }

@@ -1,5 +1,8 @@
-//! The Telegram channel: the Bot API's `sendMessage`, as plain text (no `parse_mode`), so
-//! nothing in an alert's text can break the formatting or be rejected as bad markup.
+//! The Telegram channel: the Bot API's `sendMessage`. An alert carrying the explain stage's
+//! Telegram narrative (Telegram's HTML subset, every value from data escaped) is sent with
+//! `parse_mode: HTML`; one without it, or one too long to send whole (cutting markup could
+//! leave a tag open, which Telegram refuses), goes as plain text with no `parse_mode`, so
+//! nothing in it can break the formatting.
 
 use super::{check_url, http_client, post_json, secret, Attempt, DeliveryError};
 use optionflow_operators::config::Problems;
@@ -80,6 +83,25 @@ pub fn message_text(alert: &Alert) -> String {
     cut
 }
 
+/// The `sendMessage` body for `alert` (see the module docs for when it is HTML).
+pub fn request_body(chat_id: &str, alert: &Alert) -> serde_json::Value {
+    let rich = !alert.telegram.is_empty() && alert.telegram.chars().count() <= MAX_CHARS;
+    if rich {
+        serde_json::json!({
+            "chat_id": chat_id,
+            "text": alert.telegram,
+            "parse_mode": "HTML",
+            "disable_web_page_preview": true,
+        })
+    } else {
+        serde_json::json!({
+            "chat_id": chat_id,
+            "text": message_text(alert),
+            "disable_web_page_preview": true,
+        })
+    }
+}
+
 /// The Telegram sender.
 pub(super) struct Telegram {
     client: reqwest::Client,
@@ -108,11 +130,7 @@ impl Telegram {
     }
 
     pub(super) async fn attempt(&self, alert: &Alert) -> Attempt {
-        let body = serde_json::json!({
-            "chat_id": self.chat_id,
-            "text": message_text(alert),
-            "disable_web_page_preview": true,
-        });
+        let body = request_body(&self.chat_id, alert);
         let body = serde_json::to_vec(&body).unwrap_or_default();
         // The URL holds the token: errors name the method only.
         post_json(
