@@ -167,6 +167,10 @@ impl Page {
     }
 }
 
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
     let tmp = tempfile::tempdir().unwrap();
@@ -221,15 +225,8 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
 
     // When the API first lists the signal, the page must show it within a second.
     let signal = loop {
-        let list: Vec<Value> = http
-            .get(format!("{base}/api/signals?underlying=GME"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(s) = list.into_iter().next() {
+        let list = get_json(&http, format!("{base}/api/signals?underlying=GME")).await;
+        if let Some(s) = list.as_array().and_then(|l| l.first()).cloned() {
             break s;
         }
         assert!(up.elapsed() < Duration::from_secs(60), "no GME signal");
@@ -318,28 +315,18 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
     assert!(health.as_str().unwrap().contains("quotes"), "{health}");
 
     // The API behind it: the chain's numbers and the card's delivery.
-    let chain: Value = http
-        .get(format!("{base}/api/chain/GME"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let chain: Value = get_json(&http, format!("{base}/api/chain/GME")).await;
     assert!(chain["spot"].as_f64().unwrap() > 0.0);
     assert!(!chain["expiries"].as_array().unwrap().is_empty());
     assert!(!chain["gex"].as_array().unwrap().is_empty());
-    let card: Value = http
-        .get(format!(
+    let card: Value = get_json(
+        &http,
+        format!(
             "{base}/api/signals/{}",
             signal["signal_id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(card["card"]["decision"]["approved"], true);
     assert_eq!(card["card"]["alerts"][0]["channel"], "file");
     // A minute of event time after the signal (a second at 60×) it has an outcome on /metrics.

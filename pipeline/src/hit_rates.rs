@@ -9,7 +9,8 @@
 //! `optionflow_signal_hit_rate{bucket}`, with 10-point buckets (`80-90`, `90-100`).
 
 use crate::runtime::stage::StageObserver;
-use optionflow_schemas::{direction, time::MICROS_PER_SECOND, GreeksEvent, RejectedQuote, Signal};
+use optionflow_operators::explain::outcomes::is_hit;
+use optionflow_schemas::{time::MICROS_PER_SECOND, GreeksEvent, RejectedQuote, Signal};
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -37,15 +38,6 @@ pub struct HitRates {
     horizon: i64,
     threshold: f64,
     state: Mutex<State>,
-}
-
-/// Whether a move of `ret` agrees with `dir` by more than `threshold`.
-pub fn is_hit(dir: &str, ret: f64, threshold: f64) -> bool {
-    match dir {
-        direction::BULLISH => ret > threshold,
-        direction::BEARISH => ret < -threshold,
-        _ => ret.abs() > threshold,
-    }
 }
 
 /// The 10-point bucket of a composite (0–9 … 90–100).

@@ -9,44 +9,11 @@
 
 use optionflow_operators::calibration::Calibration;
 use optionflow_pipeline::tape::{TapeError, TapeReader};
-use optionflow_schemas::{direction, RawEvent, Signal};
-use serde::Serialize;
+use optionflow_schemas::{RawEvent, Signal};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The forward outcome of one signal over one horizon.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
-    /// The signal.
-    pub signal_id: String,
-    /// Its underlying.
-    pub underlying: String,
-    /// Its direction.
-    pub direction: String,
-    /// Its composite score.
-    pub composite: f64,
-    /// Its event time, µs.
-    pub event_time: i64,
-    /// Horizon, seconds of event time.
-    pub horizon_secs: i64,
-    /// Spot at the signal.
-    pub spot: Option<f64>,
-    /// Spot at the horizon; `None` when the tape ends first.
-    pub forward_spot: Option<f64>,
-    /// Forward return of the underlying.
-    pub underlying_return: Option<f64>,
-    /// Whether the move agreed with the direction by more than the threshold.
-    pub hit: Option<bool>,
-}
-
-/// Whether `ret` is a hit for `dir` at `threshold`.
-pub fn is_hit(dir: &str, ret: f64, threshold: f64) -> bool {
-    match dir {
-        direction::BULLISH => ret > threshold,
-        direction::BEARISH => ret < -threshold,
-        _ => ret.abs() > threshold,
-    }
-}
+pub use optionflow_operators::explain::outcomes::{is_hit, Outcome};
 
 /// Labels `signals` over `horizons_secs` from the underlying ticks of the tape at `tape`.
 pub fn label(
@@ -135,7 +102,7 @@ pub fn fit(outcomes: &[Outcome], horizon_secs: i64) -> Result<Calibration, Strin
 mod tests {
     use super::*;
     use optionflow_pipeline::tape::TapeWriter;
-    use optionflow_schemas::UnderlyingTick;
+    use optionflow_schemas::{direction, UnderlyingTick};
 
     fn tick(t: i64, price: f64) -> RawEvent {
         RawEvent::Tick(UnderlyingTick {

@@ -9,15 +9,16 @@
 //! labelled from never sees a signal's own future. Statistics use the first horizon in the file.
 
 use crate::score::stats::median;
-use optionflow_schemas::Signal;
-use serde::Deserialize;
+use optionflow_schemas::{direction, Signal};
+use serde::{Deserialize, Serialize};
 
 /// Past signals of the same underlying needed before the statistics narrow to it.
 pub const MIN_SAME_UNDERLYING: usize = 5;
 
-/// One labelled outcome (the fields of replay's `Outcome` explain reads; others are ignored).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct OutcomeRow {
+/// The forward outcome of one signal over one horizon: what `optionflow calibrate` labels and
+/// writes, and what explain reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
     /// The signal.
     pub signal_id: String,
     /// Its underlying.
@@ -30,10 +31,27 @@ pub struct OutcomeRow {
     pub event_time: i64,
     /// Horizon, seconds of event time.
     pub horizon_secs: i64,
+    /// Spot at the signal.
+    #[serde(default)]
+    pub spot: Option<f64>,
+    /// Spot at the horizon; `None` when the tape ends first.
+    #[serde(default)]
+    pub forward_spot: Option<f64>,
     /// Forward return of the underlying (`None`: the tape ended first).
     pub underlying_return: Option<f64>,
-    /// Whether the move agreed with the direction.
+    /// Whether the move agreed with the direction by more than the threshold.
     pub hit: Option<bool>,
+}
+
+/// Whether a forward return `ret` is a hit for direction `dir` at `threshold` (bullish: up,
+/// bearish: down, volatility: either way, each by more than the threshold). The one rule for
+/// `calibrate`'s labels, the live hit-rate metrics and the outcome statistics.
+pub fn is_hit(dir: &str, ret: f64, threshold: f64) -> bool {
+    match dir {
+        direction::BULLISH => ret > threshold,
+        direction::BEARISH => ret < -threshold,
+        _ => ret.abs() > threshold,
+    }
 }
 
 /// The labelled outcomes at the file's first horizon.
@@ -42,7 +60,7 @@ pub struct OutcomeHistory {
     /// The horizon the rows are at (`None`: no outcomes).
     pub horizon_secs: Option<i64>,
     /// Labelled rows (hit and return known) at that horizon, in file order.
-    pub rows: Vec<OutcomeRow>,
+    pub rows: Vec<Outcome>,
 }
 
 /// What past signals like one did.
@@ -75,7 +93,7 @@ impl OutcomeHistory {
             if line.trim().is_empty() {
                 continue;
             }
-            let row: OutcomeRow = serde_json::from_str(line).map_err(|e| {
+            let row: Outcome = serde_json::from_str(line).map_err(|e| {
                 format!(
                     "line {}: {e} (expected the JSON lines `optionflow calibrate --outcomes` writes)",
                     i + 1
@@ -95,7 +113,7 @@ impl OutcomeHistory {
     /// Statistics of earlier signals like `sig`; `None` when there are none.
     pub fn like(&self, sig: &Signal) -> Option<OutcomeStats> {
         let b = bucket(sig.composite);
-        let similar: Vec<&OutcomeRow> = self
+        let similar: Vec<&Outcome> = self
             .rows
             .iter()
             .filter(|r| {
@@ -105,7 +123,7 @@ impl OutcomeHistory {
                     && r.signal_id != sig.event_id
             })
             .collect();
-        let same: Vec<&OutcomeRow> = similar
+        let same: Vec<&Outcome> = similar
             .iter()
             .copied()
             .filter(|r| r.underlying == sig.underlying)

@@ -1,20 +1,22 @@
 //! Golden narratives of every format on [`example_signal`], escaping, and template overrides.
 //! `UPDATE_GOLDEN=1` rewrites the files under `operators/tests/golden/explain/`.
 
-use super::outcomes::{OutcomeHistory, OutcomeRow};
+use super::outcomes::{Outcome, OutcomeHistory};
 use super::*;
 use crate::testing::run_events;
 
 fn history() -> OutcomeHistory {
     let t = example_signal().event_time;
     let rows = (0..6)
-        .map(|i| OutcomeRow {
+        .map(|i| Outcome {
             signal_id: format!("past{i}"),
             underlying: if i < 5 { "AMC" } else { "GME" }.into(),
             direction: "bullish".into(),
             composite: 90.0 + i as f64,
             event_time: t - (i + 1) * 3_600_000_000,
             horizon_secs: 1800,
+            spot: None,
+            forward_spot: None,
             underlying_return: Some([0.012, -0.004, 0.031, 0.008, -0.015, 0.02][i as usize]),
             hit: Some([true, false, true, true, false, true][i as usize]),
         })
