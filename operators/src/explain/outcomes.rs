@@ -41,6 +41,21 @@ pub struct Outcome {
     pub underlying_return: Option<f64>,
     /// Whether the move agreed with the direction by more than the threshold.
     pub hit: Option<bool>,
+    /// The suggested trade the option labels are for (`long call`, `long put`, `long
+    /// straddle`), `None` when the signal carried no fitting contract.
+    #[serde(default)]
+    pub structure: Option<String>,
+    /// Dollar P&L of that trade bought at the ask at the signal and sold at the bid at the
+    /// horizon (one contract per leg); `None` without a quote of every leg by then.
+    #[serde(default)]
+    pub option_pnl: Option<f64>,
+    /// `option_pnl` over the premium paid.
+    #[serde(default)]
+    pub option_return: Option<f64>,
+    /// Change of the first leg's implied volatility from the signal to the horizon (raw: 0.05
+    /// is 5 vol points), from its mid at the horizon.
+    #[serde(default)]
+    pub iv_change: Option<f64>,
 }
 
 /// Whether a forward return `ret` is a hit for direction `dir` at `threshold` (bullish: up,

@@ -19,6 +19,10 @@ fn history() -> OutcomeHistory {
             forward_spot: None,
             underlying_return: Some([0.012, -0.004, 0.031, 0.008, -0.015, 0.02][i as usize]),
             hit: Some([true, false, true, true, false, true][i as usize]),
+            structure: None,
+            option_pnl: None,
+            option_return: None,
+            iv_change: None,
         })
         .collect();
     OutcomeHistory {
