@@ -129,11 +129,18 @@ pub fn parse_occ(symbol: &str) -> Result<OccContract, String> {
     })
 }
 
-/// Whether an OCC root belongs to `underlying`: itself, an adjusted root (`GME1`), or a known
-/// weekly/index alias (`SPXW` → `SPX`).
+/// Whether an OCC root belongs to `underlying`: itself, an adjusted root (`GME1`), a known
+/// weekly/index alias (`SPXW` → `SPX`), a share class written with a separator (`BRK.B` or
+/// `BRK/B` has the root `BRKB`), or a vendor's index spelling (Polygon's `I:SPX`).
 fn root_matches(root: &str, underlying: &str) -> bool {
     let base = root.trim_end_matches(|c: char| c.is_ascii_digit());
+    let underlying = underlying.strip_prefix("I:").unwrap_or(underlying);
+    let joined: String = underlying
+        .chars()
+        .filter(|c| !matches!(c, '.' | '/'))
+        .collect();
     base == underlying
+        || base == joined
         || matches!(
             (base, underlying),
             ("SPXW", "SPX") | ("NDXP", "NDX") | ("RUTW", "RUT") | ("VIXW", "VIX")
@@ -393,6 +400,17 @@ mod tests {
             open_interest: 100,
             underlying_price: Some(190.0),
         })
+    }
+
+    #[test]
+    fn share_classes_and_index_spellings_match_their_roots() {
+        assert!(root_matches("BRKB", "BRK.B"));
+        assert!(root_matches("BRKB", "BRK/B"));
+        assert!(root_matches("BFB1", "BF.B"));
+        assert!(root_matches("SPXW", "I:SPX"));
+        assert!(root_matches("SPX", "I:SPX"));
+        assert!(!root_matches("BRKA", "BRK.B"));
+        assert!(!root_matches("GM", "GME"));
     }
 
     #[test]
