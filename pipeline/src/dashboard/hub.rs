@@ -227,6 +227,33 @@ impl Hub {
             .collect()
     }
 
+    /// Loads what a resumed session had already written (the first `kept(file)` bytes of each
+    /// output, the part its checkpoint covers, which the run will not write again), so the page
+    /// shows the session's earlier signals. Unreadable lines are skipped: the files are the
+    /// session's own, and the page is a view, not a record.
+    pub fn preload(&self, dir: &std::path::Path, kept: &dyn Fn(&str) -> u64) {
+        use crate::runtime::embedded::files;
+        fn read<T: serde::de::DeserializeOwned>(
+            dir: &std::path::Path,
+            name: &str,
+            kept: &dyn Fn(&str) -> u64,
+        ) -> Vec<T> {
+            let Ok(bytes) = std::fs::read(dir.join(name)) else {
+                return Vec::new();
+            };
+            let upto = (kept(name) as usize).min(bytes.len());
+            bytes[..upto]
+                .split(|b| *b == b'\n')
+                .filter_map(|l| serde_json::from_slice(l).ok())
+                .collect()
+        }
+        self.on_signals(&read::<Signal>(dir, files::SIGNALS, kept));
+        self.on_explanations(&read::<Explanation>(dir, files::EXPLANATIONS, kept));
+        self.on_decisions(&read::<RiskDecision>(dir, files::DECISIONS, kept));
+        let suppressed = read::<RejectedQuote>(dir, files::SUPPRESSED, kept);
+        self.on_alerts(&read::<Alert>(dir, files::ALERTS, kept), &suppressed);
+    }
+
     fn on_greeks(&self, events: &[GreeksEvent]) {
         let mut s = lock(&self.state);
         for ev in events {
@@ -405,5 +432,54 @@ impl StageObserver for Hub {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::embedded::files;
+
+    fn signal(id: &str) -> Signal {
+        serde_json::from_value(serde_json::json!({
+            "event_id": id, "event_time": 1, "underlying": "GME", "window_end": 1,
+            "sector": "Retail", "direction": "bullish", "composite": 90.0, "agreeing": 3,
+            "spot": 20.0, "factors": [], "probability": 0.9, "calibrated": false
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_resumed_session_preloads_only_what_its_checkpoint_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = ["s1", "s2", "s3"]
+            .iter()
+            .map(|id| serde_json::to_string(&signal(id)).unwrap() + "\n")
+            .collect();
+        std::fs::write(dir.path().join(files::SIGNALS), &lines).unwrap();
+        // The checkpoint covers the first two lines; the third will be written again.
+        let two = lines
+            .lines()
+            .take(2)
+            .map(|l| l.len() as u64 + 1)
+            .sum::<u64>();
+        let hub = Hub::new();
+        hub.preload(dir.path(), &|name| {
+            if name == files::SIGNALS {
+                two
+            } else {
+                0
+            }
+        });
+        let ids: Vec<String> = hub
+            .cards(|_| true, 10)
+            .into_iter()
+            .map(|c| c.signal.event_id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["s2", "s1"],
+            "newest first, nothing past the checkpoint"
+        );
     }
 }

@@ -319,6 +319,8 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     ))];
     if let Some(hub) = opts.dashboard.clone() {
         hub.attach(metrics.clone(), dir.clone());
+        // A resumed session's page starts where the checkpoint is, not empty.
+        hub.preload(&dir, &kept);
         observers.push(hub);
     }
     let observer: Option<Arc<dyn StageObserver>> = Some(Arc::new(Observers(observers)));
