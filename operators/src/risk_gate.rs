@@ -255,6 +255,17 @@ impl RiskGate {
         )
     }
 
+    /// P&L of `s` at its underlying's latest mark (its entry when none came since).
+    fn marked_pnl(&self, s: &OpenSignal) -> f64 {
+        let spot = self
+            .state
+            .marks
+            .get(&s.underlying)
+            .copied()
+            .unwrap_or(s.entry);
+        self.pnl(s, spot)
+    }
+
     /// Realizes ended holds, takes `ex`'s marks, and returns (equity, peak, drawdown).
     fn mark(&mut self, ex: &Explanation) -> (f64, f64, f64) {
         let now = ex.event_time;
@@ -267,13 +278,7 @@ impl RiskGate {
             .collect();
         for id in ended {
             if let Some(s) = self.state.open.remove(&id) {
-                let spot = self
-                    .state
-                    .marks
-                    .get(&s.underlying)
-                    .copied()
-                    .unwrap_or(s.entry);
-                self.state.realized += self.pnl(&s, spot);
+                self.state.realized += self.marked_pnl(&s);
             }
         }
         let fresh = ex.marks.iter().chain([(&ex.underlying, &ex.spot)]);
@@ -282,20 +287,7 @@ impl RiskGate {
                 self.state.marks.insert(u.clone(), *spot);
             }
         }
-        let unrealized: f64 = self
-            .state
-            .open
-            .values()
-            .map(|s| {
-                let spot = self
-                    .state
-                    .marks
-                    .get(&s.underlying)
-                    .copied()
-                    .unwrap_or(s.entry);
-                self.pnl(s, spot)
-            })
-            .sum();
+        let unrealized: f64 = self.state.open.values().map(|s| self.marked_pnl(s)).sum();
         let equity = self.cfg.drawdown_capital + self.state.realized + unrealized;
         let peaks = &mut self.state.peaks;
         while peaks.back().is_some_and(|&(_, e)| e <= equity) {

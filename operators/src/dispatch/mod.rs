@@ -575,14 +575,6 @@ struct Message {
     telegram: String,
 }
 
-/// Escapes text for HTML (and Telegram's HTML subset).
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The message of a group: a headline counting the signals, then each signal's own narrative.
 fn group_message(key: &str, decisions: &[RiskDecision]) -> Message {
     let summary: Vec<String> = decisions
@@ -603,11 +595,11 @@ fn group_message(key: &str, decisions: &[RiskDecision]) -> Message {
         .collect::<Vec<_>>()
         .join("\n\n---\n\n");
     // The narratives' own HTML is escaped already; only the headline built here is not.
-    let html = std::iter::once(format!("<h2>{}</h2>", escape_html(&headline)))
+    let html = std::iter::once(format!("<h2>{}</h2>", handlebars::html_escape(&headline)))
         .chain(decisions.iter().map(|d| d.html.clone()))
         .collect::<Vec<_>>()
         .join("\n<hr>\n");
-    let telegram = std::iter::once(format!("<b>{}</b>", escape_html(&headline)))
+    let telegram = std::iter::once(format!("<b>{}</b>", handlebars::html_escape(&headline)))
         .chain(decisions.iter().map(|d| d.telegram.clone()))
         .collect::<Vec<_>>()
         .join("\n\n");
