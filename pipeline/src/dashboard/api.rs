@@ -10,7 +10,7 @@
 
 use super::hub::{Card, Hub};
 use super::{chain, DashboardSettings};
-use crate::delivery::ledger::{LedgerEntry, Status as LedgerStatus};
+use crate::delivery::ledger::{Ledger, LedgerEntry, Status as LedgerStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -102,19 +102,13 @@ fn not_found(what: String) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
 }
 
-/// The ledger's outcomes for `alert_ids` (read from the data directory: the file is small and
-/// written by the delivery task, which the dashboard does not share a lock with).
-fn deliveries(hub: &Hub, alert_ids: &[&str]) -> Vec<LedgerEntry> {
-    let Some(dir) = hub.data_dir() else {
-        return Vec::new();
-    };
-    let Ok(text) = std::fs::read_to_string(dir.join(crate::delivery::LEDGER_FILE)) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<LedgerEntry>(l).ok())
-        .filter(|e| alert_ids.contains(&e.alert_id.as_str()))
-        .collect()
+/// Every outcome in the session's delivery ledger (read from the data directory: the file is
+/// small and written by the delivery task, which the dashboard does not share a lock with);
+/// none before a session is attached or before anything was delivered.
+fn ledger(hub: &Hub) -> Vec<LedgerEntry> {
+    hub.data_dir()
+        .and_then(|dir| Ledger::read(&dir.join(crate::delivery::LEDGER_FILE)).ok())
+        .unwrap_or_default()
 }
 
 pub(super) async fn signal(State((hub, _)): State<AppState>, Path(id): Path<String>) -> Response {
@@ -124,7 +118,10 @@ pub(super) async fn signal(State((hub, _)): State<AppState>, Path(id): Path<Stri
         ));
     };
     let ids: Vec<&str> = card.alerts.iter().map(|a| a.event_id.as_str()).collect();
-    let ledger = deliveries(&hub, &ids);
+    let ledger: Vec<LedgerEntry> = ledger(&hub)
+        .into_iter()
+        .filter(|e| ids.contains(&e.alert_id.as_str()))
+        .collect();
     Json(json!({
         "summary": summary(&card),
         "card": card,
@@ -164,19 +161,12 @@ pub(super) async fn chain_view(
 pub(super) async fn health(State((hub, _)): State<AppState>) -> Json<Value> {
     let status = hub.metrics().map(|m| m.status());
     let (mut delivered, mut failed, mut recent_failures) = (0, 0, Vec::new());
-    if let Some(dir) = hub.data_dir() {
-        if let Ok(text) = std::fs::read_to_string(dir.join(crate::delivery::LEDGER_FILE)) {
-            for e in text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<LedgerEntry>(l).ok())
-            {
-                match e.status {
-                    LedgerStatus::Delivered => delivered += 1,
-                    LedgerStatus::Failed => {
-                        failed += 1;
-                        recent_failures.push(e);
-                    }
-                }
+    for e in ledger(&hub) {
+        match e.status {
+            LedgerStatus::Delivered => delivered += 1,
+            LedgerStatus::Failed => {
+                failed += 1;
+                recent_failures.push(e);
             }
         }
     }

@@ -9,38 +9,16 @@ use optionflow_operators::score::{ContractBook, GexSign};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// One side (call or put) of a strike row.
-#[derive(Debug, Clone, Serialize)]
-pub struct Side {
-    /// Bid.
-    pub bid: f64,
-    /// Ask.
-    pub ask: f64,
-    /// Implied volatility.
-    pub iv: f64,
-    /// Delta.
-    pub delta: f64,
-    /// Gamma.
-    pub gamma: f64,
-    /// Vega per 1.00 of vol (the page shows per point).
-    pub vega: f64,
-    /// Theta per year (the page shows per day).
-    pub theta: f64,
-    /// Open interest.
-    pub open_interest: i64,
-    /// Day volume.
-    pub volume: i64,
-}
-
 /// One strike of one expiry.
 #[derive(Debug, Clone, Serialize)]
 pub struct StrikeRow {
     /// Strike.
     pub strike: f64,
-    /// The call, if quoted.
-    pub call: Option<Side>,
+    /// The call, if quoted (its latest quote and greeks; vega per 1.00 of vol and theta per
+    /// year, which the page shows per point and per day).
+    pub call: Option<ChainRow>,
     /// The put, if quoted.
-    pub put: Option<Side>,
+    pub put: Option<ChainRow>,
 }
 
 /// One expiry.
@@ -92,20 +70,6 @@ pub struct ChainView {
     pub gamma_flip: Option<f64>,
 }
 
-fn side(r: &ChainRow) -> Side {
-    Side {
-        bid: r.bid,
-        ask: r.ask,
-        iv: r.iv,
-        delta: r.delta,
-        gamma: r.gamma,
-        vega: r.vega,
-        theta: r.theta,
-        open_interest: r.open_interest,
-        volume: r.volume,
-    }
-}
-
 fn book(r: &ChainRow) -> ContractBook {
     ContractBook {
         is_call: r.is_call,
@@ -151,9 +115,9 @@ pub fn view(
                 put: None,
             });
         if r.is_call {
-            row.call = Some(side(r));
+            row.call = Some((*r).clone());
         } else {
-            row.put = Some(side(r));
+            row.put = Some((*r).clone());
         }
         // Years at the last quote less the time since it, in days.
         let left = r.years * 365.0 - (chain.updated - r.at) as f64 / 86_400e6;

@@ -35,7 +35,7 @@ pub struct Card {
 }
 
 /// The latest state of one contract, as the chain view shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChainRow {
     /// Expiry date.
     pub expiry: String,
@@ -269,24 +269,7 @@ impl Hub {
                     match chain.contracts.get_mut(&g.symbol) {
                         Some(row) => row.update(g),
                         None => {
-                            let mut row = ChainRow {
-                                expiry: String::new(),
-                                is_call: false,
-                                strike: 0.0,
-                                years: 0.0,
-                                at: 0,
-                                bid: 0.0,
-                                ask: 0.0,
-                                iv: 0.0,
-                                delta: 0.0,
-                                gamma: 0.0,
-                                vega: 0.0,
-                                theta: 0.0,
-                                open_interest: 0,
-                                volume: 0,
-                                rate: 0.0,
-                                dividend_yield: 0.0,
-                            };
+                            let mut row = ChainRow::default();
                             row.update(g);
                             chain.contracts.insert(g.symbol.clone(), row);
                         }
@@ -332,16 +315,14 @@ impl Hub {
                         }
                     }
                 }
-                added.push(sig.clone());
+                if let Some(card) = s.cards.get(&sig.event_id) {
+                    added.push((sig.event_id.clone(), super::api::summary(card)));
+                }
             }
         }
-        for sig in added {
-            let card = self.card(&sig.event_id);
-            self.announce(
-                "signal",
-                &sig.event_id,
-                card.as_ref().map(super::api::summary),
-            );
+        // Announced after the lock is released: a slow subscriber never holds up a stage.
+        for (id, summary) in added {
+            self.announce("signal", &id, Some(summary));
         }
     }
 

@@ -115,7 +115,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// Reads every entry of the ledger at `path` (tools and tests).
+    /// Reads every entry of the ledger at `path` (the dashboard, tools and tests).
     pub fn read(path: &Path) -> std::io::Result<Vec<LedgerEntry>> {
         let text = std::fs::read_to_string(path)?;
         Ok(text
