@@ -18,6 +18,7 @@ use std::time::Instant;
 mod backtest_cli;
 mod calibrate_cli;
 mod import_cli;
+mod kafka_cli;
 mod quant;
 mod record_cli;
 mod silence_cli;
@@ -87,6 +88,20 @@ enum Command {
         #[command(subcommand)]
         command: silence_cli::SilenceCommand,
     },
+    /// Run one stage as a Kafka consumer-group member (start more copies to scale).
+    ///
+    /// Reads its input topic, restores each assigned partition's checkpoint from the state
+    /// store, writes its output topic. Stops on Ctrl-C/SIGTERM after checkpointing.
+    Stage(kafka_cli::StageArgs),
+    /// Produce a source onto `quotes.raw`: simulator, tape, polygon or tradier.
+    Source(kafka_cli::SourceArgs),
+    /// Kafka topics: `topics create` (idempotent), `topics list`.
+    Topics {
+        #[command(subcommand)]
+        command: kafka_cli::TopicsCommand,
+    },
+    /// Apply the CQL migrations in pipeline/migrations/ to `[scylla]` (idempotent).
+    Migrate(kafka_cli::MigrateArgs),
     /// Option calculator: `quant price` (price and greeks) and `quant iv` (implied volatility).
     Quant {
         #[command(subcommand)]
@@ -95,19 +110,19 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct SessionArgs {
+pub(crate) struct SessionArgs {
     /// Market time to simulate: 30s, 20m, 2h, 5d (1d = one 6h30m session; nights are skipped).
     #[arg(long, default_value = "1d")]
-    duration: String,
+    pub(crate) duration: String,
     /// Number of underlyings from the simulator's universe (1-20).
     #[arg(long, default_value_t = 20)]
-    underlyings: usize,
+    pub(crate) underlyings: usize,
     /// Simulator seed: the same seed gives the same market, byte for byte.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// TOML configuration file (every key: deploy/optionflow.example.toml).
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -159,6 +174,10 @@ fn main() -> std::process::ExitCode {
         Command::Calibrate(args) => calibrate_cli::calibrate(args),
         Command::Tape { command } => tape_cli::tape(command),
         Command::Import(args) => import_cli::import(args),
+        Command::Stage(args) => kafka_cli::stage(args),
+        Command::Source(args) => kafka_cli::source(args),
+        Command::Topics { command } => kafka_cli::topics(command),
+        Command::Migrate(args) => kafka_cli::migrate(args),
     };
     // A user-facing message with its causes, not a Debug dump with a backtrace.
     match result {
@@ -224,6 +243,9 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(args: RunArgs) -> Result<()> {
     let (config, params) = session(&args.session)?;
     let speed = parse_speed(&args.speed)?;
+    if config.bus.kind == optionflow_pipeline::kafka::config::BusKind::Kafka {
+        return kafka_cli::run_all(config, &args.session, &args.data_dir, speed);
+    }
     run_session(config, params, &args.data_dir, speed)
 }
 

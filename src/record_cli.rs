@@ -7,6 +7,7 @@ use optionflow_pipeline::duration::parse_market_duration;
 use optionflow_pipeline::runtime::embedded::{SessionInput, SessionParams};
 use optionflow_pipeline::source::live::LiveSource;
 use optionflow_pipeline::source::simulator::Simulator;
+use optionflow_pipeline::source::TickSource;
 use optionflow_pipeline::tape::TapeWriter;
 use optionflow_pipeline::vendor::polygon::PolygonSource;
 use optionflow_pipeline::vendor::schedule::HotMarks;
@@ -294,4 +295,27 @@ async fn record_async(args: RecordArgs, cfg: Config) -> Result<()> {
         eprintln!("interrupted: the tape holds everything recorded until now");
     }
     Ok(())
+}
+
+/// A vendor feed as a tick source (for `optionflow source polygon|tradier`): the poller and
+/// stream run on their own task; the source reads their batches.
+pub(crate) fn live_source(polygon: bool, cfg: &Config) -> Result<Box<dyn TickSource>> {
+    let env = |k: &str| std::env::var(k).ok();
+    let (tx, rx) = mpsc::channel::<Batch>(64);
+    let name = if polygon {
+        let src = PolygonSource::new(cfg.polygon.clone(), cfg.universe.clone(), &env)?;
+        tokio::spawn(log_end(src.run(tx)));
+        "polygon"
+    } else {
+        let src = TradierSource::new(cfg.tradier.clone(), cfg.universe.clone(), &env)?;
+        tokio::spawn(log_end(src.run(tx)));
+        "tradier"
+    };
+    Ok(Box::new(LiveSource::new(name, rx)))
+}
+
+async fn log_end(feed: impl std::future::Future<Output = Result<(), VendorError>>) {
+    if let Err(e) = feed.await {
+        tracing::error!(error = %e, "the vendor feed stopped");
+    }
 }

@@ -69,6 +69,14 @@ pub struct Config {
     pub http: HttpServerConfig,
     /// Hit rates on `/metrics` and trace export.
     pub telemetry: TelemetryConfig,
+    /// What joins the stages: embedded channels or Kafka.
+    pub bus: crate::kafka::config::BusConfig,
+    /// How to reach Kafka (`[bus] kind = "kafka"`).
+    pub kafka: crate::kafka::config::KafkaConfig,
+    /// Where operator state is checkpointed: embedded files or ScyllaDB.
+    pub state: crate::scylla::config::StateConfig,
+    /// How to reach ScyllaDB (`[state] kind = "scylla"`).
+    pub scylla: crate::scylla::ScyllaConfig,
 }
 
 /// The `[telemetry]` section.
@@ -262,6 +270,8 @@ impl Config {
         );
         p.extend_section("universe", self.universe.validate());
         p.extend_section("polygon", self.polygon.validate());
+        p.extend_section("kafka", self.kafka.validate());
+        p.extend_section("scylla", self.scylla.validate());
         p.extend_section("tradier", self.tradier.validate());
         p.check(
             self.telemetry.hit_rate_horizon_secs >= 1,
@@ -375,6 +385,11 @@ impl Config {
         let outputs = Config {
             channels: ChannelsConfig::default(),
             telemetry: TelemetryConfig::default(),
+            // Where the stages run and where their state is kept never changes the outputs.
+            bus: Default::default(),
+            kafka: Default::default(),
+            state: Default::default(),
+            scylla: Default::default(),
             ..self.clone()
         };
         let text = toml::to_string(&outputs).unwrap_or_default();

@@ -132,6 +132,12 @@ pub enum PipelineError {
     /// Alert delivery could not start.
     #[error(transparent)]
     Delivery(#[from] crate::delivery::DeliveryError),
+    /// Kafka: a client could not be made, or a delivery failed for good.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// The state store (ScyllaDB).
+    #[error("state store: {0}")]
+    State(String),
     /// A task ended early; the real cause is logged by that task.
     #[error("stage {0} stopped unexpectedly")]
     Disconnected(&'static str),
