@@ -72,13 +72,52 @@ impl Drop for Broker {
     }
 }
 
-/// A Kafka-mode config for `broker`, with its own topic and group names.
-fn kafka_config(dir: &Path, broker: &Broker, name: &str) -> PathBuf {
+/// A CQL server for `[state] kind = "scylla"`: a real cluster from `OPTIONFLOW_SCYLLA`, or an
+/// in-memory one (kassandra) served from a thread of this test process while it lives.
+fn cql_server() -> String {
+    if let Ok(addr) = std::env::var("OPTIONFLOW_SCYLLA") {
+        return addr;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let tester = kassandra_tester::KassandraTester::new(
+                kassandra_tester::kassandra::session::KassandraSession::new(),
+            );
+            let _ = tester
+                .in_scope(|addr| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(addr.to_string());
+                        std::future::pending::<Result<(), ()>>().await
+                    }
+                })
+                .await;
+        });
+    });
+    rx.recv().expect("the CQL server starts")
+}
+
+/// A Kafka-mode config for `broker`, with its own topic and group names; state in ScyllaDB at
+/// `scylla` when given, in files otherwise.
+fn kafka_config(dir: &Path, broker: &Broker, name: &str, scylla: Option<&str>) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
+    let state = match scylla {
+        Some(addr) => format!(
+            "[state]\nkind = \"scylla\"\n[scylla]\nnodes = [\"{addr}\"]\nkeyspace = \"{}\"\nconsistency = \"one\"\n",
+            name.replace('-', "_")
+        ),
+        None => String::new(),
+    };
     std::fs::write(
         &path,
-        format!(
-            r#"[bus]
+        state
+            + &format!(
+                r#"[bus]
 kind = "kafka"
 [kafka]
 brokers = "{}"
@@ -89,8 +128,8 @@ session-timeout-ms = 6000
 [http]
 listen = "127.0.0.1:0"
 "#,
-            broker.addr
-        ),
+                broker.addr
+            ),
     )
     .expect("config written");
     path
@@ -132,8 +171,31 @@ fn run_over_kafka_gives_exactly_the_embedded_alerts() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let reference = embedded_reference(dir.path());
-    let cfg = kafka_config(dir.path(), &broker, "allinone");
+    let cfg = kafka_config(dir.path(), &broker, "allinone", None);
     let data = dir.path().join("kafka");
+    let topics = Command::new(BIN)
+        .args(["topics", "create", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        topics.status.success(),
+        "{}",
+        String::from_utf8_lossy(&topics.stderr)
+    );
+    let listed = Command::new(BIN)
+        .args(["topics", "list", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("allinone.quotes.raw\t2 partitions"),
+        "{listed}"
+    );
+    assert!(listed.contains("allinone.alerts\t1 partitions"), "{listed}");
+    assert!(listed.contains("allinone.quotes.raw.dlq"), "{listed}");
+    let corrupt = inject_corrupt_messages(&broker, "allinone.quotes.raw");
     let run = || {
         Command::new(BIN)
             .arg("run")
@@ -153,11 +215,131 @@ fn run_over_kafka_gives_exactly_the_embedded_alerts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_same_outputs(&reference, &data);
+    let dead = read_dead_letters(&broker, "allinone.quotes.raw.dlq", corrupt.len());
+    assert_eq!(
+        dead.len(),
+        corrupt.len(),
+        "every corrupt message is a dead letter"
+    );
+    for (payload, error) in &dead {
+        assert!(
+            corrupt.contains(payload),
+            "the dead letter keeps the original payload"
+        );
+        assert!(!error.is_empty());
+    }
+    let errors: Vec<&str> = dead.iter().map(|(_, e)| e.as_str()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("no optionflow headers")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unknown schema fingerprint")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("not an Avro single-object")),
+        "{errors:?}"
+    );
     // The same command on a finished session says so and changes nothing.
     let again = run();
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already finished"));
     assert_same_outputs(&reference, &data);
+}
+
+/// Writes three unusable messages to partition 0 of `topic`: one without optionflow's
+/// headers, one framed as an event but with an unknown schema fingerprint, one framed as an
+/// event that is not single-object encoded at all. Returns their payloads.
+fn inject_corrupt_messages(broker: &Broker, topic: &str) -> Vec<Vec<u8>> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("a producer");
+    let event = |seq: &str| {
+        OwnedHeaders::new()
+            .insert(Header {
+                key: "optionflow-kind",
+                value: Some("event"),
+            })
+            .insert(Header {
+                key: "optionflow-origin",
+                value: Some("0"),
+            })
+            .insert(Header {
+                key: "optionflow-origins",
+                value: Some("1"),
+            })
+            .insert(Header {
+                key: "optionflow-seq",
+                value: Some(seq),
+            })
+    };
+    let payloads = vec![
+        b"not an event".to_vec(),
+        [&[0xC3, 0x01], &[0xAB; 8][..], b"datum"].concat(),
+        b"{\"json\": true}".to_vec(),
+    ];
+    let sends = [
+        BaseRecord::<str, Vec<u8>>::to(topic)
+            .partition(0)
+            .key("GME")
+            .payload(&payloads[0]),
+        BaseRecord::to(topic)
+            .partition(0)
+            .key("GME")
+            .payload(&payloads[1])
+            .headers(event("1")),
+        BaseRecord::to(topic)
+            .partition(0)
+            .key("GME")
+            .payload(&payloads[2])
+            .headers(event("2")),
+    ];
+    for record in sends {
+        producer.send(record).map_err(|(e, _)| e).expect("queued");
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("the corrupt messages are written");
+    payloads
+}
+
+/// Reads `want` messages from partition 0 of `topic`: payload and `optionflow-error` header.
+fn read_dead_letters(broker: &Broker, topic: &str, want: usize) -> Vec<(Vec<u8>, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "dlq-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let error = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "optionflow-error"))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).to_string())
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or_default().to_vec(), error));
+        }
+    }
+    out
 }
 
 struct Proc(Child);
@@ -189,11 +371,25 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let reference = embedded_reference(dir.path());
-    let cfg = kafka_config(dir.path(), &broker, "procs");
-    // One data directory for every process: with `[state] kind = "embedded"` the checkpoint
-    // files are the shared state store a partition's next owner restores from.
-    let data = dir.path().join("kafka");
-    std::fs::create_dir_all(&data).unwrap();
+    // State in ScyllaDB: each process has a data directory of its own, so a partition moving
+    // to another greeks copy can only continue from the checkpoint in the store.
+    let scylla = cql_server();
+    let cfg = kafka_config(dir.path(), &broker, "procs", Some(&scylla));
+    let own_dir = |n: &str| {
+        let d = dir.path().join(format!("data-{n}"));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let migrate = Command::new(BIN)
+        .args(["migrate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
     let log = |n: &str| dir.path().join(format!("{n}.log"));
     let topics = Command::new(BIN)
         .args(["topics", "create", "--config"])
@@ -207,11 +403,24 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
     );
     let mut procs = Vec::new();
     for name in ["normalize", "score", "consensus", "explain", "risk-gate"] {
-        procs.push(stage(name, &cfg, &data, &log(name), false));
+        procs.push(stage(name, &cfg, &own_dir(name), &log(name), false));
     }
     // Two copies of greeks share its two partitions.
-    let greeks_a = stage("greeks", &cfg, &data, &log("greeks-a"), false);
-    procs.push(stage("greeks", &cfg, &data, &log("greeks-b"), false));
+    let greeks_a = stage(
+        "greeks",
+        &cfg,
+        &own_dir("greeks-a"),
+        &log("greeks-a"),
+        false,
+    );
+    procs.push(stage(
+        "greeks",
+        &cfg,
+        &own_dir("greeks-b"),
+        &log("greeks-b"),
+        false,
+    ));
+    let data = own_dir("dispatch");
     let mut dispatch = stage("dispatch", &cfg, &data, &log("dispatch"), true);
     let source = Command::new(BIN)
         .args(["source", "simulator"])
@@ -219,7 +428,7 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
         .args(["--speed", "60", "--config"])
         .arg(&cfg)
         .arg("--data-dir")
-        .arg(&data)
+        .arg(own_dir("source"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log("source")).unwrap())
@@ -232,7 +441,13 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
     let mut killed = greeks_a;
     let _ = killed.0.kill();
     let _ = killed.0.wait();
-    procs.push(stage("greeks", &cfg, &data, &log("greeks-a2"), false));
+    procs.push(stage(
+        "greeks",
+        &cfg,
+        &own_dir("greeks-a2"),
+        &log("greeks-a2"),
+        false,
+    ));
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         if let Some(status) = dispatch.0.try_wait().unwrap() {
@@ -255,5 +470,16 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
             || read(dir.path(), "greeks-b.log").contains("restored checkpoint"),
         "a partition moved to another greeks copy and was restored from its checkpoint"
     );
+    // consensus and risk-gate keep their taps in their own directories.
+    std::fs::copy(
+        own_dir("consensus").join("signals.jsonl"),
+        data.join("signals.jsonl"),
+    )
+    .unwrap();
+    std::fs::copy(
+        own_dir("risk-gate").join("decisions.jsonl"),
+        data.join("decisions.jsonl"),
+    )
+    .unwrap();
     assert_same_outputs(&reference, &data);
 }

@@ -297,16 +297,24 @@ impl Runner {
                 return Ok(false);
             }
         };
+        // An event is decoded before its sequence number is taken: a message that cannot be
+        // used goes to the dead letters without moving the origin's position, so it can never
+        // shadow the real message with that number.
+        let event = match frame.kind {
+            Kind::Event => match Op::In::decode(msg.payload().unwrap_or_default()) {
+                Ok(ev) => Some(ev),
+                Err(e) => {
+                    self.dead_letter(msg, &e.to_string()).await?;
+                    return Ok(false);
+                }
+            },
+            _ => None,
+        };
         match inst.ckpt.input.accept(&frame) {
             Step::Duplicate | Step::Nothing => Ok(false),
             Step::Event => {
-                let payload = msg.payload().unwrap_or_default();
-                let ev = match Op::In::decode(payload) {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        self.dead_letter(msg, &e.to_string()).await?;
-                        return Ok(false);
-                    }
+                let Some(ev) = event else {
+                    return Ok(false);
                 };
                 if let Err(e) = inst.op.on_event(&ev, &inst.ctx, &mut inst.emit) {
                     match e.kind {
