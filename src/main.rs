@@ -20,6 +20,7 @@ mod calibrate_cli;
 mod import_cli;
 mod quant;
 mod record_cli;
+mod scenario_cli;
 mod silence_cli;
 mod tape_cli;
 mod tracing_setup;
@@ -86,6 +87,11 @@ enum Command {
     Silence {
         #[command(subcommand)]
         command: silence_cli::SilenceCommand,
+    },
+    /// Scenario tapes (real daily bars, synthesised chains): `scenario build`.
+    Scenario {
+        #[command(subcommand)]
+        command: scenario_cli::ScenarioCommand,
     },
     /// Option calculator: `quant price` (price and greeks) and `quant iv` (implied volatility).
     Quant {
@@ -159,6 +165,7 @@ fn main() -> std::process::ExitCode {
         Command::Calibrate(args) => calibrate_cli::calibrate(args),
         Command::Tape { command } => tape_cli::tape(command),
         Command::Import(args) => import_cli::import(args),
+        Command::Scenario { command } => scenario_cli::run(command),
     };
     // A user-facing message with its causes, not a Debug dump with a backtrace.
     match result {
