@@ -509,6 +509,7 @@ impl<'a> Synth<'a> {
                 var,
                 regime,
                 seconds: f64::from(m - last_chain_minute) * 60.0 * REQUOTE_RATE,
+                band: self.spec.quote_band,
             };
             quotes.quote(&mut chain, &mut self.rng, out);
             last_chain_minute = m;
@@ -536,12 +537,14 @@ struct Quoting<'a> {
     regime: Regime,
     /// Market seconds of simulator flow the snapshot reports.
     seconds: f64,
+    /// Largest |ln(K/S)| quoted.
+    band: f64,
 }
 
 impl Quoting<'_> {
     /// Quotes every contract of the chain, accumulating the flow since the last snapshot into
-    /// its volume; zero-bid wings and deep in-the-money quotes without an implied vol are
-    /// left out.
+    /// its volume; strikes outside the quote band, zero-bid wings and deep in-the-money quotes
+    /// without an implied vol are left out.
     fn quote(&self, chain: &mut Chain, rng: &mut ChaCha8Rng, out: &mut Vec<RawEvent>) {
         let surfaces: Vec<ExpiryNow> = chain
             .expiries
@@ -607,7 +610,8 @@ impl Quoting<'_> {
             } else {
                 c.strike - self.price
             };
-            if bid <= 0.0 || 0.5 * (bid + ask) < intrinsic + 0.005 {
+            let far = (c.ln_strike - self.spot.ln()).abs() > self.band;
+            if far || bid <= 0.0 || 0.5 * (bid + ask) < intrinsic + 0.005 {
                 continue;
             }
             out.push(RawEvent::Quote(RawQuote {

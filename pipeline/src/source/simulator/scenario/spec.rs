@@ -32,6 +32,11 @@ pub struct ScenarioSpec {
     /// Strikes per expiry, centred on the session's open.
     #[serde(default = "default_strikes")]
     pub strikes_per_expiry: usize,
+    /// Only strikes within this absolute log-moneyness |ln(K/S)| of spot are quoted (the
+    /// rest of the chain still trades and accrues volume): the far wings a high-vol listing
+    /// reaches carry no factor's reading and would be most of the tape.
+    #[serde(default = "default_quote_band")]
+    pub quote_band: f64,
     /// The underlyings, in emission order.
     pub underlyings: Vec<UnderlyingScenario>,
 }
@@ -100,6 +105,9 @@ fn default_expiries() -> usize {
 fn default_strikes() -> usize {
     11
 }
+fn default_quote_band() -> f64 {
+    0.4
+}
 fn one() -> f64 {
     1.0
 }
@@ -151,6 +159,12 @@ impl ScenarioSpec {
             p.push(format!(
                 "strikes-per-expiry: must be 3 to 200, got {}",
                 self.strikes_per_expiry
+            ));
+        }
+        if !(self.quote_band.is_finite() && self.quote_band > 0.0) {
+            p.push(format!(
+                "quote-band: must be a positive log-moneyness, got {}",
+                self.quote_band
             ));
         }
         if self.underlyings.is_empty() {
