@@ -88,3 +88,32 @@ pub(super) fn read(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_scaled_sorted_and_a_bad_row_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("GME.csv");
+        std::fs::write(
+            &path,
+            "Date,Open,High,Low,Close,Adj Close,Volume\n\
+             2021-01-22,10.6475,19.19,10.58,16.2525,16.2525,788631600\n\
+             2021-01-21,9.8075,11.1875,9.25,10.7575,10.7575,224867600\n",
+        )
+        .unwrap();
+        let bars = read(&path, 4.0, 4.0).unwrap();
+        assert_eq!(bars[0].date.to_string(), "2021-01-21");
+        assert!((bars[1].close - 65.01).abs() < 1e-9);
+        assert!((bars[1].volume - 197_157_900.0).abs() < 1e-6);
+        std::fs::write(
+            &path,
+            "Date,Open,High,Low,Close,Volume\n2021-01-22,10,9,8,9,100\n",
+        )
+        .unwrap();
+        let err = read(&path, 1.0, 1.0).unwrap_err().to_string();
+        assert!(err.ends_with("GME.csv:2: needs 0 < low <= open, close <= high"), "{err}");
+    }
+}

@@ -204,3 +204,43 @@ impl ScenarioSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        name = "t"
+        description = "test"
+        from = "2021-01-04"
+        to = "2021-01-29"
+        [[underlyings]]
+        symbol = "SPY"
+        bars = "SPY.csv"
+        iv = "index"
+        iv-index = "VIX.csv"
+        regime = "crash"
+    "#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults_and_a_bad_one_names_every_problem() {
+        let spec = ScenarioSpec::parse(GOOD).unwrap();
+        assert_eq!(spec.chain_minutes, default_chain_minutes());
+        assert_eq!(spec.underlyings[0].price_factor, 1.0);
+        let bad = GOOD
+            .replace("2021-01-29", "2020-12-01")
+            .replace("\"SPY\"", "\"XXX\"")
+            .replace("iv = \"index\"", "iv = \"realized\"");
+        let Err(ScenarioError::Spec(problems)) = ScenarioSpec::parse(&bad) else {
+            panic!("must fail");
+        };
+        let all = problems.join("\n");
+        for key in ["from", "underlyings[0].symbol", "iv-index", "regime"] {
+            assert!(all.contains(key), "{key} missing from {all}");
+        }
+        assert!(matches!(
+            ScenarioSpec::parse(&format!("{GOOD}\ntypo = 1")),
+            Err(ScenarioError::Spec(_))
+        ));
+    }
+}
