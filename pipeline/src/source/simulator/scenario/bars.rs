@@ -114,6 +114,9 @@ mod tests {
         )
         .unwrap();
         let err = read(&path, 1.0, 1.0).unwrap_err().to_string();
-        assert!(err.ends_with("GME.csv:2: needs 0 < low <= open, close <= high"), "{err}");
+        assert!(
+            err.ends_with("GME.csv:2: needs 0 < low <= open, close <= high"),
+            "{err}"
+        );
     }
 }
