@@ -604,9 +604,10 @@ impl Quoting<'_> {
             let bid_size = 1 + (rng.random::<f64>() * depth) as i64;
             let ask_size = 1 + (rng.random::<f64>() * depth) as i64;
             // A zero bid is rejected by normalize, and a deep in-the-money mid that tick
-            // rounding put under intrinsic has no implied vol: both would only fill the tape.
+            // rounding put under the no-arbitrage floor has no implied vol: both would only
+            // fill the tape. The floor of a call without dividends is S − K e^{−rT}.
             let intrinsic = if c.is_call {
-                self.price - c.strike
+                self.price - c.strike * (-RATE * e.years).exp()
             } else {
                 c.strike - self.price
             };
