@@ -21,6 +21,7 @@ mod import_cli;
 mod kafka_cli;
 mod quant;
 mod record_cli;
+mod scenario_cli;
 mod silence_cli;
 mod tape_cli;
 mod tracing_setup;
@@ -102,6 +103,11 @@ enum Command {
     },
     /// Apply the CQL migrations in pipeline/migrations/ to `[scylla]` (idempotent).
     Migrate(kafka_cli::MigrateArgs),
+    /// Scenario tapes (real daily bars, synthesised chains): `scenario build`.
+    Scenario {
+        #[command(subcommand)]
+        command: scenario_cli::ScenarioCommand,
+    },
     /// Option calculator: `quant price` (price and greeks) and `quant iv` (implied volatility).
     Quant {
         #[command(subcommand)]
@@ -178,6 +184,7 @@ fn main() -> std::process::ExitCode {
         Command::Source(args) => kafka_cli::source(args),
         Command::Topics { command } => kafka_cli::topics(command),
         Command::Migrate(args) => kafka_cli::migrate(args),
+        Command::Scenario { command } => scenario_cli::run(command),
     };
     // A user-facing message with its causes, not a Debug dump with a backtrace.
     match result {

@@ -329,7 +329,10 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
     .await;
     assert_eq!(card["card"]["decision"]["approved"], true);
     assert_eq!(card["card"]["alerts"][0]["channel"], "file");
-    // A minute of event time after the signal (a second at 60×) it has an outcome on /metrics.
+    // A minute of event time after the signal (a second at 60×) it has an outcome on /metrics,
+    // in its composite's bucket.
+    let tens = (signal["composite"].as_f64().expect("a composite") / 10.0).floor() as u32 * 10;
+    let bucket = format!("{}-{}", tens, tens + 10);
     let labelled = Instant::now();
     loop {
         let text = http
@@ -340,9 +343,11 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
             .text()
             .await
             .unwrap();
-        if text.contains("optionflow_signal_outcomes_total{bucket=\"80-90\"")
-            && text.contains("optionflow_signal_hit_rate{bucket=\"80-90\"}")
-        {
+        if text.contains(&format!(
+            "optionflow_signal_outcomes_total{{bucket=\"{bucket}\""
+        )) && text.contains(&format!(
+            "optionflow_signal_hit_rate{{bucket=\"{bucket}\"}}"
+        )) {
             break;
         }
         assert!(

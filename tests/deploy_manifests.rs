@@ -669,7 +669,7 @@ fn the_compose_file_runs_every_stage() {
     let names: BTreeSet<String> = values(&prom, "names")
         .iter()
         .flat_map(|v| {
-            v.trim_matches(|c| c == '[' || c == ']')
+            v.trim_matches(|c: char| c == '[' || c == ']')
                 .split(',')
                 .map(|s| s.trim().trim_matches('"').to_string())
                 .collect::<Vec<_>>()

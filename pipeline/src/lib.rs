@@ -12,7 +12,8 @@
 //! - [`duration`]: market-time durations (`30s`, `2h`, `5d`).
 //! - [`hit_rates`]: signal hit rates by score bucket, labelled live, on `/metrics`.
 //! - [`exporter`]: `/metrics` in Prometheus format.
-//! - [`source`]: event sources (the seeded market simulator).
+//! - [`source`]: event sources (the seeded market simulator, and its chain synthesis along real
+//!   daily bars for the scenario tapes: `source::simulator::scenario`).
 //! - [`import`]: historical option chain files and daily bars into a `quotes.raw` tape.
 //! - [`tape`]: Avro object container tapes of `quotes.raw`.
 //! - [`store`]: the embedded checkpoint store.

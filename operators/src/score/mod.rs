@@ -511,6 +511,14 @@ impl Operator for Score {
             GreeksEvent::Greeks(g) => self.on_greeks(g, out),
             GreeksEvent::Tick(t) => {
                 let book = self.state.books.entry(t.underlying.clone()).or_default();
+                // A tick of a later window closes the open one first, as a quote does: the
+                // window's readings must not see a spot from after its end (a tick batch is
+                // delivered before the watermark that would otherwise close the window).
+                if let Some(open) = book.open_window {
+                    if open + self.cfg.window_micros() <= t.event_time {
+                        close_window(&self.cfg, &t.underlying, book, open, out);
+                    }
+                }
                 book.spot = t.price;
                 realized_vol::on_tick(&self.cfg, &mut book.rv, t.event_time, t.price);
                 if t.sector.is_some() {

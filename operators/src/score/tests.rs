@@ -219,6 +219,41 @@ fn windows_close_on_watermarks_and_state_survives_snapshot() {
 }
 
 #[test]
+fn a_tick_of_a_later_window_closes_the_open_one_before_moving_spot() {
+    // One quote in the first window, then the next tick five minutes later arrives before the
+    // watermark that would close the window: the window must read the spot of its own time.
+    let tick = |t: i64, price: f64| {
+        GreeksEvent::Tick(optionflow_schemas::UnderlyingTick {
+            event_id: format!("tick@{t}"),
+            event_time: t,
+            underlying: "XYZ".into(),
+            source: "test".into(),
+            price,
+            volume: 0,
+            sector: None,
+        })
+    };
+    let steps = vec![
+        Step::Event(tick(T0, 100.0)),
+        Step::Event(greeks(T0, "C105", true, 105.0, 100.0, 0.3, 0.03, 1000, 10)),
+        Step::Watermark(T0),
+        Step::Event(tick(T0 + 5 * MICROS_PER_MINUTE, 90.0)),
+        Step::Watermark(T0 + 5 * MICROS_PER_MINUTE),
+    ];
+    let mut score = ScoreConfig::default().build().unwrap();
+    let out = run(&mut score, steps).unwrap().events;
+    assert!(!out.is_empty());
+    assert!(
+        out.iter()
+            .all(|f| f.window_end == T0 + MICROS_PER_MINUTE && f.spot == 100.0),
+        "{:?}",
+        out.iter()
+            .map(|f| (f.window_end, f.spot))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn config_reports_every_problem() {
     let cfg = ScoreConfig {
         window_secs: 0,

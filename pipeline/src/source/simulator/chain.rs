@@ -45,7 +45,7 @@ pub(super) struct Chain {
 }
 
 /// The usual listing increment for a price, in thousandths.
-fn increment_milli(spot: f64) -> i64 {
+pub(super) fn increment_milli(spot: f64) -> i64 {
     if spot < 5.0 {
         500
     } else if spot < 50.0 {

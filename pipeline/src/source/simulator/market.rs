@@ -14,7 +14,7 @@ pub(super) const RATE: f64 = 0.04;
 /// Implied over expected realized vol: option sellers want paying for variance risk.
 pub(super) const VARIANCE_PREMIUM: f64 = 1.05;
 /// Speed of variance mean reversion, per year.
-const KAPPA: f64 = 4.0;
+pub(super) const KAPPA: f64 = 4.0;
 /// Trading seconds per year: the diffusion runs on market time, so an annualised vol of 16%
 /// gives about 1% a session, as on a real tape.
 const TRADING_SECONDS_PER_YEAR: f64 = 252.0 * 23_400.0;

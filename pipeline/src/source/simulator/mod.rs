@@ -19,12 +19,14 @@
 //! - `universe`: [`UnderlyingSpec`] and the built-in names;
 //! - `calendar`: sessions and expiry dates;
 //! - `chain`: strikes, OCC symbols and open interest of each session's listing;
-//! - `market`: spot/variance dynamics, regime events, the vol surface, quotes and flow.
+//! - `market`: spot/variance dynamics, regime events, the vol surface, quotes and flow;
+//! - [`scenario`]: the chain synthesis driven along real daily bars (scenario tapes).
 
 mod calendar;
 mod chain;
 mod config;
 mod market;
+pub mod scenario;
 mod universe;
 
 #[cfg(test)]
