@@ -213,7 +213,8 @@ fn kafka_toml_is_the_local_distributed_config() {
         text.replacen("[bus]\n", "[bus]\nno-such-key = 1\n", 1),
     )
     .unwrap();
-    let err = Config::load(Some(bad.as_path()), std::iter::empty::<(String, String)>()).unwrap_err();
+    let err =
+        Config::load(Some(bad.as_path()), std::iter::empty::<(String, String)>()).unwrap_err();
     assert!(err.to_string().contains("no-such-key"), "{err}");
 }
 

@@ -135,7 +135,7 @@ listen = "127.0.0.1:0"
     path
 }
 
-fn embedded_reference(dir: &Path) -> PathBuf {
+fn embedded_reference(dir: &Path, env: &[(&str, String)]) -> PathBuf {
     let out = dir.join("embedded");
     let status = Command::new(BIN)
         .arg("run")
@@ -143,6 +143,7 @@ fn embedded_reference(dir: &Path) -> PathBuf {
         .args(["--speed", "max", "--data-dir"])
         .arg(&out)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .status()
         .expect("embedded run");
@@ -170,7 +171,7 @@ fn assert_same_outputs(reference: &Path, got: &Path) {
 fn run_over_kafka_gives_exactly_the_embedded_alerts() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let reference = embedded_reference(dir.path());
+    let reference = embedded_reference(dir.path(), &[]);
     let cfg = kafka_config(dir.path(), &broker, "allinone", None);
     let data = dir.path().join("kafka");
     let topics = Command::new(BIN)
@@ -351,13 +352,73 @@ impl Drop for Proc {
     }
 }
 
-fn stage(name: &str, cfg: &Path, data: &Path, log: &Path, exit_on_end: bool) -> Proc {
+/// The environment that turns the webhook channel on, pointing at `url`.
+fn webhook_env(url: String) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "OPTIONFLOW__DISPATCH__CHANNELS",
+            r#"["file","webhook"]"#.to_string(),
+        ),
+        ("OPTIONFLOW__CHANNELS__WEBHOOK__URL", url),
+        (
+            "OPTIONFLOW__CHANNELS__WEBHOOK__REQUESTS_PER_MINUTE",
+            "60000".to_string(),
+        ),
+        ("OPTIONFLOW_WEBHOOK_SECRET", "kafka-e2e".to_string()),
+    ]
+}
+
+/// Requests a local webhook receiver got: (path, Idempotency-Key).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver on a free loopback port, served from its own thread; its base URL.
+fn webhook_server() -> (String, Received) {
+    let received: Received = Default::default();
+    let seen = received.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().fallback(
+                move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+                    let seen = seen.clone();
+                    async move {
+                        let key = headers
+                            .get("idempotency-key")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        seen.lock().unwrap().push((uri.path().to_string(), key));
+                        "ok"
+                    }
+                },
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let _ = tx.send(listener.local_addr().unwrap().port());
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    (format!("http://127.0.0.1:{}", rx.recv().unwrap()), received)
+}
+
+fn stage(
+    name: &str,
+    cfg: &Path,
+    data: &Path,
+    log: &Path,
+    exit_on_end: bool,
+    env: &[(&str, String)],
+) -> Proc {
     let mut c = Command::new(BIN);
     c.args(["stage", name, "--config"])
         .arg(cfg)
         .arg("--data-dir")
         .arg(data)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,scylla=error")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"));
     if exit_on_end {
@@ -370,7 +431,11 @@ fn stage(name: &str, cfg: &Path, data: &Path, log: &Path, exit_on_end: bool) -> 
 fn stages_as_processes_survive_sigkill_and_share_partitions() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let reference = embedded_reference(dir.path());
+    // Alerts also go to a webhook: the embedded reference posts to /embedded, the Kafka
+    // deployment to /kafka (the URL is not part of any output).
+    let (hook, received) = webhook_server();
+    let reference = embedded_reference(dir.path(), &webhook_env(format!("{hook}/embedded")));
+    let env = webhook_env(format!("{hook}/kafka"));
     // State in ScyllaDB: each process has a data directory of its own, so a partition moving
     // to another greeks copy can only continue from the checkpoint in the store.
     let scylla = cql_server();
@@ -403,7 +468,7 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
     );
     let mut procs = Vec::new();
     for name in ["normalize", "score", "consensus", "explain", "risk-gate"] {
-        procs.push(stage(name, &cfg, &own_dir(name), &log(name), false));
+        procs.push(stage(name, &cfg, &own_dir(name), &log(name), false, &env));
     }
     // Two copies of greeks share its two partitions.
     let greeks_a = stage(
@@ -412,6 +477,7 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
         &own_dir("greeks-a"),
         &log("greeks-a"),
         false,
+        &env,
     );
     procs.push(stage(
         "greeks",
@@ -419,9 +485,10 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
         &own_dir("greeks-b"),
         &log("greeks-b"),
         false,
+        &env,
     ));
     let data = own_dir("dispatch");
-    let mut dispatch = stage("dispatch", &cfg, &data, &log("dispatch"), true);
+    let mut dispatch = stage("dispatch", &cfg, &data, &log("dispatch"), true, &env);
     let source = Command::new(BIN)
         .args(["source", "simulator"])
         .args(SESSION)
@@ -430,6 +497,7 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
         .arg("--data-dir")
         .arg(own_dir("source"))
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log("source")).unwrap())
         .spawn()
@@ -447,6 +515,7 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
         &own_dir("greeks-a2"),
         &log("greeks-a2"),
         false,
+        &env,
     ));
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
@@ -458,11 +527,26 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
             );
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the session did not reach dispatch's end; dispatch log:\n{}",
-            read(dir.path(), "dispatch.log")
-        );
+        if Instant::now() > deadline {
+            let logs: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .map(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(8).collect();
+                    format!(
+                        "== {}\n{}",
+                        e.file_name().to_string_lossy(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    )
+                })
+                .collect();
+            panic!(
+                "the session did not reach dispatch's end:\n{}",
+                logs.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
@@ -482,4 +566,31 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
     )
     .unwrap();
     assert_same_outputs(&reference, &data);
+    // Every webhook alert dispatch wrote reached the receiver exactly once, keyed by its id.
+    let mut want: Vec<String> = read(&data, "alerts.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["channel"] == "webhook")
+        .map(|v| v["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!want.is_empty());
+    let mut got: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path == "/kafka")
+        .map(|(_, key)| key.clone())
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(
+        got,
+        want,
+        "one delivery per webhook alert, Idempotency-Key = alert id; dispatch said:\n{}",
+        read(dir.path(), "dispatch.log")
+            .lines()
+            .filter(|l| !l.contains("scylla::"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

@@ -46,11 +46,27 @@ pub struct LedgerEntry {
     pub at: String,
 }
 
-/// The ledger: what is recorded, and the file to append to.
-#[derive(Debug)]
+/// The ledger: what is recorded, and the file to append to; with a shared store (ScyllaDB's
+/// `deliveries` table) as well, so that another process taking over dispatch knows what this
+/// one sent.
 pub struct Ledger {
     file: File,
     done: BTreeSet<(String, String)>,
+    shared: Option<std::sync::Arc<crate::scylla::ScyllaState>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("done", &self.done.len())
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
+}
+
+/// Runs a ScyllaDB call from the synchronous ledger (called on a multi-threaded runtime).
+fn blocking<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fut))
 }
 
 impl Ledger {
@@ -85,13 +101,40 @@ impl Ledger {
             }
         }
         file.flush()?;
-        Ok(Ledger { file, done })
+        Ok(Ledger {
+            file,
+            done,
+            shared: None,
+        })
     }
 
-    /// Whether (alert, channel) has a final outcome.
-    pub fn contains(&self, alert_id: &str, channel: &str) -> bool {
-        self.done
-            .contains(&(alert_id.to_string(), channel.to_string()))
+    /// Also records in, and consults, the shared `deliveries` table.
+    pub fn with_shared(mut self, db: std::sync::Arc<crate::scylla::ScyllaState>) -> Ledger {
+        self.shared = Some(db);
+        self
+    }
+
+    /// Whether (alert, channel) has a final outcome, here or (with a shared store) anywhere.
+    pub fn contains(&mut self, alert_id: &str, channel: &str) -> bool {
+        let key = (alert_id.to_string(), channel.to_string());
+        if self.done.contains(&key) {
+            return true;
+        }
+        let Some(db) = &self.shared else {
+            return false;
+        };
+        match blocking(db.delivered_channels(alert_id)) {
+            Ok(channels) if channels.iter().any(|c| c == channel) => {
+                self.done.insert(key);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                // Sending once more is the lesser harm: the receiver drops it by its key.
+                tracing::warn!(alert_id, channel, error = %e, "delivery ledger unreadable; sending (receivers dedupe by Idempotency-Key)");
+                false
+            }
+        }
     }
 
     /// Outcomes recorded.
@@ -110,6 +153,9 @@ impl Ledger {
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.sync_data()?;
+        if let Some(db) = &self.shared {
+            blocking(db.record_delivery(entry)).map_err(std::io::Error::other)?;
+        }
         self.done
             .insert((entry.alert_id.clone(), entry.channel.clone()));
         Ok(())

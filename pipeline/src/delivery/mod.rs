@@ -40,6 +40,7 @@ use optionflow_schemas::Alert;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -349,6 +350,7 @@ struct Worker {
     limiter: DefaultDirectRateLimiter,
     ledger: Arc<Mutex<Ledger>>,
     counts: Arc<Mutex<DeliverySummary>>,
+    pending: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -358,6 +360,7 @@ impl Worker {
         limits: Limits,
         ledger: Arc<Mutex<Ledger>>,
         counts: Arc<Mutex<DeliverySummary>>,
+        pending: Arc<AtomicU64>,
     ) -> Self {
         Self {
             channel,
@@ -366,6 +369,7 @@ impl Worker {
             limiter: even_limiter(limits.requests_per_minute),
             ledger,
             counts,
+            pending,
         }
     }
 
@@ -401,6 +405,7 @@ impl Worker {
                     ledger::Status::Failed => c.failed += 1,
                 }
             }
+            settle(&self.pending);
         }
     }
 
@@ -454,6 +459,8 @@ pub struct DeliverySummary {
 #[derive(Debug, Clone)]
 pub struct DeliveryHandle {
     tx: mpsc::Sender<Alert>,
+    /// Alerts handed over and not yet at their final outcome.
+    pending: Arc<AtomicU64>,
 }
 
 impl DeliveryHandle {
@@ -463,7 +470,24 @@ impl DeliveryHandle {
         if alert.channel == "file" {
             return true;
         }
-        self.tx.send(alert.clone()).await.is_ok()
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let sent = self.tx.send(alert.clone()).await.is_ok();
+        if !sent {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        sent
+    }
+
+    /// Waits until every alert handed over so far has its final outcome in the ledger
+    /// (delivered, failed after its retries, or skipped): a Kafka-mode dispatch checkpoints
+    /// only then, so a checkpoint never covers an alert that might not have gone out.
+    pub async fn settled(&self) {
+        while self.pending.load(Ordering::SeqCst) > 0 {
+            if self.tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -488,6 +512,19 @@ impl Delivery {
         backlog: Vec<Alert>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Delivery>, DeliveryError> {
+        Self::start_shared(cfg, enabled, data_dir, backlog, env, None)
+    }
+
+    /// As [`Delivery::start`], with the ledger also kept in ScyllaDB when `shared` is given, so
+    /// whichever process runs dispatch next knows what went out.
+    pub fn start_shared(
+        cfg: &ChannelsConfig,
+        enabled: &[String],
+        data_dir: &Path,
+        backlog: Vec<Alert>,
+        env: &dyn Fn(&str) -> Option<String>,
+        shared: Option<Arc<crate::scylla::ScyllaState>>,
+    ) -> Result<Option<Delivery>, DeliveryError> {
         let names: BTreeSet<&str> = enabled
             .iter()
             .map(String::as_str)
@@ -501,8 +538,13 @@ impl Delivery {
             path: path.clone(),
             source,
         })?;
+        let ledger = match shared {
+            Some(db) => ledger.with_shared(db),
+            None => ledger,
+        };
         let ledger = Arc::new(Mutex::new(ledger));
         let counts = Arc::new(Mutex::new(DeliverySummary::default()));
+        let pending = Arc::new(AtomicU64::new(0));
         let mut workers = BTreeMap::new();
         for name in names {
             let (channel, sender, limits) = match name {
@@ -535,7 +577,14 @@ impl Delivery {
             };
             workers.insert(
                 channel.to_string(),
-                Worker::new(channel, sender, limits, ledger.clone(), counts.clone()),
+                Worker::new(
+                    channel,
+                    sender,
+                    limits,
+                    ledger.clone(),
+                    counts.clone(),
+                    pending.clone(),
+                ),
             );
         }
         let capacity = cfg.queue_capacity.max(1);
@@ -547,9 +596,10 @@ impl Delivery {
             ledger,
             counts.clone(),
             capacity,
+            pending.clone(),
         ));
         Ok(Some(Delivery {
-            handle: DeliveryHandle { tx },
+            handle: DeliveryHandle { tx, pending },
             task,
             counts,
         }))
@@ -580,6 +630,7 @@ async fn route(
     ledger: Arc<Mutex<Ledger>>,
     counts: Arc<Mutex<DeliverySummary>>,
     capacity: usize,
+    pending: Arc<AtomicU64>,
 ) {
     let mut queues = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -592,14 +643,21 @@ async fn route(
     let mut unrouted = BTreeSet::new();
     let mut backlog = backlog.into_iter();
     loop {
-        let alert = match backlog.next() {
-            Some(a) => a,
+        // The backlog was never counted as pending; what comes from the handle was.
+        let (alert, counted) = match backlog.next() {
+            Some(a) => (a, false),
             None => match rx.recv().await {
-                Some(a) => a,
+                Some(a) => (a, true),
                 None => break,
             },
         };
+        let done_here = || {
+            if counted {
+                settle(&pending);
+            }
+        };
         let Some(queue) = queues.get(&alert.channel) else {
+            done_here();
             if alert.channel != "file" && unrouted.insert(alert.channel.clone()) {
                 tracing::warn!(channel = %alert.channel, "alerts for a channel without delivery are not sent");
             }
@@ -608,20 +666,31 @@ async fn route(
         let key = (alert.event_id.clone(), alert.channel.clone());
         let done = ledger
             .lock()
-            .map(|l| l.contains(&key.0, &key.1))
+            .map(|mut l| l.contains(&key.0, &key.1))
             .unwrap_or(false);
         if done || !seen.insert(key) {
             if let Ok(mut c) = counts.lock() {
                 c.skipped += 1;
             }
+            done_here();
             continue;
+        }
+        if !counted {
+            // A worker settles every alert it finishes, backlog or not.
+            pending.fetch_add(1, Ordering::SeqCst);
         }
         if queue.send(alert).await.is_err() {
             tracing::error!("a delivery worker stopped early");
+            settle(&pending);
         }
     }
     drop(queues);
     while tasks.join_next().await.is_some() {}
+}
+
+/// One alert reached its final outcome.
+fn settle(pending: &AtomicU64) {
+    let _ = pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
 }
 
 /// Escapes text for HTML element content and attribute values.

@@ -54,6 +54,8 @@ pub struct KafkaEnv {
     pub exit_on_end: bool,
     /// Who else sees each stage's outputs (the dashboard, the CLI's alert printer).
     pub observer: Option<Arc<dyn StageObserver>>,
+    /// Alert delivery (dispatch only; set by [`run_stage`] when channels besides `file` are on).
+    pub delivery: Option<crate::delivery::DeliveryHandle>,
 }
 
 impl KafkaEnv {
@@ -85,6 +87,7 @@ impl KafkaEnv {
             stop,
             exit_on_end: false,
             observer: None,
+            delivery: None,
         })
     }
 }
@@ -186,7 +189,25 @@ pub async fn run_stage(name: &str, env: KafkaEnv) -> Result<(), PipelineError> {
         }
         _ => {
             let silences = env.data_dir.join(files::SILENCES);
-            stage::run(
+            // Dispatch delivers what it writes to `alerts`; with the state in ScyllaDB the
+            // ledger is there too, so a dispatch taking over elsewhere skips what went out.
+            let shared = match &env.store {
+                CheckpointStore::Scylla(db) => Some(db.clone()),
+                CheckpointStore::Files(_) => None,
+            };
+            let delivery = crate::delivery::Delivery::start_shared(
+                &cfg.channels,
+                &cfg.dispatch.all_channels(),
+                &env.data_dir,
+                Vec::new(),
+                &|k| std::env::var(k).ok(),
+                shared,
+            )?;
+            let env = KafkaEnv {
+                delivery: delivery.as_ref().map(crate::delivery::Delivery::handle),
+                ..env
+            };
+            let result = stage::run(
                 spec,
                 || {
                     Ok(WatchedDispatch::new(
@@ -196,7 +217,17 @@ pub async fn run_stage(name: &str, env: KafkaEnv) -> Result<(), PipelineError> {
                 },
                 env,
             )
-            .await
+            .await;
+            if let Some(d) = delivery {
+                let done = d.finish().await;
+                tracing::info!(
+                    delivered = done.delivered,
+                    failed = done.failed,
+                    skipped = done.skipped,
+                    "alert delivery finished"
+                );
+            }
+            result
         }
     }
 }

@@ -88,6 +88,8 @@ struct Instance<Op: Operator> {
     rejects_tap: Option<JsonlFile>,
     /// Inputs since the last checkpoint.
     dirty: bool,
+    /// The reader's position was checked against the checkpoint's offset.
+    positioned: bool,
 }
 
 /// Runs `spec` until `env.stop` fires (or, with `env.exit_on_end`, until every partition of
@@ -211,6 +213,36 @@ impl Runner {
             if msg.offset() < inst.ckpt.next_offset {
                 continue;
             }
+            if msg.offset() > inst.ckpt.next_offset && !inst.positioned {
+                // The group's committed offset is past this instance's checkpoint (another
+                // member committed, then saved a later checkpoint than the one read here, or
+                // crashed between the two). Inputs must not be skipped: go back to the
+                // checkpoint's offset, once.
+                inst.positioned = true;
+                tracing::info!(
+                    stage = self.spec.name,
+                    partition = p,
+                    from = msg.offset(),
+                    to = inst.ckpt.next_offset,
+                    "rewinding to the checkpoint's offset"
+                );
+                let rewind = consumer.seek(
+                    &self.input_topic,
+                    p,
+                    Offset::Offset(inst.ckpt.next_offset),
+                    std::time::Duration::from_secs(10),
+                );
+                match rewind {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        return Err(PipelineError::Kafka(format!(
+                            "{} partition {p}: cannot rewind to offset {}: {e}",
+                            self.spec.name, inst.ckpt.next_offset
+                        )))
+                    }
+                }
+            }
+            inst.positioned = true;
             let ended = self.handle(&msg, inst).await?;
             inst.ckpt.next_offset = msg.offset() + 1;
             inst.dirty = true;
@@ -276,6 +308,7 @@ impl Runner {
             ckpt,
             emit: Emit::default(),
             dirty: false,
+            positioned: false,
         })
     }
 
@@ -387,6 +420,18 @@ impl Runner {
                     .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
             }
         }
+        if let Some(d) = &self.env.delivery {
+            // After the tap, as in the embedded mode: a delivered alert is one the file holds.
+            if let Some(alerts) =
+                (&events as &dyn std::any::Any).downcast_ref::<Vec<optionflow_schemas::Alert>>()
+            {
+                for a in alerts {
+                    if !d.deliver(a).await {
+                        return Err(PipelineError::Kafka("alert delivery stopped".into()));
+                    }
+                }
+            }
+        }
         if let Some(counter) = self.spec.counter {
             Metrics::add(counter(&self.env.metrics), events.len() as u64);
         }
@@ -483,6 +528,9 @@ impl Runner {
             return Ok(());
         }
         self.env.producer.flush().await?;
+        if let Some(d) = &self.env.delivery {
+            d.settled().await;
+        }
         inst.ckpt.state = inst.op.snapshot()?;
         inst.ckpt.event_time = inst.ctx.watermark;
         for f in [&mut inst.tap, &mut inst.rejects_tap].into_iter().flatten() {
