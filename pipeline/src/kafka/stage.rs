@@ -203,9 +203,8 @@ impl Runner {
                 }
             };
             let p = msg.partition();
-            if !instances.contains_key(&p) {
-                let inst = self.open(p, build).await?;
-                instances.insert(p, inst);
+            if let std::collections::btree_map::Entry::Vacant(slot) = instances.entry(p) {
+                slot.insert(self.open(p, build).await?);
             }
             let Some(inst) = instances.get_mut(&p) else {
                 continue;

@@ -604,7 +604,7 @@ impl SourceTask {
             tx.send(Message::Watermark(t, origin))
                 .await
                 .map_err(|_| closed())?;
-            if self.ticks % self.checkpoint_every == 0 {
+            if self.ticks.is_multiple_of(self.checkpoint_every) {
                 let id = self.next_id;
                 self.next_id += 1;
                 let state = self.source.snapshot()?;
