@@ -138,7 +138,7 @@ pub(crate) fn source(args: SourceArgs) -> Result<()> {
     let speed = crate::parse_speed(&args.speed)?;
     crate::runtime()?.block_on(async {
         let src = make_source(&args, &config)?;
-        let topics = topics::create_all(&config.kafka).await?;
+        let topics = topics::create_all_retrying(&config.kafka).await?;
         tracing::info!(topics = topics.len(), "kafka topics ready");
         let env = KafkaEnv::connect(config, &args.data_dir, stop_on_signal()).await?;
         let ticks = kafka::source::run(src, env, speed).await?;

@@ -33,12 +33,19 @@ struct Broker {
     addr: String,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 impl Broker {
     fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        Broker::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu_binary())
             .args([
@@ -105,6 +112,10 @@ fn cql_server() -> String {
 /// A Kafka-mode config for `broker`, with its own topic and group names; state in ScyllaDB at
 /// `scylla` when given, in files otherwise.
 fn kafka_config(dir: &Path, broker: &Broker, name: &str, scylla: Option<&str>) -> PathBuf {
+    kafka_config_at(dir, &broker.addr, name, scylla)
+}
+
+fn kafka_config_at(dir: &Path, brokers: &str, name: &str, scylla: Option<&str>) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let state = match scylla {
         Some(addr) => format!(
@@ -128,7 +139,7 @@ session-timeout-ms = 6000
 [http]
 listen = "127.0.0.1:0"
 "#,
-                broker.addr
+                brokers
             ),
     )
     .expect("config written");
@@ -341,6 +352,34 @@ fn read_dead_letters(broker: &Broker, topic: &str, want: usize) -> Vec<(Vec<u8>,
         }
     }
     out
+}
+
+#[test]
+fn run_waits_for_a_broker_that_starts_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = embedded_reference(dir.path(), &[]);
+    let port = free_port();
+    let cfg = kafka_config_at(dir.path(), &format!("127.0.0.1:{port}"), "late", None);
+    let data = dir.path().join("kafka");
+    let run = Command::new(BIN)
+        .arg("run")
+        .args(SESSION)
+        .args(["--speed", "max", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kafka run");
+    // Nothing listens yet: the run must wait, not fail.
+    std::thread::sleep(Duration::from_secs(4));
+    let _broker = Broker::start_on(port);
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_same_outputs(&reference, &data);
 }
 
 struct Proc(Child);

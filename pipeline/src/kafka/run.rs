@@ -35,7 +35,7 @@ pub async fn run(opts: AllInOne) -> Result<RunSummary, PipelineError> {
         s.already_finished = true;
         return Ok(s);
     }
-    let created = topics::create_all(&opts.config.kafka)
+    let created = topics::create_all_retrying(&opts.config.kafka)
         .await
         .map_err(|e| PipelineError::Kafka(e.to_string()))?;
     let new = created.iter().filter(|c| c.new).count();

@@ -171,6 +171,37 @@ pub async fn create_all(cfg: &KafkaConfig) -> Result<Vec<Created>, AdminError> {
     Ok(out)
 }
 
+/// [`create_all`], retried with backoff (1 s doubling to 30 s) while the cluster cannot be
+/// reached, so a pipeline started before its brokers waits for them; a refusal from a broker
+/// that answered (bad replication, authorization) is returned at once.
+pub async fn create_all_retrying(cfg: &KafkaConfig) -> Result<Vec<Created>, AdminError> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match create_all(cfg).await {
+            Err(AdminError::Client(e)) if is_unreachable(&e) => {
+                metrics::counter!("optionflow_kafka_client_errors_total", "client" => "admin")
+                    .increment(1);
+                tracing::warn!(brokers = %cfg.brokers, error = %e, retry_in_secs = delay.as_secs(),
+                    "kafka unreachable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_unreachable(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::KafkaError;
+    matches!(
+        e,
+        KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut)
+            | KafkaError::AdminOp(RDKafkaErrorCode::BrokerTransportFailure)
+            | KafkaError::AdminOp(RDKafkaErrorCode::AllBrokersDown)
+            | KafkaError::AdminOp(RDKafkaErrorCode::RequestTimedOut)
+    )
+}
+
 /// The topics of this deployment (its prefix) that exist, with their partition counts.
 pub async fn list(cfg: &KafkaConfig) -> Result<Vec<Listed>, AdminError> {
     let admin: AdminClient<DefaultClientContext> =
