@@ -608,6 +608,58 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
     )
     .unwrap();
     assert_same_outputs(&reference, &data);
+    // Dispatch upserted every alert into ScyllaDB's `alerts` table, once.
+    let alerts: Vec<serde_json::Value> = read(&data, "alerts.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stored = rt.block_on(async {
+        let cfg = optionflow_pipeline::scylla::ScyllaConfig {
+            nodes: vec![scylla.clone()],
+            keyspace: "procs".into(),
+            consistency: optionflow_pipeline::scylla::config::ConsistencyLevel::One,
+            ..Default::default()
+        };
+        let db = optionflow_pipeline::scylla::ScyllaState::connect(&cfg)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        let mut keys: Vec<(String, String)> = alerts
+            .iter()
+            .map(|a| {
+                let t = a["event_time"].as_i64().unwrap();
+                let day = chrono::DateTime::from_timestamp_micros(t)
+                    .unwrap()
+                    .format("%Y-%m-%d");
+                (
+                    a["underlying"].as_str().unwrap().to_string(),
+                    day.to_string(),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for (u, day) in keys {
+            let rows = db
+                .outputs(optionflow_pipeline::scylla::OutputTable::Alerts, &u, &day)
+                .await
+                .unwrap();
+            ids.extend(rows.into_iter().map(|(id, _)| id));
+        }
+        ids
+    });
+    let mut want_ids: Vec<String> = alerts
+        .iter()
+        .map(|a| a["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut stored = stored;
+    want_ids.sort();
+    stored.sort();
+    assert_eq!(stored, want_ids, "the alerts table holds each alert once");
     // Every webhook alert dispatch wrote reached the receiver exactly once, keyed by its id.
     let mut want: Vec<String> = read(&data, "alerts.jsonl")
         .lines()

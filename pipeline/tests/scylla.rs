@@ -107,6 +107,15 @@ async fn the_delivery_ledger_and_output_upserts_are_idempotent() {
         .await
         .unwrap();
     }
+    let rows = db
+        .outputs(OutputTable::Alerts, "GME", "2024-01-02")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![("alert-1".to_string(), "{}".to_string())],
+        "one row however often upserted"
+    );
     assert!(db.delivered_channels("alert-1").await.unwrap().is_empty());
     let entry = optionflow_pipeline::delivery::ledger::LedgerEntry {
         alert_id: "alert-1".into(),

@@ -43,6 +43,9 @@ pub struct StageSpec {
     pub rejects_tap: Option<&'static str>,
     /// Counter of output events in the shared metrics.
     pub counter: Option<fn(&Metrics) -> &AtomicU64>,
+    /// The ScyllaDB table the outputs are upserted into (by event id) with `[state] kind =
+    /// "scylla"`, for the low-volume outputs a user queries: signals, decisions, alerts.
+    pub table: Option<crate::scylla::OutputTable>,
 }
 
 /// Partitions the group took away, reported by the consumer's rebalance callback.
@@ -417,6 +420,17 @@ impl Runner {
             if let Some(tap) = inst.tap.as_mut() {
                 tap.write(ev)
                     .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
+            }
+        }
+        if let (Some(table), super::checkpoint::CheckpointStore::Scylla(db)) =
+            (self.spec.table, &self.env.store)
+        {
+            for ev in &events {
+                let body = serde_json::to_string(ev)
+                    .map_err(|e| PipelineError::State(format!("serializing an output: {e}")))?;
+                db.upsert_output(table, ev.key(), ev.time(), ev.id(), &body)
+                    .await
+                    .map_err(|e| PipelineError::State(e.to_string()))?;
             }
         }
         if let Some(d) = &self.env.delivery {

@@ -40,6 +40,10 @@ pub const H_FROM: &str = "optionflow-from";
 pub trait WireEvent: Sized + Send + Sync + 'static {
     /// The underlying: the message key.
     fn key(&self) -> &str;
+    /// The deterministic event id (what downstream upserts are keyed by).
+    fn id(&self) -> &str;
+    /// Event time, µs.
+    fn time(&self) -> i64;
     /// Appends the single-object encoding.
     fn encode(&self, buf: &mut Vec<u8>) -> Result<(), CodecError>;
     /// Decodes a single-object message.
@@ -50,6 +54,8 @@ macro_rules! wire_mixed {
     ($($t:ty),+) => {$(
         impl WireEvent for $t {
             fn key(&self) -> &str { self.underlying() }
+            fn id(&self) -> &str { self.event_id() }
+            fn time(&self) -> i64 { self.event_time() }
             fn encode(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> { self.encode_single(buf) }
             fn decode(bytes: &[u8]) -> Result<Self, CodecError> { Self::decode_single(bytes) }
         }
@@ -61,6 +67,8 @@ macro_rules! wire_single {
     ($($t:ty),+) => {$(
         impl WireEvent for $t {
             fn key(&self) -> &str { Event::underlying(self) }
+            fn id(&self) -> &str { Event::event_id(self) }
+            fn time(&self) -> i64 { Event::event_time(self) }
             fn encode(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
                 optionflow_schemas::codec::encode_single(self, buf)
             }

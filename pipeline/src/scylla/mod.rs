@@ -53,6 +53,7 @@ pub struct ScyllaState {
     load_session: PreparedStatement,
     save_session: PreparedStatement,
     upsert: [(OutputTable, PreparedStatement); 3],
+    select: [(OutputTable, PreparedStatement); 3],
     delivered: PreparedStatement,
     record_delivery: PreparedStatement,
 }
@@ -102,7 +103,18 @@ impl ScyllaState {
                 t.name()
             ))
         };
+        let select = |t: OutputTable| {
+            prepare(format!(
+                "SELECT event_id, body FROM {ks}.{} WHERE underlying = ? AND day = ?",
+                t.name()
+            ))
+        };
         Ok(ScyllaState {
+            select: [
+                (OutputTable::Signals, select(OutputTable::Signals).await?),
+                (OutputTable::Decisions, select(OutputTable::Decisions).await?),
+                (OutputTable::Alerts, select(OutputTable::Alerts).await?),
+            ],
             load_partition: prepare(format!(
                 "SELECT state FROM {ks}.partition_checkpoints WHERE owner = ? AND partition = ?"
             ))
@@ -213,6 +225,34 @@ impl ScyllaState {
             .map_err(|e| {
                 ScyllaError::query(format!("upserting into {}", table.name()))(e.to_string())
             })
+    }
+
+    /// One underlying's rows of `table` on `day` (`YYYY-MM-DD`, UTC), in event-time order:
+    /// (event id, the event as JSON). A partition is one underlying-day, so it is bounded.
+    pub async fn outputs(
+        &self,
+        table: OutputTable,
+        underlying: &str,
+        day: &str,
+    ) -> Result<Vec<(String, String)>, ScyllaError> {
+        let what = format!("reading {}", table.name());
+        let stmt = self
+            .select
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, s)| s)
+            .ok_or_else(|| ScyllaError::query(what.clone())("no such table".into()))?;
+        let rows = self
+            .session
+            .execute_unpaged(stmt, (underlying, day))
+            .await
+            .map_err(|e| ScyllaError::query(what.clone())(e.to_string()))?
+            .into_rows_result()
+            .map_err(|e| ScyllaError::query(what.clone())(e.to_string()))?;
+        rows.rows::<(String, String)>()
+            .map_err(|e| ScyllaError::query(what.clone())(e.to_string()))?
+            .map(|r| r.map_err(|e| ScyllaError::query(what.clone())(e.to_string())))
+            .collect()
     }
 
     /// Channels `alert_id` has been delivered to.
