@@ -119,8 +119,9 @@ fn kafka_config_at(dir: &Path, brokers: &str, name: &str, scylla: Option<&str>) 
     let path = dir.join(format!("{name}.toml"));
     let state = match scylla {
         Some(addr) => format!(
-            "[state]\nkind = \"scylla\"\n[scylla]\nnodes = [\"{addr}\"]\nkeyspace = \"{}\"\nconsistency = \"one\"\n",
-            name.replace('-', "_")
+            "[state]\nkind = \"scylla\"\n[scylla]\nnodes = [\"{addr}\"]\nkeyspace = \"{}\"\nconsistency = \"one\"\nschema-metadata = {}\n",
+            name.replace('-', "_"),
+            std::env::var("OPTIONFLOW_SCYLLA").is_ok()
         ),
         None => String::new(),
     };
@@ -622,6 +623,7 @@ fn stages_as_processes_survive_sigkill_and_share_partitions() {
             nodes: vec![scylla.clone()],
             keyspace: "procs".into(),
             consistency: optionflow_pipeline::scylla::config::ConsistencyLevel::One,
+            schema_metadata: std::env::var("OPTIONFLOW_SCYLLA").is_ok(),
             ..Default::default()
         };
         let db = optionflow_pipeline::scylla::ScyllaState::connect(&cfg)

@@ -42,6 +42,8 @@ fn config(addr: &str, keyspace: &str) -> ScyllaConfig {
         keyspace: keyspace.to_string(),
         consistency: optionflow_pipeline::scylla::config::ConsistencyLevel::One,
         connect_timeout_secs: 10,
+        // kassandra serves no schema metadata; a real cluster does.
+        schema_metadata: std::env::var("OPTIONFLOW_SCYLLA").is_ok(),
         ..Default::default()
     }
 }

@@ -65,6 +65,9 @@ pub struct ScyllaConfig {
     pub consistency: ConsistencyLevel,
     /// How long to keep retrying an unreachable cluster at start-up.
     pub connect_timeout_secs: u64,
+    /// Read the cluster's schema and token metadata, which token-aware routing needs. Only
+    /// for CQL servers that do not serve it (the in-memory one in the tests) set it to false.
+    pub schema_metadata: bool,
 }
 
 impl Default for ScyllaConfig {
@@ -75,6 +78,7 @@ impl Default for ScyllaConfig {
             replication_factor: 1,
             consistency: ConsistencyLevel::LocalQuorum,
             connect_timeout_secs: 60,
+            schema_metadata: true,
         }
     }
 }

@@ -322,10 +322,10 @@ pub async fn connect_session(cfg: &ScyllaConfig) -> Result<Session, ScyllaError>
     loop {
         let built = SessionBuilder::new()
             .known_nodes(&cfg.nodes)
-            // Schema metadata and agreement waits are not needed by optionflow's statements,
-            // and in-memory CQL servers used in tests do not serve them.
-            .fetch_schema_metadata(false)
-            .auto_await_schema_agreement(false)
+            // Token-aware routing needs the schema metadata; in-memory CQL servers used in
+            // tests serve neither it nor schema agreement.
+            .fetch_schema_metadata(cfg.schema_metadata)
+            .auto_await_schema_agreement(cfg.schema_metadata)
             .connection_timeout(Duration::from_secs(5))
             .build()
             .await;
