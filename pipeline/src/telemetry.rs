@@ -43,6 +43,18 @@ pub struct Status {
 }
 
 impl Metrics {
+    /// Counts one source tick's batch (quotes and underlying ticks) and its event time.
+    pub fn count_source_batch(&self, batch: &[optionflow_schemas::RawEvent], t: i64) {
+        let quotes = batch
+            .iter()
+            .filter(|e| matches!(e, optionflow_schemas::RawEvent::Quote(_)))
+            .count() as u64;
+        Self::add(&self.quotes, quotes);
+        Self::add(&self.ticks, batch.len() as u64 - quotes);
+        self.event_time
+            .store(t, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);

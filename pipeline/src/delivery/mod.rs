@@ -611,13 +611,20 @@ impl Delivery {
     }
 
     /// Waits until every queued alert has its final outcome (call after every handle is
-    /// dropped), and reports.
+    /// dropped), logs the counts and returns them.
     pub async fn finish(self) -> DeliverySummary {
         drop(self.handle);
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "the delivery task panicked");
         }
-        self.counts.lock().map(|c| *c).unwrap_or_default()
+        let done = self.counts.lock().map(|c| *c).unwrap_or_default();
+        tracing::info!(
+            delivered = done.delivered,
+            failed = done.failed,
+            skipped = done.skipped,
+            "alert delivery finished"
+        );
+        done
     }
 }
 

@@ -223,13 +223,7 @@ pub async fn run_stage(name: &str, env: KafkaEnv) -> Result<(), PipelineError> {
             )
             .await;
             if let Some(d) = delivery {
-                let done = d.finish().await;
-                tracing::info!(
-                    delivered = done.delivered,
-                    failed = done.failed,
-                    skipped = done.skipped,
-                    "alert delivery finished"
-                );
+                d.finish().await;
             }
             result
         }

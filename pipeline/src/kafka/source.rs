@@ -11,7 +11,6 @@ use super::KafkaEnv;
 use crate::runtime::PipelineError;
 use crate::source::TickSource;
 use crate::telemetry::Metrics;
-use optionflow_schemas::RawEvent;
 use std::time::Duration;
 
 /// Checkpoint owner name of the source.
@@ -72,15 +71,7 @@ pub async fn run(
         }
         previous = Some(t);
         let out = ckpt.outputs.entry(topic.clone()).or_default();
-        let quotes = batch
-            .iter()
-            .filter(|e| matches!(e, RawEvent::Quote(_)))
-            .count() as u64;
-        Metrics::add(&env.metrics.quotes, quotes);
-        Metrics::add(&env.metrics.ticks, batch.len() as u64 - quotes);
-        env.metrics
-            .event_time
-            .store(t, std::sync::atomic::Ordering::Relaxed);
+        env.metrics.count_source_batch(&batch, t);
         for ev in &batch {
             buf.clear();
             ev.encode(&mut buf)

@@ -446,13 +446,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     });
     // Whatever was written is delivered (or recorded as failed) before the run returns.
     if let Some(d) = delivery {
-        let done = d.finish().await;
-        tracing::info!(
-            delivered = done.delivered,
-            failed = done.failed,
-            skipped = done.skipped,
-            "alert delivery finished"
-        );
+        d.finish().await;
     }
     let coordinator_result = coordinator.await.unwrap_or_else(|e| {
         Err(PipelineError::Simulator(format!(
@@ -588,15 +582,7 @@ impl SourceTask {
                 tokio::time::sleep_until(due).await;
             }
             previous = Some(t);
-            let quotes = batch
-                .iter()
-                .filter(|e| matches!(e, RawEvent::Quote(_)))
-                .count() as u64;
-            Metrics::add(&self.metrics.quotes, quotes);
-            Metrics::add(&self.metrics.ticks, batch.len() as u64 - quotes);
-            self.metrics
-                .event_time
-                .store(t, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.count_source_batch(&batch, t);
             let origin = Instant::now();
             tx.send(Message::Batch(batch, origin))
                 .await
