@@ -30,6 +30,10 @@ pub(crate) struct CalibrateArgs {
     /// reads for the narratives' outcome statistics).
     #[arg(long)]
     outcomes: Option<PathBuf>,
+    /// Configuration file: with `[state] kind = "scylla"` the outcomes are also upserted into
+    /// the `signal_outcomes` table.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 pub(crate) fn calibrate(args: CalibrateArgs) -> Result<()> {
@@ -73,6 +77,10 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<()> {
         }
         f.flush()?;
     }
+    let config = optionflow_pipeline::config::Config::load(args.config.as_deref(), std::env::vars())?;
+    if config.state.kind == optionflow_pipeline::scylla::StateKind::Scylla {
+        store_outcomes(&config.scylla, &labelled)?;
+    }
     let calibration = outcomes::fit(&labelled, horizons[0]).map_err(anyhow::Error::msg)?;
     std::fs::write(&args.out, calibration.to_json())
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -91,6 +99,36 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<()> {
         "calibration ({} s horizon) written to {}",
         horizons[0],
         args.out.display()
+    );
+    Ok(())
+}
+
+/// Upserts the labelled outcomes into `signal_outcomes`, by signal and horizon.
+fn store_outcomes(
+    cfg: &optionflow_pipeline::scylla::ScyllaConfig,
+    labelled: &[outcomes::Outcome],
+) -> Result<()> {
+    use optionflow_pipeline::scylla::{Row, ScyllaState};
+    let rows = labelled
+        .iter()
+        .map(|o| {
+            Ok(Row::Outcome {
+                underlying: o.underlying.clone(),
+                signal_id: o.signal_id.clone(),
+                horizon_secs: o.horizon_secs,
+                event_time: o.event_time,
+                body: serde_json::to_string(o)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = rows.len();
+    crate::runtime()?.block_on(async {
+        let db = ScyllaState::connect(cfg).await?;
+        db.write_rows(rows).await
+    })?;
+    eprintln!(
+        "{n} outcomes upserted into {}.signal_outcomes",
+        cfg.keyspace
     );
     Ok(())
 }

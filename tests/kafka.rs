@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{read, BIN};
+use common::{cql_server, read, BIN};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -77,36 +77,6 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A CQL server for `[state] kind = "scylla"`: a real cluster from `OPTIONFLOW_SCYLLA`, or an
-/// in-memory one (kassandra) served from a thread of this test process while it lives.
-fn cql_server() -> String {
-    if let Ok(addr) = std::env::var("OPTIONFLOW_SCYLLA") {
-        return addr;
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async move {
-            let tester = kassandra_tester::KassandraTester::new(
-                kassandra_tester::kassandra::session::KassandraSession::new(),
-            );
-            let _ = tester
-                .in_scope(|addr| {
-                    let tx = tx.clone();
-                    async move {
-                        let _ = tx.send(addr.to_string());
-                        std::future::pending::<Result<(), ()>>().await
-                    }
-                })
-                .await;
-        });
-    });
-    rx.recv().expect("the CQL server starts")
 }
 
 /// A Kafka-mode config for `broker`, with its own topic and group names; state in ScyllaDB at

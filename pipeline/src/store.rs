@@ -105,6 +105,87 @@ impl StateStore for FileStateStore {
     }
 }
 
+/// Where the embedded runtime keeps its checkpoints: `[state] kind`.
+pub enum SessionStore {
+    /// Files under `<data-dir>/checkpoints/`.
+    Files(FileStateStore),
+    /// The `session_checkpoints` table, keyed by the data directory's session id; the outputs
+    /// also go to the query tables through `tables`, flushed before each checkpoint.
+    Scylla {
+        /// The connected store.
+        db: std::sync::Arc<crate::scylla::ScyllaState>,
+        /// The session's key (`<data-dir>/session-id`).
+        session: String,
+        /// The query-table writer (also a stage observer).
+        tables: std::sync::Arc<crate::scylla::TableWriter>,
+    },
+}
+
+impl SessionStore {
+    /// The latest checkpoint, if any.
+    pub async fn load_latest(&self) -> std::io::Result<Option<Checkpoint>> {
+        match self {
+            Self::Files(f) => f.load_latest(),
+            Self::Scylla { db, session, .. } => {
+                let Some(bytes) = db
+                    .load_session_checkpoint(session)
+                    .await
+                    .map_err(std::io::Error::other)?
+                else {
+                    return Ok(None);
+                };
+                postcard::from_bytes(&bytes).map(Some).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the checkpoint of session {session} in ScyllaDB is unreadable ({e}); start with a fresh data directory"),
+                    )
+                })
+            }
+        }
+    }
+
+    /// Durably records `ckpt` as the latest checkpoint (with ScyllaDB, after the query tables
+    /// hold every output it covers).
+    pub async fn save(&mut self, ckpt: &Checkpoint) -> std::io::Result<()> {
+        match self {
+            Self::Files(f) => tokio::task::block_in_place(|| f.save(ckpt)),
+            Self::Scylla {
+                db,
+                session,
+                tables,
+            } => {
+                tables.flush().await.map_err(std::io::Error::other)?;
+                let bytes = postcard::to_stdvec(ckpt).map_err(std::io::Error::other)?;
+                db.save_session_checkpoint(session, ckpt.id, &bytes)
+                    .await
+                    .map_err(std::io::Error::other)
+            }
+        }
+    }
+}
+
+/// The data directory's session id (`session-id`, made on first use): the key of its
+/// checkpoints in ScyllaDB, so that a fresh directory never restores another's.
+pub fn session_id(dir: &Path) -> std::io::Result<String> {
+    let path = dir.join("session-id");
+    match fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{}|{nanos}|{}", dir.display(), std::process::id());
+    let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()));
+    let tmp = dir.join("session-id.tmp");
+    fs::write(&tmp, &id)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,3 +25,33 @@ pub(crate) const SIGNALLING_SESSION: [&str; 8] = [
 pub(crate) fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
+
+/// A CQL server for `[state] kind = "scylla"`: a real cluster from `OPTIONFLOW_SCYLLA`, or an
+/// in-memory one (kassandra) served from a thread of this test process while it lives.
+pub(crate) fn cql_server() -> String {
+    if let Ok(addr) = std::env::var("OPTIONFLOW_SCYLLA") {
+        return addr;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let tester = kassandra_tester::KassandraTester::new(
+                kassandra_tester::kassandra::session::KassandraSession::new(),
+            );
+            let _ = tester
+                .in_scope(|addr| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(addr.to_string());
+                        std::future::pending::<Result<(), ()>>().await
+                    }
+                })
+                .await;
+        });
+    });
+    rx.recv().expect("the CQL server starts")
+}

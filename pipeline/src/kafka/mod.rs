@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::runtime::embedded::files;
 use crate::runtime::stage::StageObserver;
 use crate::runtime::PipelineError;
-use crate::scylla::{OutputTable, ScyllaState, StateKind};
+use crate::scylla::{ScyllaState, StateKind};
 use crate::silences::WatchedDispatch;
 use crate::telemetry::Metrics;
 use checkpoint::CheckpointStore;
@@ -113,7 +113,6 @@ pub fn spec(name: &str) -> Option<StageSpec> {
         tap: None,
         rejects_tap: None,
         counter: None,
-        table: None,
     };
     Some(match name {
         "normalize" => s("normalize", RAW, NORMALIZED),
@@ -122,21 +121,18 @@ pub fn spec(name: &str) -> Option<StageSpec> {
         "consensus" => StageSpec {
             tap: Some(files::SIGNALS),
             counter: Some(|m| &m.signals),
-            table: Some(OutputTable::Signals),
             ..s("consensus", FACTORS, SIGNALS)
         },
         "explain" => s("explain", SIGNALS, EXPLANATIONS),
         "risk-gate" => StageSpec {
             tap: Some(files::DECISIONS),
             counter: Some(|m| &m.decisions),
-            table: Some(OutputTable::Decisions),
             ..s("risk-gate", EXPLANATIONS, DECISIONS)
         },
         "dispatch" => StageSpec {
             tap: Some(files::ALERTS),
             rejects_tap: Some(files::SUPPRESSED),
             counter: Some(|m| &m.alerts),
-            table: Some(OutputTable::Alerts),
             ..s("dispatch", DECISIONS, ALERTS)
         },
         _ => return None,

@@ -43,9 +43,6 @@ pub struct StageSpec {
     pub rejects_tap: Option<&'static str>,
     /// Counter of output events in the shared metrics.
     pub counter: Option<fn(&Metrics) -> &AtomicU64>,
-    /// The ScyllaDB table the outputs are upserted into (by event id) with `[state] kind =
-    /// "scylla"`, for the low-volume outputs a user queries: signals, decisions, alerts.
-    pub table: Option<crate::scylla::OutputTable>,
 }
 
 /// Partitions the group took away, reported by the consumer's rebalance callback.
@@ -91,6 +88,8 @@ struct Instance<Op: Operator> {
     rejects_tap: Option<JsonlFile>,
     /// Inputs since the last checkpoint.
     dirty: bool,
+    /// Rows for the query tables (`[state] kind = "scylla"`).
+    projector: crate::scylla::Projector,
     /// The reader's position was checked against the checkpoint's offset.
     positioned: bool,
 }
@@ -311,6 +310,7 @@ impl Runner {
             emit: Emit::default(),
             dirty: false,
             positioned: false,
+            projector: Default::default(),
         })
     }
 
@@ -422,16 +422,14 @@ impl Runner {
                     .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
             }
         }
-        if let (Some(table), super::checkpoint::CheckpointStore::Scylla(db)) =
-            (self.spec.table, &self.env.store)
-        {
-            for ev in &events {
-                let body = serde_json::to_string(ev)
-                    .map_err(|e| PipelineError::State(format!("serializing an output: {e}")))?;
-                db.upsert_output(table, ev.key(), ev.time(), ev.id(), &body)
-                    .await
-                    .map_err(|e| PipelineError::State(e.to_string()))?;
-            }
+        if let super::checkpoint::CheckpointStore::Scylla(db) = &self.env.store {
+            let rows = inst
+                .projector
+                .project(self.spec.name, &events)
+                .map_err(|e| PipelineError::State(e.to_string()))?;
+            db.write_rows(rows)
+                .await
+                .map_err(|e| PipelineError::State(e.to_string()))?;
         }
         if let Some(d) = &self.env.delivery {
             // After the tap, as in the embedded mode: a delivered alert is one the file holds.
@@ -543,6 +541,12 @@ impl Runner {
         self.env.producer.flush().await?;
         if let Some(d) = &self.env.delivery {
             d.settled().await;
+        }
+        if let super::checkpoint::CheckpointStore::Scylla(db) = &self.env.store {
+            // The query tables reflect every input the checkpoint does.
+            db.write_rows(inst.projector.drain())
+                .await
+                .map_err(|e| PipelineError::State(e.to_string()))?;
         }
         inst.ckpt.state = inst.op.snapshot()?;
         inst.ckpt.event_time = inst.ctx.watermark;

@@ -21,7 +21,7 @@ use crate::silences::WatchedDispatch;
 use crate::source::simulator::Simulator;
 use crate::source::tape::TapeSource;
 use crate::source::TickSource;
-use crate::store::{Checkpoint, FileStateStore, StateStore};
+use crate::store::{Checkpoint, FileStateStore, SessionStore};
 use crate::tape::TapeWriter;
 use crate::telemetry::{Metrics, Status};
 use optionflow_schemas::{Alert, RawEvent};
@@ -224,10 +224,10 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         return Ok(done);
     }
     let cfg = &opts.config;
-    let store = FileStateStore::open(&dir.join(files::CHECKPOINTS))
-        .map_err(PipelineError::io("opening the checkpoint store"))?;
+    let store = open_store(cfg, &dir).await?;
     let ckpt = store
         .load_latest()
+        .await
         .map_err(PipelineError::io("loading the latest checkpoint"))?;
     let resumed_from = ckpt.as_ref().map(|c| c.id);
     let ckpt = ckpt.unwrap_or_default();
@@ -317,6 +317,9 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         cfg.telemetry.hit_rate_horizon_secs,
         cfg.telemetry.hit_rate_threshold,
     ))];
+    if let SessionStore::Scylla { tables, .. } = &store {
+        observers.push(tables.clone());
+    }
     if let Some(hub) = opts.dashboard.clone() {
         hub.attach(metrics.clone(), dir.clone());
         // A resumed session's page starts where the checkpoint is, not empty.
@@ -398,7 +401,17 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         alert_tx,
         io(None, Some(open(files::SUPPRESSED)?), None),
     ));
-    let delivery = start_delivery(cfg, &opts.params.input, &dir, kept(files::ALERTS))?;
+    let shared_ledger = match &store {
+        SessionStore::Scylla { db, .. } => Some(db.clone()),
+        SessionStore::Files(_) => None,
+    };
+    let delivery = start_delivery(
+        cfg,
+        &opts.params.input,
+        &dir,
+        kept(files::ALERTS),
+        shared_ledger,
+    )?;
     let sink = AlertSink {
         file: open(files::ALERTS)?,
         delivery: delivery.as_ref().map(Delivery::handle),
@@ -491,6 +504,7 @@ fn start_delivery(
     input: &SessionInput,
     dir: &Path,
     kept: u64,
+    shared_ledger: Option<Arc<crate::scylla::ScyllaState>>,
 ) -> Result<Option<Delivery>, PipelineError> {
     let channels = cfg.dispatch.all_channels();
     let external = channels.iter().any(|c| c != "file");
@@ -518,12 +532,13 @@ fn start_delivery(
             }
         }
     }
-    Ok(Delivery::start(
+    Ok(Delivery::start_shared(
         &cfg.channels,
         &channels,
         dir,
         backlog,
         &|k| std::env::var(k).ok(),
+        shared_ledger,
     )?)
 }
 
@@ -727,9 +742,35 @@ impl AlertSink {
     }
 }
 
+/// The checkpoint store `[state] kind` names: files in the data directory, or ScyllaDB (which
+/// then also gets the query tables and the delivery ledger).
+async fn open_store(cfg: &Config, dir: &Path) -> Result<SessionStore, PipelineError> {
+    match cfg.state.kind {
+        crate::scylla::StateKind::Embedded => FileStateStore::open(&dir.join(files::CHECKPOINTS))
+            .map(SessionStore::Files)
+            .map_err(PipelineError::io("opening the checkpoint store")),
+        crate::scylla::StateKind::Scylla => {
+            let session = crate::store::session_id(dir)
+                .map_err(PipelineError::io("reading the session id"))?;
+            let db = Arc::new(
+                crate::scylla::ScyllaState::connect(&cfg.scylla)
+                    .await
+                    .map_err(|e| PipelineError::State(e.to_string()))?,
+            );
+            tracing::info!(nodes = %cfg.scylla.nodes.join(","), keyspace = %cfg.scylla.keyspace, %session,
+                "state in ScyllaDB");
+            Ok(SessionStore::Scylla {
+                tables: crate::scylla::TableWriter::start(db.clone()),
+                db,
+                session,
+            })
+        }
+    }
+}
+
 /// Gathers every participant's acknowledgement of a barrier, then saves the checkpoint.
 async fn coordinate(
-    mut store: FileStateStore,
+    mut store: SessionStore,
     mut acks: mpsc::Receiver<Ack>,
     participants: usize,
     metrics: Arc<Metrics>,
@@ -749,8 +790,9 @@ async fn coordinate(
         entry.1.absorb(ack.parts);
         if entry.0 == participants {
             if let Some((_, ckpt)) = pending.remove(&ack.id) {
-                let store_ref = &mut store;
-                tokio::task::block_in_place(|| store_ref.save(&ckpt))
+                store
+                    .save(&ckpt)
+                    .await
                     .map_err(PipelineError::io(format!("saving checkpoint {}", ckpt.id)))?;
                 Metrics::add(&metrics.checkpoints, 1);
             }

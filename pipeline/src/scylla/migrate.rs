@@ -5,11 +5,18 @@ use super::{ScyllaConfig, ScyllaError};
 use scylla::client::session::Session;
 
 /// Every migration, by version: `(version, name, CQL)`.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_state",
-    include_str!("../../migrations/0001_state.cql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_state",
+        include_str!("../../migrations/0001_state.cql"),
+    ),
+    (
+        2,
+        "0002_history",
+        include_str!("../../migrations/0002_history.cql"),
+    ),
+];
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The ScyllaDB state store (`[state] kind = "scylla"`): migrations, checkpoints, outputs.
+//! The ScyllaDB state store (`[state] kind = "scylla"`): migrations, checkpoints, the delivery
+//! ledger, and the query tables the outputs project into ([`tables`]).
 //!
 //! Every statement is prepared once and bound (never literals), with the configured
 //! consistency; the driver's default policy is token-aware, so each request goes to a replica
@@ -6,8 +7,12 @@
 
 pub mod config;
 pub mod migrate;
+pub mod tables;
+pub mod writer;
 
 pub use config::{ScyllaConfig, StateKind};
+pub use tables::{OutputTable, Projector, Row};
+pub use writer::TableWriter;
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -52,30 +57,28 @@ pub struct ScyllaState {
     save_partition: PreparedStatement,
     load_session: PreparedStatement,
     save_session: PreparedStatement,
-    upsert: [(OutputTable, PreparedStatement); 3],
-    select: [(OutputTable, PreparedStatement); 3],
     delivered: PreparedStatement,
     record_delivery: PreparedStatement,
+    tables: tables::TableStatements,
 }
 
-/// Output tables rows are upserted into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputTable {
-    /// `signals`.
-    Signals,
-    /// `decisions`.
-    Decisions,
-    /// `alerts`.
-    Alerts,
+/// Prepares statements on a session with the configured consistency and page size.
+struct Preparer<'a> {
+    session: &'a Session,
+    keyspace: &'a str,
+    consistency: scylla::statement::Consistency,
 }
 
-impl OutputTable {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Signals => "signals",
-            Self::Decisions => "decisions",
-            Self::Alerts => "alerts",
-        }
+impl Preparer<'_> {
+    async fn prepare(&self, cql: String) -> Result<PreparedStatement, ScyllaError> {
+        let mut p = self
+            .session
+            .prepare(cql.clone())
+            .await
+            .map_err(|e| ScyllaError::query(format!("preparing {cql}"))(e.to_string()))?;
+        p.set_consistency(self.consistency);
+        p.set_page_size(tables::PAGE_SIZE);
+        Ok(p)
     }
 }
 
@@ -85,65 +88,41 @@ impl ScyllaState {
         let session = connect_session(cfg).await?;
         migrate::apply(&session, cfg).await?;
         let ks = &cfg.keyspace;
-        let consistency = cfg.consistency.driver();
-        let prepare = |cql: String| {
-            let session = &session;
-            async move {
-                let mut p = session
-                    .prepare(cql.clone())
-                    .await
-                    .map_err(|e| ScyllaError::query(format!("preparing {cql}"))(e.to_string()))?;
-                p.set_consistency(consistency);
-                Ok::<_, ScyllaError>(p)
-            }
-        };
-        let upsert = |t: OutputTable| {
-            prepare(format!(
-                "INSERT INTO {ks}.{} (underlying, day, event_time, event_id, body) VALUES (?, ?, ?, ?, ?)",
-                t.name()
-            ))
-        };
-        let select = |t: OutputTable| {
-            prepare(format!(
-                "SELECT event_id, body FROM {ks}.{} WHERE underlying = ? AND day = ?",
-                t.name()
-            ))
+        let db = Preparer {
+            session: &session,
+            keyspace: ks,
+            consistency: cfg.consistency.driver(),
         };
         Ok(ScyllaState {
-            select: [
-                (OutputTable::Signals, select(OutputTable::Signals).await?),
-                (OutputTable::Decisions, select(OutputTable::Decisions).await?),
-                (OutputTable::Alerts, select(OutputTable::Alerts).await?),
-            ],
-            load_partition: prepare(format!(
-                "SELECT state FROM {ks}.partition_checkpoints WHERE owner = ? AND partition = ?"
-            ))
-            .await?,
-            save_partition: prepare(format!(
+            load_partition: db
+                .prepare(format!(
+                    "SELECT state FROM {ks}.partition_checkpoints WHERE owner = ? AND partition = ?"
+                ))
+                .await?,
+            save_partition: db.prepare(format!(
                 "INSERT INTO {ks}.partition_checkpoints (owner, partition, next_offset, state) VALUES (?, ?, ?, ?)"
             ))
             .await?,
-            load_session: prepare(format!(
-                "SELECT state FROM {ks}.session_checkpoints WHERE session = ?"
-            ))
-            .await?,
-            save_session: prepare(format!(
-                "INSERT INTO {ks}.session_checkpoints (session, id, state) VALUES (?, ?, ?)"
-            ))
-            .await?,
-            upsert: [
-                (OutputTable::Signals, upsert(OutputTable::Signals).await?),
-                (OutputTable::Decisions, upsert(OutputTable::Decisions).await?),
-                (OutputTable::Alerts, upsert(OutputTable::Alerts).await?),
-            ],
-            delivered: prepare(format!(
-                "SELECT channel FROM {ks}.deliveries WHERE alert_id = ?"
-            ))
-            .await?,
-            record_delivery: prepare(format!(
+            load_session: db
+                .prepare(format!(
+                    "SELECT state FROM {ks}.session_checkpoints WHERE session = ?"
+                ))
+                .await?,
+            save_session: db
+                .prepare(format!(
+                    "INSERT INTO {ks}.session_checkpoints (session, id, state) VALUES (?, ?, ?)"
+                ))
+                .await?,
+            delivered: db
+                .prepare(format!(
+                    "SELECT channel FROM {ks}.deliveries WHERE alert_id = ?"
+                ))
+                .await?,
+            record_delivery: db.prepare(format!(
                 "INSERT INTO {ks}.deliveries (alert_id, channel, status, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?)"
             ))
             .await?,
+            tables: tables::TableStatements::prepare(&db).await?,
             session,
         })
     }
@@ -198,61 +177,6 @@ impl ScyllaState {
             .await
             .map(|_| ())
             .map_err(|e| ScyllaError::query("saving a checkpoint")(e.to_string()))
-    }
-
-    /// Upserts an output row keyed by its event id.
-    pub async fn upsert_output(
-        &self,
-        table: OutputTable,
-        underlying: &str,
-        event_time: i64,
-        event_id: &str,
-        body: &str,
-    ) -> Result<(), ScyllaError> {
-        let day = chrono::DateTime::from_timestamp_micros(event_time)
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_default();
-        let stmt = self
-            .upsert
-            .iter()
-            .find(|(t, _)| *t == table)
-            .map(|(_, s)| s)
-            .ok_or_else(|| ScyllaError::query("upserting")("no such table".into()))?;
-        self.session
-            .execute_unpaged(stmt, (underlying, day, event_time, event_id, body))
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                ScyllaError::query(format!("upserting into {}", table.name()))(e.to_string())
-            })
-    }
-
-    /// One underlying's rows of `table` on `day` (`YYYY-MM-DD`, UTC), in event-time order:
-    /// (event id, the event as JSON). A partition is one underlying-day, so it is bounded.
-    pub async fn outputs(
-        &self,
-        table: OutputTable,
-        underlying: &str,
-        day: &str,
-    ) -> Result<Vec<(String, String)>, ScyllaError> {
-        let what = format!("reading {}", table.name());
-        let stmt = self
-            .select
-            .iter()
-            .find(|(t, _)| *t == table)
-            .map(|(_, s)| s)
-            .ok_or_else(|| ScyllaError::query(what.clone())("no such table".into()))?;
-        let rows = self
-            .session
-            .execute_unpaged(stmt, (underlying, day))
-            .await
-            .map_err(|e| ScyllaError::query(what.clone())(e.to_string()))?
-            .into_rows_result()
-            .map_err(|e| ScyllaError::query(what.clone())(e.to_string()))?;
-        rows.rows::<(String, String)>()
-            .map_err(|e| ScyllaError::query(what.clone())(e.to_string()))?
-            .map(|r| r.map_err(|e| ScyllaError::query(what.clone())(e.to_string())))
-            .collect()
     }
 
     /// Channels `alert_id` has been delivered to.
