@@ -77,7 +77,8 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<()> {
         }
         f.flush()?;
     }
-    let config = optionflow_pipeline::config::Config::load(args.config.as_deref(), std::env::vars())?;
+    let config =
+        optionflow_pipeline::config::Config::load(args.config.as_deref(), std::env::vars())?;
     if config.state.kind == optionflow_pipeline::scylla::StateKind::Scylla {
         store_outcomes(&config.scylla, &labelled)?;
     }

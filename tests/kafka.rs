@@ -46,14 +46,20 @@ impl Broker {
     }
 
     fn start_on(port: u16) -> Broker {
+        Broker::start_advertising(port, port)
+    }
+
+    /// Listens on `port` and tells clients (in its metadata) to reach it on `advertised`.
+    fn start_advertising(port: u16, advertised: u16) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{advertised}");
         let child = Command::new(tansu_binary())
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
@@ -68,7 +74,70 @@ impl Broker {
             assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Broker { child, addr }
+        Broker {
+            child,
+            addr: format!("127.0.0.1:{advertised}"),
+        }
+    }
+}
+
+/// A TCP relay in front of the broker that can cut every connection and refuse new ones: an
+/// outage as the clients see it, while the broker keeps its data.
+struct Relay {
+    addr: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    fn start(port: u16, target: String) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("relay port");
+        let relay = Relay {
+            addr: format!("127.0.0.1:{port}"),
+            up: Default::default(),
+            open: Default::default(),
+        };
+        relay.up.store(true, Ordering::SeqCst);
+        let (up, open) = (relay.up.clone(), relay.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !up.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    open.lock()
+                        .unwrap()
+                        .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                    pipe(client, s2);
+                    pipe(server, c2);
+                }
+            }
+        });
+        relay
+    }
+
+    /// Drops every connection and refuses new ones until [`Relay::restore`].
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -350,6 +419,52 @@ fn run_waits_for_a_broker_that_starts_late() {
     let out = run.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    assert_same_outputs(&reference, &data);
+}
+
+#[test]
+fn a_broker_outage_mid_run_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = embedded_reference(dir.path(), &[]);
+    let (broker_port, relay_port) = (free_port(), free_port());
+    let relay = Relay::start(relay_port, format!("127.0.0.1:{broker_port}"));
+    let _broker = Broker::start_advertising(broker_port, relay_port);
+    let cfg = kafka_config_at(dir.path(), &relay.addr, "outage", None);
+    let data = dir.path().join("kafka");
+    // Paced (30 minutes of market time at 100x is 18 s) so the outage lands mid-run.
+    let run = Command::new(BIN)
+        .arg("run")
+        .args(SESSION)
+        .args(["--speed", "100", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kafka run");
+    let checkpoints = data.join("kafka-checkpoints");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&checkpoints).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "no checkpoint before the outage");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !data.join("finished.json").exists(),
+        "the run finished before the outage"
+    );
+    relay.restore();
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("broker trouble") || stderr.contains("retrying"),
+        "the outage is reported: {stderr}"
+    );
     assert_same_outputs(&reference, &data);
 }
 

@@ -148,7 +148,12 @@ async fn state_in_scylla_survives_kill_9_and_the_query_tables_hold_every_output_
         assert!(Instant::now() < deadline, "the keyspace never appeared");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    while db.load_session_checkpoint(&session).await.unwrap().is_none() {
+    while db
+        .load_session_checkpoint(&session)
+        .await
+        .unwrap()
+        .is_none()
+    {
         assert!(Instant::now() < deadline, "no checkpoint reached ScyllaDB");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -235,7 +240,12 @@ async fn state_in_scylla_survives_kill_9_and_the_query_tables_hold_every_output_
         assert!(!ivs.is_empty(), "{u} has IV history");
         let mut keys: BTreeMap<(String, i64), usize> = BTreeMap::new();
         for r in &ivs {
-            assert!(r.iv.is_finite() && r.iv > 0.0, "{u} {} iv {}", r.contract, r.iv);
+            assert!(
+                r.iv.is_finite() && r.iv > 0.0,
+                "{u} {} iv {}",
+                r.contract,
+                r.iv
+            );
             assert!(r.event_time >= r.minute && r.event_time < r.minute + 60_000_000);
             *keys.entry((r.contract.clone(), r.minute)).or_default() += 1;
         }

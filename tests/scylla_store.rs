@@ -195,7 +195,10 @@ async fn every_query_table_reads_back_what_was_upserted_once() {
         vec![factor]
     );
     assert_eq!(db.rv_history("GME", 2024).await.unwrap(), vec![rv]);
-    assert_eq!(db.risk_positions("2024-01-02").await.unwrap(), vec![position]);
+    assert_eq!(
+        db.risk_positions("2024-01-02").await.unwrap(),
+        vec![position]
+    );
     assert_eq!(
         db.outputs(OutputTable::Explanations, "GME", "2024-01-02")
             .await

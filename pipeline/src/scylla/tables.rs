@@ -193,22 +193,26 @@ impl Row {
                 ..
             } => (
                 *table as u8,
-                format!("{underlying}\0{}\0{event_time}\0{event_id}", day(*event_time)),
+                format!(
+                    "{underlying}\0{}\0{event_time}\0{event_id}",
+                    day(*event_time)
+                ),
             ),
-            Row::Iv(r) => (10, format!("{}\0{}\0{}", r.underlying, r.contract, r.minute)),
+            Row::Iv(r) => (
+                10,
+                format!("{}\0{}\0{}", r.underlying, r.contract, r.minute),
+            ),
             Row::Factor(r) => (
                 11,
-                format!("{}\0{}\0{}\0{}", r.underlying, r.factor, r.event_time, r.event_id),
+                format!(
+                    "{}\0{}\0{}\0{}",
+                    r.underlying, r.factor, r.event_time, r.event_id
+                ),
             ),
             Row::Rv(r) => (12, format!("{}\0{}", r.underlying, r.day)),
             Row::Position(r) => (
                 13,
-                format!(
-                    "{}\0{}\0{}",
-                    day(r.event_time),
-                    r.underlying,
-                    r.signal_id
-                ),
+                format!("{}\0{}\0{}", day(r.event_time), r.underlying, r.signal_id),
             ),
             Row::Outcome {
                 underlying,
@@ -457,7 +461,18 @@ impl TableStatements {
 
 type IvTuple = (String, i64, i64, String, f64, f64, f64, f64);
 type FactorTuple = (String, i64, String, f64, f64, f64, String, i64, String);
-type PositionTuple = (String, String, String, i64, String, String, f64, i32, f64, f64);
+type PositionTuple = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    f64,
+    i32,
+    f64,
+    f64,
+);
 
 impl ScyllaState {
     /// Writes `rows`, the last of any with the same key winning; returns once all are applied.
@@ -665,12 +680,26 @@ impl ScyllaState {
         day: &str,
     ) -> Result<Vec<FactorRow>, ScyllaError> {
         let rows: Vec<FactorTuple> = self
-            .scan(&self.tables.select_factor, (underlying, day), "factor_history")
+            .scan(
+                &self.tables.select_factor,
+                (underlying, day),
+                "factor_history",
+            )
             .await?;
         Ok(rows
             .into_iter()
             .map(
-                |(factor, event_time, event_id, raw_value, zscore, score, direction, samples, detail)| {
+                |(
+                    factor,
+                    event_time,
+                    event_id,
+                    raw_value,
+                    zscore,
+                    score,
+                    direction,
+                    samples,
+                    detail,
+                )| {
                     FactorRow {
                         underlying: underlying.to_string(),
                         factor,
@@ -712,7 +741,18 @@ impl ScyllaState {
         Ok(rows
             .into_iter()
             .map(
-                |(underlying, signal_id, decision_id, event_time, sector, direction, composite, open_signals, equity, drawdown)| {
+                |(
+                    underlying,
+                    signal_id,
+                    decision_id,
+                    event_time,
+                    sector,
+                    direction,
+                    composite,
+                    open_signals,
+                    equity,
+                    drawdown,
+                )| {
                     PositionRow {
                         underlying,
                         signal_id,
@@ -737,7 +777,11 @@ impl ScyllaState {
         day: &str,
     ) -> Result<Vec<String>, ScyllaError> {
         let rows: Vec<(String,)> = self
-            .scan(&self.tables.select_outcomes, (underlying, day), "signal_outcomes")
+            .scan(
+                &self.tables.select_outcomes,
+                (underlying, day),
+                "signal_outcomes",
+            )
             .await?;
         Ok(rows.into_iter().map(|(b,)| b).collect())
     }
