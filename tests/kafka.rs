@@ -394,6 +394,22 @@ fn read_dead_letters(broker: &Broker, topic: &str, want: usize) -> Vec<(Vec<u8>,
     out
 }
 
+/// `run` over Kafka in the background, its stderr piped.
+fn spawn_run(cfg: &Path, data: &Path, speed: &str) -> Child {
+    Command::new(BIN)
+        .arg("run")
+        .args(SESSION)
+        .args(["--speed", speed, "--config"])
+        .arg(cfg)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kafka run")
+}
+
 #[test]
 fn run_waits_for_a_broker_that_starts_late() {
     let dir = tempfile::tempdir().unwrap();
@@ -401,18 +417,7 @@ fn run_waits_for_a_broker_that_starts_late() {
     let port = free_port();
     let cfg = kafka_config_at(dir.path(), &format!("127.0.0.1:{port}"), "late", None);
     let data = dir.path().join("kafka");
-    let run = Command::new(BIN)
-        .arg("run")
-        .args(SESSION)
-        .args(["--speed", "max", "--config"])
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kafka run");
+    let run = spawn_run(&cfg, &data, "max");
     // Nothing listens yet: the run must wait, not fail.
     std::thread::sleep(Duration::from_secs(4));
     let _broker = Broker::start_on(port);
@@ -432,18 +437,7 @@ fn a_broker_outage_mid_run_loses_nothing() {
     let cfg = kafka_config_at(dir.path(), &relay.addr, "outage", None);
     let data = dir.path().join("kafka");
     // Paced (30 minutes of market time at 100x is 18 s) so the outage lands mid-run.
-    let run = Command::new(BIN)
-        .arg("run")
-        .args(SESSION)
-        .args(["--speed", "100", "--config"])
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kafka run");
+    let run = spawn_run(&cfg, &data, "100");
     let checkpoints = data.join("kafka-checkpoints");
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::read_dir(&checkpoints).map_or(true, |mut d| d.next().is_none()) {

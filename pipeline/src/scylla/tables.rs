@@ -57,7 +57,8 @@ impl OutputTable {
 }
 
 /// One row of IV history: a contract's last quote in a minute of event time.
-#[derive(Debug, Clone, PartialEq)]
+/// Read back by column name.
+#[derive(Debug, Clone, PartialEq, scylla::DeserializeRow)]
 pub struct IvRow {
     /// Underlying.
     pub underlying: String,
@@ -80,7 +81,8 @@ pub struct IvRow {
 }
 
 /// One row of factor history.
-#[derive(Debug, Clone, PartialEq)]
+/// Read back by column name.
+#[derive(Debug, Clone, PartialEq, scylla::DeserializeRow)]
 pub struct FactorRow {
     /// Underlying.
     pub underlying: String,
@@ -118,7 +120,8 @@ pub struct RvRow {
 }
 
 /// One open position of the risk gate: an approved decision.
-#[derive(Debug, Clone, PartialEq)]
+/// Read back by column name.
+#[derive(Debug, Clone, PartialEq, scylla::DeserializeRow)]
 pub struct PositionRow {
     /// Underlying.
     pub underlying: String,
@@ -429,13 +432,13 @@ impl TableStatements {
                 "INSERT INTO {ks}.iv_history (underlying, day, contract, minute, event_time, event_id, iv, delta, mid, spot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             )).await?,
             select_iv: db.prepare(format!(
-                "SELECT contract, minute, event_time, event_id, iv, delta, mid, spot FROM {ks}.iv_history WHERE underlying = ? AND day = ?"
+                "SELECT underlying, contract, minute, event_time, event_id, iv, delta, mid, spot FROM {ks}.iv_history WHERE underlying = ? AND day = ?"
             )).await?,
             upsert_factor: db.prepare(format!(
                 "INSERT INTO {ks}.factor_history (underlying, day, factor, event_time, event_id, raw_value, zscore, score, direction, samples, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             )).await?,
             select_factor: db.prepare(format!(
-                "SELECT factor, event_time, event_id, raw_value, zscore, score, direction, samples, detail FROM {ks}.factor_history WHERE underlying = ? AND day = ?"
+                "SELECT underlying, factor, event_time, event_id, raw_value, zscore, score, direction, samples, detail FROM {ks}.factor_history WHERE underlying = ? AND day = ?"
             )).await?,
             upsert_rv: db.prepare(format!(
                 "INSERT INTO {ks}.rv_history (underlying, year, day, event_time, estimators) VALUES (?, ?, ?, ?, ?)"
@@ -458,21 +461,6 @@ impl TableStatements {
         })
     }
 }
-
-type IvTuple = (String, i64, i64, String, f64, f64, f64, f64);
-type FactorTuple = (String, i64, String, f64, f64, f64, String, i64, String);
-type PositionTuple = (
-    String,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    f64,
-    i32,
-    f64,
-    f64,
-);
 
 impl ScyllaState {
     /// Writes `rows`, the last of any with the same key winning; returns once all are applied.
@@ -652,25 +640,8 @@ impl ScyllaState {
 
     /// One underlying's IV history on `day`, by contract then minute.
     pub async fn iv_history(&self, underlying: &str, day: &str) -> Result<Vec<IvRow>, ScyllaError> {
-        let rows: Vec<IvTuple> = self
-            .scan(&self.tables.select_iv, (underlying, day), "iv_history")
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(contract, minute, event_time, event_id, iv, delta, mid, spot)| IvRow {
-                    underlying: underlying.to_string(),
-                    contract,
-                    minute,
-                    event_time,
-                    event_id,
-                    iv,
-                    delta,
-                    mid,
-                    spot,
-                },
-            )
-            .collect())
+        self.scan(&self.tables.select_iv, (underlying, day), "iv_history")
+            .await
     }
 
     /// One underlying's factor scores on `day`, by factor then event time.
@@ -679,42 +650,12 @@ impl ScyllaState {
         underlying: &str,
         day: &str,
     ) -> Result<Vec<FactorRow>, ScyllaError> {
-        let rows: Vec<FactorTuple> = self
-            .scan(
-                &self.tables.select_factor,
-                (underlying, day),
-                "factor_history",
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    factor,
-                    event_time,
-                    event_id,
-                    raw_value,
-                    zscore,
-                    score,
-                    direction,
-                    samples,
-                    detail,
-                )| {
-                    FactorRow {
-                        underlying: underlying.to_string(),
-                        factor,
-                        event_time,
-                        event_id,
-                        raw_value,
-                        zscore,
-                        score,
-                        direction,
-                        samples,
-                        detail,
-                    }
-                },
-            )
-            .collect())
+        self.scan(
+            &self.tables.select_factor,
+            (underlying, day),
+            "factor_history",
+        )
+        .await
     }
 
     /// One underlying's realized-vol estimates per session day of `year`.
@@ -735,39 +676,8 @@ impl ScyllaState {
 
     /// The positions the risk gate opened on `day`, by underlying then signal.
     pub async fn risk_positions(&self, day: &str) -> Result<Vec<PositionRow>, ScyllaError> {
-        let rows: Vec<PositionTuple> = self
-            .scan(&self.tables.select_positions, (day,), "risk_positions")
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    underlying,
-                    signal_id,
-                    decision_id,
-                    event_time,
-                    sector,
-                    direction,
-                    composite,
-                    open_signals,
-                    equity,
-                    drawdown,
-                )| {
-                    PositionRow {
-                        underlying,
-                        signal_id,
-                        decision_id,
-                        event_time,
-                        sector,
-                        direction,
-                        composite,
-                        open_signals,
-                        equity,
-                        drawdown,
-                    }
-                },
-            )
-            .collect())
+        self.scan(&self.tables.select_positions, (day,), "risk_positions")
+            .await
     }
 
     /// The labelled outcomes (JSON) of one underlying's signals of `day`.
