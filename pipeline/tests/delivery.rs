@@ -320,7 +320,7 @@ async fn telegram_sends_plain_text_to_the_bot_path() {
         body,
         serde_json::json!({
             "chat_id": "-100200300",
-            "text": format!("GME *bullish* <b>91</b>\n\n{}", a.text),
+            "text": format!("GME *bullish* <b>91</b>\n\n{}\n\nalert {}", a.text, a.event_id),
             "disable_web_page_preview": true,
         })
     );
@@ -349,16 +349,15 @@ async fn telegram_sends_the_narratives_telegram_html_with_its_parse_mode() {
         bodies[0],
         serde_json::json!({
             "chat_id": "7",
-            "text": "<b>GME</b> bullish &amp; <i>91</i>",
+            "text": format!("<b>GME</b> bullish &amp; <i>91</i>\n\n<code>alert {}</code>", "t3"),
             "parse_mode": "HTML",
             "disable_web_page_preview": true,
         })
     );
     assert!(bodies[1].get("parse_mode").is_none());
-    assert!(bodies[1]["text"]
-        .as_str()
-        .unwrap()
-        .starts_with("AMC bullish\n\n"));
+    let plain = bodies[1]["text"].as_str().unwrap();
+    assert!(plain.starts_with("AMC bullish\n\n"));
+    assert!(plain.ends_with("\n\nalert t4"), "{plain}");
 }
 
 #[tokio::test]
@@ -401,7 +400,7 @@ async fn slack_posts_the_headline_and_text_escaped() {
     assert_eq!(
         body,
         serde_json::json!({
-            "text": "GME &lt;!channel&gt; bullish\nCall IV is bid across the wing.\n\nThree factors agree &amp; flow confirms."
+            "text": "GME &lt;!channel&gt; bullish\nCall IV is bid across the wing.\n\nThree factors agree &amp; flow confirms.\n\nalert `s1`"
         })
     );
 }

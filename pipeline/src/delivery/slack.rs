@@ -60,9 +60,12 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The JSON body: `{"text": headline + "\n" + text}`, escaped.
+/// The JSON body: `{"text": headline + "\n" + text}`, escaped, then a last line with the
+/// alert's id (Slack's incoming webhooks take no idempotency key; this lets a reader or a bot
+/// drop the one repeat a crash between sending and recording could cause).
 pub fn body(alert: &Alert) -> serde_json::Value {
-    serde_json::json!({ "text": escape(&format!("{}\n{}", alert.headline, alert.text)) })
+    let text = escape(&format!("{}\n{}", alert.headline, alert.text));
+    serde_json::json!({ "text": format!("{text}\n\nalert `{}`", alert.event_id) })
 }
 
 /// The Slack sender.

@@ -72,24 +72,43 @@ impl TelegramConfig {
     }
 }
 
-/// The message text: headline, a blank line, the narrative; cut to Telegram's limit.
+/// The last line of every message: the alert's id. The Bot API has no idempotency key, so
+/// this is what lets a reader or a bot on the chat drop the one repeat a crash between sending
+/// and recording could cause.
+pub fn reference_line(alert: &Alert) -> String {
+    format!("alert {}", alert.event_id)
+}
+
+/// The message text: headline, a blank line, the narrative (cut to fit Telegram's limit), a
+/// blank line and [`reference_line`].
 pub fn message_text(alert: &Alert) -> String {
+    let reference = format!("\n\n{}", reference_line(alert));
+    let room = MAX_CHARS - reference.chars().count();
     let text = format!("{}\n\n{}", alert.headline, alert.text);
-    if text.chars().count() <= MAX_CHARS {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_CHARS - 1).collect();
-    cut.push('…');
-    cut
+    let mut text = if text.chars().count() <= room {
+        text
+    } else {
+        let mut cut: String = text.chars().take(room - 1).collect();
+        cut.push('…');
+        cut
+    };
+    text.push_str(&reference);
+    text
 }
 
 /// The `sendMessage` body for `alert` (see the module docs for when it is HTML).
 pub fn request_body(chat_id: &str, alert: &Alert) -> serde_json::Value {
-    let rich = !alert.telegram.is_empty() && alert.telegram.chars().count() <= MAX_CHARS;
+    // Ids are hex, so the reference needs no escaping.
+    let html = format!(
+        "{}\n\n<code>{}</code>",
+        alert.telegram,
+        reference_line(alert)
+    );
+    let rich = !alert.telegram.is_empty() && html.chars().count() <= MAX_CHARS;
     if rich {
         serde_json::json!({
             "chat_id": chat_id,
-            "text": alert.telegram,
+            "text": html,
             "parse_mode": "HTML",
             "disable_web_page_preview": true,
         })
@@ -140,5 +159,34 @@ impl Telegram {
             true,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_narrative_is_cut_to_the_limit_and_keeps_the_alert_id() {
+        let alert = Alert {
+            event_id: "0123abcd".into(),
+            headline: "GME bullish".into(),
+            text: "x".repeat(10_000),
+            ..sample()
+        };
+        let text = message_text(&alert);
+        assert_eq!(text.chars().count(), MAX_CHARS);
+        assert!(text.starts_with("GME bullish\n\nxxx"));
+        assert!(text.ends_with("x…\n\nalert 0123abcd"), "{}", &text[4000..]);
+    }
+
+    fn sample() -> Alert {
+        serde_json::from_str(
+            include_str!("../../../tests/golden/seed11-60m-6u/alerts.jsonl")
+                .lines()
+                .next()
+                .unwrap_or("{}"),
+        )
+        .expect("a golden alert")
     }
 }
