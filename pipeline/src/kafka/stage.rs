@@ -7,12 +7,13 @@
 //! what it already reflects; it checkpoints every `[runtime] checkpoint-interval-secs` of event
 //! time, at the end of its stream and on revocation, each time only after every output so far
 //! has been acknowledged, and only then commits the offset. Each output carries the source's
-//! production time of the input that caused it (`optionflow-emitted-at`).
+//! production time of the input that caused it (`optionflow-emitted-at`); dispatch records the
+//! age of that stamp per alert, as the embedded alert sink does.
 
 use super::checkpoint::PartitionCheckpoint;
 use super::stream::Step;
 use super::topics::{self, TopicSpec};
-use super::wire::{partition_of, Frame, Kind, WireEvent, H_ERROR, H_FROM};
+use super::wire::{now_micros, partition_of, Frame, Kind, WireEvent, H_ERROR, H_FROM};
 use super::KafkaEnv;
 use crate::jsonl::JsonlFile;
 use crate::runtime::PipelineError;
@@ -496,6 +497,14 @@ impl Runner {
             if let Some(tap) = inst.rejects_tap.as_mut() {
                 tap.write(r)
                     .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
+            }
+        }
+        // The pipeline's end: source produce → alert written (to the topic and alerts.jsonl).
+        if let Some(at) = emitted.filter(|_| self.spec.output.name == topics::ALERTS.name) {
+            if !events.is_empty() {
+                let age = now_micros().saturating_sub(at);
+                let latency = &self.env.metrics.alert_latency;
+                latency.record(age, events.len() as u64);
             }
         }
         Ok(())
