@@ -218,11 +218,7 @@ pub(crate) fn run_all(
     data_dir: &std::path::Path,
     speed: Option<f64>,
 ) -> Result<()> {
-    let micros = optionflow_pipeline::duration::parse_market_duration(&session.duration)
-        .map_err(anyhow::Error::msg)
-        .context("--duration")?;
-    let sim = Simulator::new(&config.simulator, session.seed, session.underlyings, micros)
-        .map_err(|e| anyhow::anyhow!("simulator: {e}"))?;
+    let sim = simulator(&config, session)?;
     let started = std::time::Instant::now();
     let summary = crate::runtime()?.block_on(kafka::run::run(AllInOne {
         config,
@@ -241,6 +237,63 @@ pub(crate) fn run_all(
     }
     crate::report(&summary, started);
     Ok(())
+}
+
+/// The simulator of `session`.
+fn simulator(config: &Config, session: &crate::SessionArgs) -> Result<Simulator> {
+    let micros = optionflow_pipeline::duration::parse_market_duration(&session.duration)
+        .map_err(anyhow::Error::msg)
+        .context("--duration")?;
+    Simulator::new(&config.simulator, session.seed, session.underlyings, micros)
+        .map_err(|e| anyhow::anyhow!("simulator: {e}"))
+}
+
+/// What `bench --kafka` measured.
+pub(crate) struct KafkaBench {
+    /// The run's summary, latency included.
+    pub(crate) summary: optionflow_pipeline::runtime::embedded::RunSummary,
+    /// Its topic and group prefix (without the trailing dot).
+    pub(crate) name: String,
+    /// Partitions of the per-underlying topics.
+    pub(crate) partitions: i32,
+}
+
+/// `bench --kafka`: `session` over Kafka at `brokers`, the source and every stage in this
+/// process, into `data_dir`, under topic and group names no earlier run used.
+pub(crate) fn bench(
+    mut config: Config,
+    session: &crate::SessionArgs,
+    brokers: &str,
+    data_dir: &std::path::Path,
+    speed: Option<f64>,
+) -> Result<KafkaBench> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = format!("bench-{stamp}-{}", std::process::id());
+    config.bus.kind = kafka::config::BusKind::Kafka;
+    config.kafka.brokers = brokers.to_string();
+    config.kafka.topic_prefix = format!("{name}.");
+    config.kafka.group_prefix = name.clone();
+    config
+        .kafka
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--kafka {brokers:?}: {e}"))?;
+    let partitions = config.kafka.partitions;
+    let sim = simulator(&config, session)?;
+    eprintln!("kafka run at {brokers}: topics {name}.* (waits for the brokers if they are down)");
+    let summary = crate::runtime()?.block_on(kafka::run::run(AllInOne {
+        config,
+        data_dir: data_dir.to_path_buf(),
+        source: Box::new(sim),
+        speed,
+        observer: None,
+    }))?;
+    Ok(KafkaBench {
+        summary,
+        name,
+        partitions,
+    })
 }
 
 /// Prints dispatch's alerts, one line each, as the embedded `run` does.

@@ -47,6 +47,9 @@ enum Command {
     /// Print every event schema with its Rabin fingerprint.
     Schemas,
     /// Measure throughput and quote→alert latency of the embedded pipeline at full speed.
+    ///
+    /// With --kafka (or a --config whose [bus] kind is "kafka") the same session then runs
+    /// again over Kafka in the same invocation, and both results are printed.
     Bench(BenchArgs),
     /// Replay a tape (or an earlier run's data directory) through every stage.
     ///
@@ -159,6 +162,13 @@ struct BenchArgs {
     /// time to insight of a market arriving at that rate.
     #[arg(long, default_value = "max")]
     speed: String,
+    /// After the embedded run, run the same session over Kafka at these brokers
+    /// (host:port[,host:port…]): the source and all seven stages in this process, under topic
+    /// and group names of their own (`bench-<time>-<pid>`), checkpoints as [state] says
+    /// (files in the scratch directory by default). Other [kafka] keys come from --config.
+    /// Without it, a --config with [bus] kind = "kafka" uses its [kafka] brokers.
+    #[arg(long, value_name = "BROKERS")]
+    kafka: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -410,10 +420,22 @@ fn schemas() {
 
 fn bench(args: BenchArgs) -> Result<()> {
     let (config, mut params) = session(&args.session)?;
+    let speed = parse_speed(&args.speed)?;
+    let kafka = match &args.kafka {
+        Some(brokers) => Some(brokers.clone()),
+        None if config.bus.kind == optionflow_pipeline::kafka::config::BusKind::Kafka => {
+            Some(config.kafka.brokers.clone())
+        }
+        None => None,
+    };
+    if kafka.is_some() && args.tape.is_some() {
+        bail!("--tape replays in the embedded mode only; drop --kafka (or [bus] kind = \"kafka\") to bench a replay");
+    }
     let dir = tempfile::tempdir().context("creating a scratch data directory")?;
+    let embedded_dir = dir.path().join("embedded");
     let what = match &args.tape {
         Some(tape) => {
-            params.input = optionflow_replay::replayer::replay_input(tape, dir.path())?;
+            params.input = optionflow_replay::replayer::replay_input(tape, &embedded_dir)?;
             format!("replay of {}", tape.display())
         }
         None => format!(
@@ -422,37 +444,87 @@ fn bench(args: BenchArgs) -> Result<()> {
         ),
     };
     let opts = RunOptions {
-        config,
-        data_dir: dir.path().to_path_buf(),
+        config: config.clone(),
+        data_dir: embedded_dir.clone(),
         params,
-        speed: parse_speed(&args.speed)?,
+        speed,
         on_alert: None,
         on_status: None,
         live: None,
         dashboard: None,
     };
     let s = runtime()?.block_on(embedded::run(opts))?;
-    let qps = s.quotes as f64 / s.elapsed_secs.max(1e-9);
+    let Some(brokers) = kafka else {
+        if args.json {
+            println!("{}", bench_json(&s));
+        } else {
+            println!("{}", bench_line(&what, &s));
+        }
+        return Ok(());
+    };
+    if !args.json {
+        // The embedded figure first: the Kafka run takes a while longer.
+        println!("{}", bench_line(&what, &s));
+    }
+    let kafka_dir = dir.path().join("kafka");
+    let k = kafka_cli::bench(config, &args.session, &brokers, &kafka_dir, speed)?;
+    let same_alerts = std::fs::read(embedded_dir.join(embedded::files::ALERTS)).ok()
+        == std::fs::read(kafka_dir.join(embedded::files::ALERTS)).ok();
     if args.json {
+        let mut kafka = bench_json(&k.summary);
+        kafka["brokers"] = brokers.clone().into();
+        kafka["partitions"] = k.partitions.into();
+        kafka["topic_prefix"] = format!("{}.", k.name).into();
         println!(
             "{}",
             serde_json::json!({
-                "quotes": s.quotes, "elapsed_secs": s.elapsed_secs, "quotes_per_sec": qps,
-                "signals": s.signals, "alerts": s.alerts,
-                "latency_p50_us": s.latency_p50_us, "latency_p99_us": s.latency_p99_us,
+                "embedded": bench_json(&s), "kafka": kafka, "alerts_identical": same_alerts,
             })
         );
     } else {
-        println!(
-            "{what}: {} quotes in {:.2}s = {:.0} quotes/s; {} signals, {} alerts; quote→alert latency p50 {} µs, p99 {} µs",
-            s.quotes,
-            s.elapsed_secs,
-            qps,
-            s.signals,
-            s.alerts,
-            s.latency_p50_us.map_or("-".into(), |v| v.to_string()),
-            s.latency_p99_us.map_or("-".into(), |v| v.to_string()),
+        let what = format!(
+            "the same over Kafka at {brokers} (topics {}.*, {} partitions)",
+            k.name, k.partitions
+        );
+        println!("{}", bench_line(&what, &k.summary));
+    }
+    let k = k.summary;
+    if k.quotes != s.quotes {
+        bail!(
+            "the Kafka run produced {} quotes, the embedded run {}: the same seed must give the same quotes",
+            k.quotes,
+            s.quotes
+        );
+    }
+    if !same_alerts {
+        eprintln!(
+            "warning: the Kafka run's alerts.jsonl differs from the embedded run's ({} alerts against {})",
+            k.alerts, s.alerts
         );
     }
     Ok(())
+}
+
+/// One `bench` result as JSON.
+fn bench_json(s: &RunSummary) -> serde_json::Value {
+    serde_json::json!({
+        "quotes": s.quotes, "elapsed_secs": s.elapsed_secs,
+        "quotes_per_sec": s.quotes as f64 / s.elapsed_secs.max(1e-9),
+        "signals": s.signals, "alerts": s.alerts,
+        "latency_p50_us": s.latency_p50_us, "latency_p99_us": s.latency_p99_us,
+    })
+}
+
+/// One `bench` result as a line of text.
+fn bench_line(what: &str, s: &RunSummary) -> String {
+    format!(
+        "{what}: {} quotes in {:.2}s = {:.0} quotes/s; {} signals, {} alerts; quote→alert latency p50 {} µs, p99 {} µs",
+        s.quotes,
+        s.elapsed_secs,
+        s.quotes as f64 / s.elapsed_secs.max(1e-9),
+        s.signals,
+        s.alerts,
+        s.latency_p50_us.map_or("-".into(), |v| v.to_string()),
+        s.latency_p99_us.map_or("-".into(), |v| v.to_string()),
+    )
 }

@@ -267,6 +267,17 @@ fn run_over_kafka_gives_exactly_the_embedded_alerts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_same_outputs(&reference, &data);
+    // Dispatch measured source produce → alert over the broker, as the embedded sink does.
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&data, "finished.json")).expect("finished.json");
+    let latency = (
+        summary["latency_p50_us"].as_u64(),
+        summary["latency_p99_us"].as_u64(),
+    );
+    assert!(
+        matches!(latency, (Some(p50), Some(p99)) if 0 < p50 && p50 <= p99),
+        "latency percentiles of a run with alerts: {summary}"
+    );
     let dead = read_dead_letters(&broker, "allinone.quotes.raw.dlq", corrupt.len());
     assert_eq!(
         dead.len(),

@@ -23,6 +23,41 @@ pub struct Metrics {
     pub checkpoints: AtomicU64,
     /// Event time of the latest source tick (µs).
     pub event_time: AtomicI64,
+    /// Source → alert latency of the Kafka mode's dispatch (the embedded alert sink keeps its
+    /// own histogram).
+    pub alert_latency: Latency,
+}
+
+/// A latency histogram (µs, three significant digits) that several tasks record into.
+#[derive(Default)]
+pub struct Latency(std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>);
+
+impl std::fmt::Debug for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Latency")
+    }
+}
+
+impl Latency {
+    /// Records `n` observations of `micros` (at least 1 µs).
+    pub fn record(&self, micros: u64, n: u64) {
+        let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if h.is_none() {
+            *h = hdrhistogram::Histogram::new(3).ok();
+        }
+        if let Some(h) = h.as_mut() {
+            // Auto-resizing: recording fails only for values beyond u64 range.
+            let _ = h.record_n(micros.max(1), n);
+        }
+    }
+
+    /// The 50th and 99th percentiles in µs, once anything was recorded.
+    pub fn p50_p99(&self) -> Option<(u64, u64)> {
+        let h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        h.as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+    }
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -70,5 +105,22 @@ impl Metrics {
             checkpoints: self.checkpoints.load(Relaxed),
             event_time: self.event_time.load(Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_percentiles_appear_once_recorded() {
+        let l = Latency::default();
+        assert_eq!(l.p50_p99(), None);
+        l.record(0, 1);
+        l.record(1_000, 98);
+        l.record(90_000, 1);
+        let (p50, p99) = l.p50_p99().unwrap();
+        assert_eq!(p50, 1_000);
+        assert!((1_000..=90_100).contains(&p99), "{p99}");
     }
 }

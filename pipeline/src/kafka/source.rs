@@ -2,11 +2,12 @@
 //! tick's watermark to every partition, and at the end the final watermark and the end of
 //! stream. Its state (the source's own, and its sequence numbers) is checkpointed like a
 //! stage's, after a flush, so a restarted source rewrites exactly what followed its checkpoint
-//! and the readers drop those duplicates.
+//! and the readers drop those duplicates. Every message is stamped with the wall-clock time
+//! its tick was produced (the `optionflow-emitted-at` header), for end-to-end latency.
 
 use super::checkpoint::PartitionCheckpoint;
 use super::topics;
-use super::wire::{partition_of, Kind, WireEvent};
+use super::wire::{now_micros, partition_of, Kind, WireEvent};
 use super::KafkaEnv;
 use crate::runtime::PipelineError;
 use crate::source::TickSource;
@@ -72,18 +73,20 @@ pub async fn run(
         previous = Some(t);
         let out = ckpt.outputs.entry(topic.clone()).or_default();
         env.metrics.count_source_batch(&batch, t);
+        // One stamp per tick, as the embedded source takes one `Instant` per batch.
+        let emitted = Some(now_micros());
         for ev in &batch {
             buf.clear();
             ev.encode(&mut buf)
                 .map_err(|e| PipelineError::Kafka(format!("encoding a source event: {e}")))?;
             let part = partition_of(ev.key(), parts);
-            let frame = out.frame(part, Kind::Event, 0, 1);
+            let frame = out.frame(part, Kind::Event, 0, 1).emitted(emitted);
             env.producer
                 .send(&topic, part, Some(ev.key()), &buf, &frame)
                 .await?;
         }
         for part in 0..parts {
-            let frame = out.frame(part, Kind::Watermark(t), 0, 1);
+            let frame = out.frame(part, Kind::Watermark(t), 0, 1).emitted(emitted);
             env.producer.send(&topic, part, None, &[], &frame).await?;
         }
         written += 1;
@@ -96,9 +99,10 @@ pub async fn run(
         }
     }
     let out = ckpt.outputs.entry(topic.clone()).or_default();
+    let emitted = Some(now_micros());
     for kind in [Kind::Watermark(i64::MAX), Kind::End] {
         for part in 0..parts {
-            let frame = out.frame(part, kind, 0, 1);
+            let frame = out.frame(part, kind, 0, 1).emitted(emitted);
             env.producer.send(&topic, part, None, &[], &frame).await?;
         }
     }

@@ -6,12 +6,14 @@
 //! are dropped by sequence number. On assignment an instance restores its checkpoint and skips
 //! what it already reflects; it checkpoints every `[runtime] checkpoint-interval-secs` of event
 //! time, at the end of its stream and on revocation, each time only after every output so far
-//! has been acknowledged, and only then commits the offset.
+//! has been acknowledged, and only then commits the offset. Each output carries the source's
+//! production time of the input that caused it (`optionflow-emitted-at`); dispatch records the
+//! age of that stamp per alert, as the embedded alert sink does.
 
 use super::checkpoint::PartitionCheckpoint;
 use super::stream::Step;
 use super::topics::{self, TopicSpec};
-use super::wire::{partition_of, Frame, Kind, WireEvent, H_ERROR, H_FROM};
+use super::wire::{now_micros, partition_of, Frame, Kind, WireEvent, H_ERROR, H_FROM};
 use super::KafkaEnv;
 use crate::jsonl::JsonlFile;
 use crate::runtime::PipelineError;
@@ -357,7 +359,7 @@ impl Runner {
                         ErrorKind::Retryable | ErrorKind::Fatal => return Err(e.into()),
                     }
                 }
-                self.flush_outputs(inst).await?;
+                self.flush_outputs(inst, frame.emitted_at).await?;
                 Ok(false)
             }
             Step::Advance(t) => {
@@ -372,13 +374,14 @@ impl Runner {
                         ErrorKind::Retryable | ErrorKind::Fatal => return Err(e.into()),
                     }
                 }
-                self.flush_outputs(inst).await?;
-                self.control(inst, Kind::Watermark(t)).await?;
+                self.flush_outputs(inst, frame.emitted_at).await?;
+                self.control(inst, Kind::Watermark(t), frame.emitted_at)
+                    .await?;
                 Ok(false)
             }
             Step::End => {
-                self.flush_outputs(inst).await?;
-                self.control(inst, Kind::End).await?;
+                self.flush_outputs(inst, frame.emitted_at).await?;
+                self.control(inst, Kind::End, frame.emitted_at).await?;
                 inst.ckpt.finished = true;
                 Ok(true)
             }
@@ -386,8 +389,13 @@ impl Runner {
     }
 
     /// Writes what the operator emitted: events to the output topic, rejects to
-    /// `quotes.rejected`, and both to the local taps.
-    async fn flush_outputs<Op>(&mut self, inst: &mut Instance<Op>) -> Result<(), PipelineError>
+    /// `quotes.rejected`, and both to the local taps; each stamped `emitted` (the stamp of the
+    /// input that caused them).
+    async fn flush_outputs<Op>(
+        &mut self,
+        inst: &mut Instance<Op>,
+        emitted: Option<u64>,
+    ) -> Result<(), PipelineError>
     where
         Op: Operator,
         Op::Out: WireEvent + Serialize + 'static,
@@ -412,7 +420,8 @@ impl Runner {
                 .outputs
                 .entry(self.output_topic.clone())
                 .or_default()
-                .frame(part, Kind::Event, origin, origins);
+                .frame(part, Kind::Event, origin, origins)
+                .emitted(emitted);
             self.env
                 .producer
                 .send(&self.output_topic, part, Some(ev.key()), &buf, &frame)
@@ -471,7 +480,8 @@ impl Runner {
                     Kind::Event,
                     inst.partition as u32,
                     self.in_parts as u32,
-                );
+                )
+                .emitted(emitted);
             self.env
                 .producer
                 .send(
@@ -485,6 +495,14 @@ impl Runner {
             if let Some(tap) = inst.rejects_tap.as_mut() {
                 tap.write(r)
                     .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
+            }
+        }
+        // The pipeline's end: source produce → alert written (to the topic and alerts.jsonl).
+        if let Some(at) = emitted.filter(|_| self.spec.output.name == topics::ALERTS.name) {
+            if !events.is_empty() {
+                let age = now_micros().saturating_sub(at);
+                let latency = &self.env.metrics.alert_latency;
+                latency.record(age, events.len() as u64);
             }
         }
         Ok(())
@@ -501,11 +519,13 @@ impl Runner {
         }
     }
 
-    /// Sends a watermark or the end to every output partition this instance is an origin of.
+    /// Sends a watermark or the end, stamped `emitted`, to every output partition this instance
+    /// is an origin of.
     async fn control<Op: Operator>(
         &mut self,
         inst: &mut Instance<Op>,
         kind: Kind,
+        emitted: Option<u64>,
     ) -> Result<(), PipelineError> {
         let (origin, origins) = self.origin(inst.partition);
         let targets: Vec<i32> = if self.in_parts == self.out_parts {
@@ -519,7 +539,8 @@ impl Runner {
                 .outputs
                 .entry(self.output_topic.clone())
                 .or_default()
-                .frame(part, kind, origin, origins);
+                .frame(part, kind, origin, origins)
+                .emitted(emitted);
             self.env
                 .producer
                 .send(&self.output_topic, part, None, &[], &frame)

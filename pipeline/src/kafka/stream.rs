@@ -99,7 +99,7 @@ pub struct OutputState {
 }
 
 impl OutputState {
-    /// The frame of the next message to `partition`.
+    /// The frame of the next message to `partition` (unstamped: see [`Frame::emitted`]).
     pub fn frame(&mut self, partition: i32, kind: Kind, origin: u32, origins: u32) -> Frame {
         let seq = self.next_seq.entry(partition).or_insert(1);
         let frame = Frame {
@@ -107,6 +107,7 @@ impl OutputState {
             origin,
             origins,
             seq: *seq,
+            emitted_at: None,
         };
         *seq += 1;
         frame
@@ -123,6 +124,7 @@ mod tests {
             origin,
             origins,
             seq,
+            emitted_at: None,
         }
     }
 

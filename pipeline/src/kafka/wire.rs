@@ -12,6 +12,11 @@
 //!   partition. A writer restored from a checkpoint writes the same messages with the same
 //!   numbers again (the operators are deterministic), and the reader drops every number it has
 //!   already seen: at-least-once delivery, exactly-once effect.
+//! - The source also stamps every message with the wall-clock time it produced it
+//!   (`optionflow-emitted-at`), and each stage passes the stamp of the input that caused an
+//!   output on to that output, so dispatch can measure source → alert latency. The stamp is
+//!   only a header: it never enters an event, an id, a checkpoint or an output file, and a
+//!   rewritten message carries a new one without changing anything else.
 
 use optionflow_schemas::codec::CodecError;
 use optionflow_schemas::{
@@ -31,6 +36,9 @@ pub const H_ORIGINS: &str = "optionflow-origins";
 pub const H_SEQ: &str = "optionflow-seq";
 /// Header: the schema fingerprint of an event message, 16 hex digits.
 pub const H_FINGERPRINT: &str = "optionflow-fingerprint";
+/// Header: when the source produced the input this message follows from, µs since the UNIX
+/// epoch (wall clock), decimal. Diagnostic only: missing or malformed, it is ignored.
+pub const H_EMITTED_AT: &str = "optionflow-emitted-at";
 /// Header of a dead letter: why the message could not be used.
 pub const H_ERROR: &str = "optionflow-error";
 /// Header of a dead letter: `topic/partition/offset` it came from.
@@ -109,9 +117,17 @@ pub struct Frame {
     pub origins: u32,
     /// Sequence number in the origin's stream to this partition.
     pub seq: u64,
+    /// Wall-clock µs since the UNIX epoch at which the source produced the input this message
+    /// follows from ([`H_EMITTED_AT`]); not part of the deterministic stream.
+    pub emitted_at: Option<u64>,
 }
 
 impl Frame {
+    /// This frame stamped with the source's production time (see [`Frame::emitted_at`]).
+    pub fn emitted(self, emitted_at: Option<u64>) -> Frame {
+        Frame { emitted_at, ..self }
+    }
+
     /// The headers of this frame (plus the fingerprint of an event's payload).
     pub fn headers(&self, payload: &[u8]) -> OwnedHeaders {
         let kind = match self.kind {
@@ -122,7 +138,7 @@ impl Frame {
         let origin = self.origin.to_string();
         let origins = self.origins.to_string();
         let seq = self.seq.to_string();
-        let mut h = OwnedHeaders::new_with_capacity(5)
+        let mut h = OwnedHeaders::new_with_capacity(6)
             .insert(Header {
                 key: H_KIND,
                 value: Some(kind.as_bytes()),
@@ -139,6 +155,13 @@ impl Frame {
                 key: H_SEQ,
                 value: Some(seq.as_bytes()),
             });
+        if let Some(at) = self.emitted_at {
+            let mut digits = [0u8; 20];
+            h = h.insert(Header {
+                key: H_EMITTED_AT,
+                value: Some(decimal(at, &mut digits)),
+            });
+        }
         if self.kind == Kind::Event && payload.len() >= 10 {
             let fp = u64::from_le_bytes(payload[2..10].try_into().unwrap_or([0; 8]));
             let hex = format!("{fp:016x}");
@@ -181,12 +204,39 @@ impl Frame {
         if origins == 0 || origin >= origins || origins > u32::MAX as u64 {
             return Err(format!("origin {origin} of {origins} is out of range"));
         }
+        let emitted_at = headers
+            .iter()
+            .find(|h| h.key == H_EMITTED_AT)
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok());
         Ok(Frame {
             kind,
             origin: origin as u32,
             origins: origins as u32,
             seq: num(H_SEQ)?,
+            emitted_at,
         })
+    }
+}
+
+/// The wall clock in µs since the UNIX epoch, for [`Frame::emitted_at`] (0 before 1970).
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// `v` in decimal, written into the end of `buf`: a header value without an allocation.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
     }
 }
 
@@ -211,6 +261,14 @@ mod tests {
             assert!((0..4).contains(&p));
             assert_eq!(p, partition_of(key, 4));
             assert_eq!(partition_of(key, 1), 0);
+        }
+    }
+
+    #[test]
+    fn header_decimals_need_no_allocation() {
+        let mut buf = [0u8; 20];
+        for v in [0, 7, 10, 1_733_000_000_123_456, u64::MAX] {
+            assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
         }
     }
 }
