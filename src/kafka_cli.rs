@@ -258,19 +258,15 @@ pub(crate) struct KafkaBench {
     pub(crate) partitions: i32,
 }
 
-/// `bench --kafka`: `session` over Kafka at `brokers`, the source and every stage in this
-/// process, into `data_dir`, under topic and group names no earlier run used.
-pub(crate) fn bench(
-    mut config: Config,
-    session: &crate::SessionArgs,
-    brokers: &str,
-    data_dir: &std::path::Path,
-    speed: Option<f64>,
-) -> Result<KafkaBench> {
+/// The configuration of `bench --kafka` at `brokers`: `config` on Kafka under topic and group
+/// names no earlier run used (`bench-<unix time>-<pid>`), which it returns too; an error names
+/// a broker list that is not one.
+pub(crate) fn bench_config(config: &Config, brokers: &str) -> Result<(Config, String)> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let name = format!("bench-{stamp}-{}", std::process::id());
+    let mut config = config.clone();
     config.bus.kind = kafka::config::BusKind::Kafka;
     config.kafka.brokers = brokers.to_string();
     config.kafka.topic_prefix = format!("{name}.");
@@ -279,9 +275,24 @@ pub(crate) fn bench(
         .kafka
         .validate()
         .map_err(|e| anyhow::anyhow!("--kafka {brokers:?}: {e}"))?;
+    Ok((config, name))
+}
+
+/// `bench --kafka`: `session` over Kafka with `config` from [`bench_config`] (named `name`),
+/// the source and every stage in this process, into `data_dir`.
+pub(crate) fn bench(
+    config: Config,
+    name: String,
+    session: &crate::SessionArgs,
+    data_dir: &std::path::Path,
+    speed: Option<f64>,
+) -> Result<KafkaBench> {
     let partitions = config.kafka.partitions;
     let sim = simulator(&config, session)?;
-    eprintln!("kafka run at {brokers}: topics {name}.* (waits for the brokers if they are down)");
+    eprintln!(
+        "kafka run at {}: topics {name}.* (waits for the brokers if they are down)",
+        config.kafka.brokers
+    );
     let summary = crate::runtime()?.block_on(kafka::run::run(AllInOne {
         config,
         data_dir: data_dir.to_path_buf(),

@@ -431,6 +431,10 @@ fn bench(args: BenchArgs) -> Result<()> {
     if kafka.is_some() && args.tape.is_some() {
         bail!("--tape replays in the embedded mode only; drop --kafka (or [bus] kind = \"kafka\") to bench a replay");
     }
+    // Checked before the embedded half, so a mistyped broker list fails at once.
+    let kafka = kafka
+        .map(|brokers| kafka_cli::bench_config(&config, &brokers))
+        .transpose()?;
     let dir = tempfile::tempdir().context("creating a scratch data directory")?;
     let embedded_dir = dir.path().join("embedded");
     let what = match &args.tape {
@@ -454,7 +458,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         dashboard: None,
     };
     let s = runtime()?.block_on(embedded::run(opts))?;
-    let Some(brokers) = kafka else {
+    let Some((kafka_config, name)) = kafka else {
         if args.json {
             println!("{}", bench_json(&s));
         } else {
@@ -467,12 +471,13 @@ fn bench(args: BenchArgs) -> Result<()> {
         println!("{}", bench_line(&what, &s));
     }
     let kafka_dir = dir.path().join("kafka");
-    let k = kafka_cli::bench(config, &args.session, &brokers, &kafka_dir, speed)?;
+    let brokers = kafka_config.kafka.brokers.clone();
+    let k = kafka_cli::bench(kafka_config, name, &args.session, &kafka_dir, speed)?;
     let same_alerts = std::fs::read(embedded_dir.join(embedded::files::ALERTS)).ok()
         == std::fs::read(kafka_dir.join(embedded::files::ALERTS)).ok();
     if args.json {
         let mut kafka = bench_json(&k.summary);
-        kafka["brokers"] = brokers.clone().into();
+        kafka["brokers"] = brokers.into();
         kafka["partitions"] = k.partitions.into();
         kafka["topic_prefix"] = format!("{}.", k.name).into();
         println!(
