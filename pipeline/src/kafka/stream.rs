@@ -52,6 +52,17 @@ impl InputState {
         if frame.seq <= origin.last_seq {
             return Step::Duplicate;
         }
+        if frame.seq > origin.last_seq + 1 {
+            // A partition is one ordered log and each writer numbers its records 1, 2, 3…, so
+            // a jump means records were lost (or reordered) between the writer and here.
+            metrics::counter!("optionflow_sequence_gaps_total").increment(1);
+            tracing::error!(
+                origin = frame.origin,
+                expected = origin.last_seq + 1,
+                got = frame.seq,
+                "sequence gap: records from this writer are missing"
+            );
+        }
         origin.last_seq = frame.seq;
         match frame.kind {
             Kind::Event => Step::Event,
