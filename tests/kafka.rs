@@ -521,33 +521,23 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 fn webhook_server() -> (String, Received) {
     let received: Received = Default::default();
     let seen = received.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().fallback(
-                move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
-                    let seen = seen.clone();
-                    async move {
-                        let key = headers
-                            .get("idempotency-key")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_string();
-                        seen.lock().unwrap().push((uri.path().to_string(), key));
-                        "ok"
-                    }
-                },
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let _ = tx.send(listener.local_addr().unwrap().port());
-            let _ = axum::serve(listener, app).await;
-        });
+    let base = common::serve_on_thread(move |_| {
+        axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    seen.lock().unwrap().push((uri.path().to_string(), key));
+                    "ok"
+                }
+            },
+        )
     });
-    (format!("http://127.0.0.1:{}", rx.recv().unwrap()), received)
+    (base, received)
 }
 
 fn stage(

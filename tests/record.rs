@@ -2,6 +2,8 @@
 //! the pipeline running live on it; the tape replays to the live run's outputs; `/metrics`
 //! reports the vendor's requests and coverage while it runs.
 
+mod common;
+
 use axum::extract::State;
 use axum::http::Uri;
 use axum::Router;
@@ -39,40 +41,30 @@ fn dated(body: String) -> String {
 /// Serves the chain snapshot fixtures, page 2 through `next_url`.
 fn polygon_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let hits = Arc::new(Mutex::new(Vec::new()));
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let state = hits.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let base = format!("http://{}", listener.local_addr().unwrap());
-            addr_tx.send(base.clone()).unwrap();
-            let app = Router::new()
-                .fallback(
-                    move |State(hits): State<Arc<Mutex<Vec<String>>>>, uri: Uri| {
-                        let base = base.clone();
-                        async move {
-                            hits.lock().unwrap().push(uri.to_string());
-                            match (uri.path(), uri.query().unwrap_or("")) {
-                                ("/v3/snapshot/options/AAPL", "cursor=page2") => {
-                                    dated(fixture("snapshot_page2.json"))
-                                }
-                                ("/v3/snapshot/options/AAPL", _) => {
-                                    dated(fixture("snapshot_page1.json")).replace("{BASE}", &base)
-                                }
-                                _ => r#"{"status":"OK","results":[]}"#.to_string(),
+    let base = common::serve_on_thread(move |base| {
+        let base = base.to_string();
+        Router::new()
+            .fallback(
+                move |State(hits): State<Arc<Mutex<Vec<String>>>>, uri: Uri| {
+                    let base = base.clone();
+                    async move {
+                        hits.lock().unwrap().push(uri.to_string());
+                        match (uri.path(), uri.query().unwrap_or("")) {
+                            ("/v3/snapshot/options/AAPL", "cursor=page2") => {
+                                dated(fixture("snapshot_page2.json"))
                             }
+                            ("/v3/snapshot/options/AAPL", _) => {
+                                dated(fixture("snapshot_page1.json")).replace("{BASE}", &base)
+                            }
+                            _ => r#"{"status":"OK","results":[]}"#.to_string(),
                         }
-                    },
-                )
-                .with_state(state);
-            axum::serve(listener, app).await.unwrap();
-        });
+                    }
+                },
+            )
+            .with_state(state)
     });
-    (addr_rx.recv().unwrap(), hits)
+    (base, hits)
 }
 
 fn http_get(addr: &str, path: &str) -> String {

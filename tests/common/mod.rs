@@ -55,3 +55,26 @@ pub(crate) fn cql_server() -> String {
     });
     rx.recv().expect("the CQL server starts")
 }
+
+/// Serves the router `make` builds (given the server's base URL, `http://127.0.0.1:PORT`) on a
+/// free loopback port, from a thread of its own for as long as the test process lives; returns
+/// the base URL. For the local vendor and channel servers the end-to-end tests talk to.
+pub(crate) fn serve_on_thread(make: impl FnOnce(&str) -> axum::Router + Send + 'static) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            let base = format!("http://{}", listener.local_addr().expect("an address"));
+            let app = make(&base);
+            let _ = tx.send(base);
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    rx.recv().expect("the server starts")
+}

@@ -316,9 +316,15 @@ impl Projector {
             mid: g.mid,
             spot: g.spot,
         };
-        if let Some(prev) = self.open_minutes.insert(g.symbol.clone(), row) {
-            if prev.minute != minute {
-                rows.push(Row::Iv(prev));
+        match self.open_minutes.get_mut(&g.symbol) {
+            Some(open) => {
+                let prev = std::mem::replace(open, row);
+                if prev.minute != minute {
+                    rows.push(Row::Iv(prev));
+                }
+            }
+            None => {
+                self.open_minutes.insert(g.symbol.clone(), row);
             }
         }
     }
