@@ -35,7 +35,8 @@ pub fn implied_vol(
     if price >= bound {
         return Err(IvError::AboveUpperBound { price, bound });
     }
-    let forward = spot * ((rate - dividend) * years).exp();
+    // F = S·e^((r − q)T), from the discount factors already at hand (one exponential less).
+    let forward = fwd_s / dr;
     ImpliedBlackVolatility::builder()
         .forward(forward)
         .strike(strike)

@@ -19,6 +19,7 @@
 pub mod american;
 pub mod black76;
 pub mod bsm;
+mod exp;
 pub mod iv;
 pub mod style;
 
