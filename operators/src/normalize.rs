@@ -5,7 +5,7 @@
 use crate::config::{ConfigErrors, Problems};
 use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
 use crate::pricing::{is_am_settled, Right};
-use chrono::{NaiveDate, TimeZone};
+use chrono::{Datelike, NaiveDate, TimeZone};
 use optionflow_schemas::{
     time::{years_between, MICROS_PER_SECOND},
     EventId, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote, RejectedQuote, UnderlyingTick,
@@ -79,14 +79,64 @@ pub struct OccContract {
 impl OccContract {
     /// The canonical 21-character symbol.
     pub fn symbol(&self) -> String {
-        format!(
-            "{:<6}{}{}{:08}",
-            self.root,
-            self.expiry.format("%y%m%d"),
-            if self.right == Right::Call { 'C' } else { 'P' },
-            (self.strike * 1000.0).round() as i64
-        )
+        // Written digit by digit: every quote passes here, and `format!` with a strftime-style
+        // date costs more than the rest of the quote's normalization.
+        let mut s = String::with_capacity(21);
+        s.push_str(&self.root);
+        for _ in self.root.len()..6 {
+            s.push(' ');
+        }
+        push_two_digits(&mut s, self.expiry.year().rem_euclid(100) as u32);
+        push_two_digits(&mut s, self.expiry.month());
+        push_two_digits(&mut s, self.expiry.day());
+        s.push(if self.right == Right::Call { 'C' } else { 'P' });
+        let milli = (self.strike * 1000.0).round() as i64;
+        if (0..100_000_000).contains(&milli) {
+            for place in (0..8).rev() {
+                s.push(char::from(b'0' + (milli / 10_i64.pow(place) % 10) as u8));
+            }
+        } else {
+            // Not an OCC strike (the parser never makes one); kept readable rather than cut.
+            s.push_str(&format!("{milli:08}"));
+        }
+        s
     }
+
+    /// The expiry as `YYYY-MM-DD`.
+    pub fn expiry_iso(&self) -> String {
+        let mut s = String::with_capacity(10);
+        let year = self.expiry.year();
+        if (0..10_000).contains(&year) {
+            push_two_digits(&mut s, (year / 100) as u32);
+            push_two_digits(&mut s, (year % 100) as u32);
+            s.push('-');
+            push_two_digits(&mut s, self.expiry.month());
+            s.push('-');
+            push_two_digits(&mut s, self.expiry.day());
+            s
+        } else {
+            self.expiry.format("%Y-%m-%d").to_string()
+        }
+    }
+}
+
+/// Appends `n` (0–99) as two digits.
+fn push_two_digits(s: &mut String, n: u32) {
+    s.push(char::from(b'0' + (n / 10 % 10) as u8));
+    s.push(char::from(b'0' + (n % 10) as u8));
+}
+
+/// YYMMDD as chrono's `%y%m%d` reads it (years 70–99 are 19xx, the rest 20xx), without its
+/// format-string parser.
+fn parse_yymmdd(digits: &str) -> Option<NaiveDate> {
+    let b = digits.as_bytes();
+    if b.len() != 6 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let two = |i: usize| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0');
+    let yy = two(0) as i32;
+    let year = yy + if yy < 70 { 2000 } else { 1900 };
+    NaiveDate::from_ymd_opt(year, two(2), two(4))
 }
 
 /// Parses `AAPL  240119C00190000`, `AAPL240119C00190000` or Polygon's `O:AAPL240119C00190000`.
@@ -107,7 +157,7 @@ pub fn parse_occ(symbol: &str) -> Result<OccContract, String> {
     {
         return Err(bad());
     }
-    let expiry = NaiveDate::parse_from_str(&tail[..6], "%y%m%d").map_err(|_| bad())?;
+    let expiry = parse_yymmdd(&tail[..6]).ok_or_else(bad)?;
     let right = match &tail[6..7] {
         "C" => Right::Call,
         "P" => Right::Put,
@@ -311,14 +361,15 @@ impl Normalize {
             }
         };
         let mid = 0.5 * (q.bid + q.ask);
+        let (symbol, expiry) = (c.symbol(), c.expiry_iso());
         out.emit(NormalizedEvent::Quote(NormalizedQuote {
             event_id: EventId::new(STAGE).part(&q.event_id).finish(),
             event_time: q.event_time,
             underlying: q.underlying.clone(),
             source_event_id: q.event_id.clone(),
-            symbol: c.symbol(),
+            symbol,
             root: c.root,
-            expiry: c.expiry.format("%Y-%m-%d").to_string(),
+            expiry,
             expiry_time,
             right: c.right.as_str().to_string(),
             strike: c.strike,
@@ -437,6 +488,39 @@ mod tests {
             "AAPL  240119C0019000a",
         ] {
             assert!(parse_occ(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_and_symbols_read_and_print_as_chrono_does() {
+        for yy in 0..100 {
+            for mm in 0..14 {
+                for dd in 0..33 {
+                    let text = format!("{yy:02}{mm:02}{dd:02}");
+                    let ours = parse_yymmdd(&text);
+                    assert_eq!(
+                        ours,
+                        NaiveDate::parse_from_str(&text, "%y%m%d").ok(),
+                        "{text}"
+                    );
+                    let Some(expiry) = ours else { continue };
+                    for (root, strike) in [("A", 0.5), ("SPXW", 4500.5), ("BRKB12", 99_999.999)] {
+                        let c = OccContract {
+                            root: root.into(),
+                            expiry,
+                            right: Right::Put,
+                            strike,
+                        };
+                        let by_format = format!(
+                            "{root:<6}{}P{:08}",
+                            expiry.format("%y%m%d"),
+                            (strike * 1000.0).round() as i64
+                        );
+                        assert_eq!(c.symbol(), by_format);
+                        assert_eq!(c.expiry_iso(), expiry.format("%Y-%m-%d").to_string());
+                    }
+                }
+            }
         }
     }
 

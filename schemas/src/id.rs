@@ -4,7 +4,6 @@
 //! stage), never a random value or a counter tied to one process, so a replay or a redelivery
 //! produces the same id and every downstream write can be an idempotent upsert.
 
-use std::fmt::Write as _;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Builder for a deterministic 128-bit event id, rendered as 32 lowercase hex digits.
@@ -44,9 +43,31 @@ impl EventId {
 
     /// Finishes the id as 32 hex digits.
     pub fn finish(self) -> String {
+        // Every event gets an id, so the digits are written directly rather than through the
+        // formatting machinery (the same text as `format!("{h:032x}")`, several times cheaper).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let h = self.hasher.digest128();
-        let mut s = String::with_capacity(32);
-        let _ = write!(s, "{h:032x}");
-        s
+        let digits: Vec<u8> = (0..32)
+            .map(|i| HEX[((h >> (4 * (31 - i))) & 0xf) as usize])
+            .collect();
+        String::from_utf8(digits).expect("hex digits are ASCII")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_hash_as_32_lowercase_hex_digits() {
+        for tag in ["normalize", "greeks", "", "sim"] {
+            let mut hasher = Xxh3::new();
+            hasher.update(tag.as_bytes());
+            hasher.update(&[0xff]);
+            hasher.update(&5u64.to_le_bytes());
+            hasher.update(b"GME 7");
+            let expected = format!("{:032x}", hasher.digest128());
+            assert_eq!(EventId::new(tag).part("GME 7").finish(), expected);
+        }
     }
 }
