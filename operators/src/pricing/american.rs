@@ -17,7 +17,7 @@
 //! bumps are sized against the formula's truncation and round-off error (see [`bs2002_greeks`]).
 
 use super::bsm::{bsm_price, norm_cdf};
-use super::exp::exp_nonpositive;
+use super::exp::exp4;
 use super::{Greeks, Right};
 use implied_vol::{DefaultSpecialFn, SpecialFn};
 use std::sync::OnceLock;
@@ -274,7 +274,7 @@ fn scaled_cdf(a: f64, x: f64) -> f64 {
 /// √(½(√5 − 1)) ≈ 0.786 (asin ρ ≈ 0.905) puts the Bernstein ellipse parameter near 4.7: the
 /// error falls like 4.7^(−2n), below 1e-15 at n = 12 (the test checks 1e-12 against direct
 /// integration). Twelve nodes are three vectors of four: the integrand's exponentials, most of
-/// the model's cost, are evaluated four at a time ([`exp_nonpositive`]).
+/// the model's cost, are evaluated four at a time ([`exp4`]).
 const NODES: usize = 12;
 /// The nodes in vectors of four.
 const VECTORS: usize = NODES / 4;
@@ -330,7 +330,7 @@ impl Bvn {
         let mut sum = f64x4::ZERO;
         for v in 0..VECTORS {
             let exponent = -(sq - two_ab * self.sin[v]) * self.half_sec2[v];
-            sum += self.weight[v] * exp_nonpositive(exponent);
+            sum += self.weight[v] * exp4(exponent);
         }
         // Summed in a fixed order (the library's own reduction depends on the vector width the
         // build targets), so the result is the same bits on every build.

@@ -1,5 +1,5 @@
-//! An exponential of four lanes at once, for the pricing loops that evaluate many of them side
-//! by side (the bivariate normal's quadrature nodes).
+//! An exponential of four lanes at once, for the pricing code that evaluates many of them side
+//! by side (the bivariate normal's quadrature nodes, the four terms of each ψ).
 //!
 //! `f64::exp` is a call into the C library: it cannot be inlined or vectorized, and which
 //! variant runs (with or without fused multiply-add) is picked at load time from the CPU, so its
@@ -18,7 +18,8 @@ const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
 /// 1.5·2⁵²: adding it rounds a number below 2⁵¹ in magnitude to an integer, which then sits in
 /// the low bits of the sum's mantissa.
 const SHIFTER: f64 = 6_755_399_441_055_744.0;
-/// Below this e^x is subnormal (< 2.2e-308); the function returns 0 there.
+/// Below this e^x is subnormal (< 2.2e-308); the function returns 0 there. (Above +708 the
+/// exponent field would overflow: callers stay below it.)
 const UNDERFLOW: f64 = -708.0;
 
 /// Taylor coefficients 1/n! for n = 2…13.
@@ -37,15 +38,15 @@ const C: [f64; 12] = [
     1.0 / 6_227_020_800.0,
 ];
 
-/// e^x lane by lane for x ≤ 0, within about 1 ulp of the exact value; 0 below e^−708 (where the
-/// result would be subnormal); NaN stays NaN. Callers pass only non-positive arguments (a
-/// positive one above ~709 would not overflow to infinity as it should).
+/// e^x lane by lane for x ≤ 708, within about 1 ulp of the exact value; 0 below −708 (where the
+/// result would be subnormal); NaN stays NaN. Callers keep x ≤ 708: above it the result does
+/// not overflow to infinity as it should (the pricing code forms larger products in logs).
 ///
 /// x = k·ln 2 + r with |r| ≤ ½ln 2, e^r by its Taylor series to r¹³ (truncation below 1e-17
 /// relative), evaluated in Estrin's scheme for instruction-level parallelism, then scaled by 2^k
 /// built directly in the exponent bits.
 #[inline(always)]
-pub(crate) fn exp_nonpositive(x: f64x4) -> f64x4 {
+pub(crate) fn exp4(x: f64x4) -> f64x4 {
     let c = |i: usize| f64x4::splat(C[i]);
     let shifter = f64x4::splat(SHIFTER);
     let shifted = x * f64x4::splat(LOG2_E) + shifter;
@@ -77,11 +78,11 @@ pub(crate) fn exp_nonpositive(x: f64x4) -> f64x4 {
 
 #[cfg(test)]
 mod tests {
-    use super::exp_nonpositive;
+    use super::exp4;
     use wide::f64x4;
 
-    fn exp4(x: f64) -> f64 {
-        exp_nonpositive(f64x4::splat(x)).to_array()[0]
+    fn exp_one(x: f64) -> f64 {
+        exp4(f64x4::splat(x)).to_array()[0]
     }
 
     #[test]
@@ -89,8 +90,8 @@ mod tests {
         let mut worst: f64 = 0.0;
         for i in 0..=500_000 {
             let base = -708.0 * (i as f64 / 500_000.0).powi(2);
-            let xs = [base, base * 0.999_9, base * 0.5, base * 1e-3];
-            let ours = exp_nonpositive(f64x4::new(xs)).to_array();
+            let xs = [base, -base * 0.999_9, base * 0.5, -base * 1e-3];
+            let ours = exp4(f64x4::new(xs)).to_array();
             for (x, y) in xs.iter().zip(ours) {
                 let reference = x.exp();
                 worst = worst.max(((y - reference) / reference).abs());
@@ -104,11 +105,12 @@ mod tests {
 
     #[test]
     fn edges() {
-        assert_eq!(exp4(0.0), 1.0);
-        assert_eq!(exp4(-0.0), 1.0);
-        assert_eq!(exp4(-709.0), 0.0);
-        assert_eq!(exp4(f64::NEG_INFINITY), 0.0);
-        assert!(exp4(f64::NAN).is_nan());
-        assert!((exp4(-707.9) / (-707.9f64).exp() - 1.0).abs() < 4e-16);
+        assert_eq!(exp_one(0.0), 1.0);
+        assert_eq!(exp_one(-0.0), 1.0);
+        assert_eq!(exp_one(-709.0), 0.0);
+        assert_eq!(exp_one(f64::NEG_INFINITY), 0.0);
+        assert!(exp_one(f64::NAN).is_nan());
+        assert!((exp_one(-707.9) / (-707.9f64).exp() - 1.0).abs() < 4e-16);
+        assert!((exp_one(708.0) / 708f64.exp() - 1.0).abs() < 4e-16);
     }
 }
