@@ -334,7 +334,7 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
     let tens = (signal["composite"].as_f64().expect("a composite") / 10.0).floor() as u32 * 10;
     let bucket = format!("{}-{}", tens, tens + 10);
     let labelled = Instant::now();
-    loop {
+    let metrics = loop {
         let text = http
             .get(format!("{base}/metrics"))
             .send()
@@ -348,14 +348,19 @@ async fn the_dashboard_shows_a_live_signal_its_card_and_the_chain() {
         )) && text.contains(&format!(
             "optionflow_signal_hit_rate{{bucket=\"{bucket}\"}}"
         )) {
-            break;
+            break text;
         }
         assert!(
             labelled.elapsed() < Duration::from_secs(20),
             "no hit-rate metric: {text}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    // The alert written above was timed from its quotes leaving the source.
+    assert!(
+        metrics.contains("optionflow_quote_to_alert_seconds_count"),
+        "no quote → alert latency on /metrics: {metrics}"
+    );
     let missing = http
         .get(format!("{base}/api/chain/NOPE"))
         .send()

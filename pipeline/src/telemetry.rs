@@ -39,8 +39,10 @@ impl std::fmt::Debug for Latency {
 }
 
 impl Latency {
-    /// Records `n` observations of `micros` (at least 1 µs).
+    /// Records `n` observations of `micros` (at least 1 µs), here and in the Prometheus
+    /// histogram `optionflow_quote_to_alert_seconds`.
     pub fn record(&self, micros: u64, n: u64) {
+        record_quote_to_alert(micros, n);
         let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if h.is_none() {
             *h = hdrhistogram::Histogram::new(3).ok();
@@ -57,6 +59,15 @@ impl Latency {
         h.as_ref()
             .filter(|h| !h.is_empty())
             .map(|h| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+    }
+}
+
+/// Adds `n` quote → alert latencies of `micros` to `/metrics` (both runtimes call this where an
+/// alert is written).
+pub fn record_quote_to_alert(micros: u64, n: u64) {
+    let histogram = metrics::histogram!("optionflow_quote_to_alert_seconds");
+    for _ in 0..n {
+        histogram.record(micros as f64 / 1e6);
     }
 }
 

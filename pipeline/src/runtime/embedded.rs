@@ -705,6 +705,7 @@ impl AlertSink {
                     for _ in &alerts {
                         let _ = self.latency.record(us.max(1));
                     }
+                    crate::telemetry::record_quote_to_alert(us, alerts.len() as u64);
                     Metrics::add(&self.metrics.alerts, alerts.len() as u64);
                     // After the file, so a delivered alert is always one alerts.jsonl holds.
                     if let Some(d) = &self.delivery {
