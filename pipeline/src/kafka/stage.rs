@@ -406,7 +406,7 @@ impl Runner {
                 }
             };
         }
-        if inst.position.taken(frame.origin, frame.seq, msg.offset()) {
+        if step != Step::Duplicate && inst.position.taken(frame.origin, frame.seq, msg.offset()) {
             tracing::info!(
                 stage = self.spec.name,
                 topic = %self.input_topic,
