@@ -503,6 +503,59 @@ fn a_broker_outage_mid_run_loses_nothing() {
     assert_same_outputs(&reference, &data);
 }
 
+/// A record of the source's writer numbered 1000 ahead of everything it writes, as if 1 to
+/// 999 had been lost: normalize re-reads the partition from the beginning, still does not find
+/// them, and the run stops with an error naming them rather than go on without them.
+#[test]
+fn records_missing_from_a_topic_stop_the_run() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = kafka_config(dir.path(), &broker, "missing", None);
+    let topics = Command::new(BIN)
+        .args(["topics", "create", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(topics.status.success());
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .unwrap();
+    let header = |key, value| Header {
+        key,
+        value: Some(value),
+    };
+    let headers = OwnedHeaders::new()
+        .insert(header("optionflow-kind", "watermark:0"))
+        .insert(header("optionflow-origin", "0"))
+        .insert(header("optionflow-origins", "1"))
+        .insert(header("optionflow-seq", "1000"));
+    let record = BaseRecord::<str, [u8]>::to("missing.quotes.raw")
+        .partition(0)
+        .payload(&[])
+        .headers(headers);
+    producer.send(record).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let out = Command::new(BIN)
+        .arg("run")
+        .args(SESSION)
+        .args(["--speed", "max", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("kafka"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("normalize reading missing.quotes.raw partition 0: records 1 to 999 of writer 0 are not in the log"),
+        "{stderr}"
+    );
+}
+
 /// What the readers' re-reading is for (`pipeline/src/kafka/stream.rs`, `Position`): Tansu
 /// answers a fetch from an offset inside a record batch with the next batch, so the rest of
 /// that batch is never delivered (Kafka delivers the whole batch and the client drops what is
