@@ -3,7 +3,9 @@
 //! Each instance is the same deterministic state machine as in the embedded mode, fed by one
 //! partition's ordered log: events, and in-band watermarks and end-of-stream markers from every
 //! origin that writes to it. Duplicates (a restored upstream rewriting what it already wrote)
-//! are dropped by sequence number. On assignment an instance restores its checkpoint and skips
+//! are dropped by sequence number; a record whose number skips ahead is not taken, and the
+//! reader seeks back until the broker has given it every record (or stops: see
+//! [`Position`]). On assignment an instance restores its checkpoint and skips
 //! what it already reflects; it checkpoints every `[runtime] checkpoint-interval-secs` of event
 //! time, at the end of its stream and on revocation, each time only after every output so far
 //! has been acknowledged, and only then commits the offset. Each output carries the source's
@@ -11,7 +13,7 @@
 //! age of that stamp per alert, as the embedded alert sink does.
 
 use super::checkpoint::PartitionCheckpoint;
-use super::stream::Step;
+use super::stream::{Delivery, Position, Step};
 use super::topics::{self, TopicSpec};
 use super::wire::{now_micros, partition_of, Frame, Kind, WireEvent, H_ERROR, H_FROM};
 use super::KafkaEnv;
@@ -92,8 +94,16 @@ struct Instance<Op: Operator> {
     dirty: bool,
     /// Rows for the query tables (`[state] kind = "scylla"`).
     projector: crate::scylla::Projector,
-    /// The reader's position was checked against the checkpoint's offset.
-    positioned: bool,
+    /// Where the reader is, and whether it must re-read.
+    position: Position,
+}
+
+/// What became of a message.
+enum Handled {
+    /// Taken (or dropped as a duplicate or a dead letter); `true` when it ended the stream.
+    Done(bool),
+    /// Not taken: the reader sought back to re-read.
+    Reread,
 }
 
 /// Runs `spec` until `env.stop` fires (or, with `env.exit_on_end`, until every partition of
@@ -213,41 +223,32 @@ impl Runner {
             let Some(inst) = instances.get_mut(&p) else {
                 continue;
             };
-            if msg.offset() < inst.ckpt.next_offset {
-                continue;
-            }
-            if msg.offset() > inst.ckpt.next_offset && !inst.positioned {
-                // The group's committed offset is past this instance's checkpoint (another
-                // member committed, then saved a later checkpoint than the one read here, or
-                // crashed between the two). Inputs must not be skipped: go back to the
-                // checkpoint's offset, once.
-                inst.positioned = true;
-                tracing::info!(
-                    stage = self.spec.name,
-                    partition = p,
-                    from = msg.offset(),
-                    to = inst.ckpt.next_offset,
-                    "rewinding to the checkpoint's offset"
-                );
-                let rewind = consumer.seek(
-                    &self.input_topic,
-                    p,
-                    Offset::Offset(inst.ckpt.next_offset),
-                    std::time::Duration::from_secs(10),
-                );
-                match rewind {
-                    Ok(()) => continue,
-                    Err(e) => {
-                        return Err(PipelineError::Kafka(format!(
-                            "{} partition {p}: cannot rewind to offset {}: {e}",
-                            self.spec.name, inst.ckpt.next_offset
-                        )))
-                    }
+            match inst.position.delivered(msg.offset()) {
+                Delivery::Skip => continue,
+                Delivery::Read => {}
+                Delivery::Seek(to) => {
+                    // The broker started past where this reader must start: the group's
+                    // committed offset is past the checkpoint (another member committed, then
+                    // saved a later checkpoint than the one read here, or crashed between the
+                    // two), or the checkpoint's offset is inside a record batch and the broker
+                    // (Tansu) answered with the next batch. Inputs must not be skipped.
+                    tracing::info!(
+                        stage = self.spec.name,
+                        partition = p,
+                        delivered = msg.offset(),
+                        wanted = inst.ckpt.next_offset,
+                        to,
+                        "the broker started past the reader's position; seeking back"
+                    );
+                    self.seek(consumer, p, to)?;
+                    continue;
                 }
             }
-            inst.positioned = true;
-            let ended = self.handle(&msg, inst).await?;
-            inst.ckpt.next_offset = msg.offset() + 1;
+            let ended = match self.handle(consumer, &msg, inst).await? {
+                Handled::Done(ended) => ended,
+                Handled::Reread => continue,
+            };
+            inst.ckpt.next_offset = inst.ckpt.next_offset.max(msg.offset() + 1);
             inst.dirty = true;
             let due = inst.last_checkpoint_time.is_none_or(|t| {
                 inst.ctx.watermark.saturating_sub(t)
@@ -308,30 +309,55 @@ impl Runner {
             last_checkpoint_time: ckpt.input.delivered,
             op,
             partition: p,
+            position: Position::at(ckpt.next_offset),
             ckpt,
             emit: Emit::default(),
             dirty: false,
-            positioned: false,
             projector: Default::default(),
         })
     }
 
-    /// Handles one message; `true` when it ended the instance's stream.
+    /// Moves the reader of partition `p` to `offset` (0: the beginning of the partition).
+    fn seek(
+        &self,
+        consumer: &StreamConsumer<RebalanceContext>,
+        p: i32,
+        offset: i64,
+    ) -> Result<(), PipelineError> {
+        let to = if offset <= 0 {
+            Offset::Beginning
+        } else {
+            Offset::Offset(offset)
+        };
+        consumer
+            .seek(&self.input_topic, p, to, std::time::Duration::from_secs(10))
+            .map_err(|e| {
+                PipelineError::Kafka(format!(
+                    "{} partition {p}: cannot seek to offset {offset}: {e}",
+                    self.spec.name
+                ))
+            })
+    }
+
+    /// Handles one message.
     async fn handle<Op>(
         &mut self,
+        consumer: &StreamConsumer<RebalanceContext>,
         msg: &BorrowedMessage<'_>,
         inst: &mut Instance<Op>,
-    ) -> Result<bool, PipelineError>
+    ) -> Result<Handled, PipelineError>
     where
         Op: Operator,
         Op::In: WireEvent,
         Op::Out: WireEvent + Serialize + 'static,
     {
+        // A re-read may dead-letter a message again (same `optionflow-from`): better twice
+        // than not at all, and which offsets the broker skipped is not known here.
         let frame = match Frame::read(msg) {
             Ok(f) => f,
             Err(e) => {
                 self.dead_letter(msg, &e).await?;
-                return Ok(false);
+                return Ok(Handled::Done(false));
             }
         };
         // An event is decoded before its sequence number is taken: a message that cannot be
@@ -342,16 +368,58 @@ impl Runner {
                 Ok(ev) => Some(ev),
                 Err(e) => {
                     self.dead_letter(msg, &e.to_string()).await?;
-                    return Ok(false);
+                    return Ok(Handled::Done(false));
                 }
             },
             _ => None,
         };
-        match inst.ckpt.input.accept(&frame) {
-            Step::Duplicate | Step::Nothing => Ok(false),
+        let step = inst.ckpt.input.accept(&frame);
+        if let Step::Gap { expected } = step {
+            metrics::counter!("optionflow_sequence_gaps_total", "stage" => self.spec.name)
+                .increment(1);
+            let missing = inst
+                .position
+                .gap(frame.origin, expected, frame.seq, msg.offset());
+            return match missing {
+                Ok(to) => {
+                    tracing::warn!(
+                        stage = self.spec.name,
+                        topic = %self.input_topic,
+                        partition = inst.partition,
+                        offset = msg.offset(),
+                        origin = frame.origin,
+                        expected,
+                        got = frame.seq,
+                        to,
+                        "sequence gap: records of this writer were not delivered; re-reading"
+                    );
+                    self.seek(consumer, inst.partition, to)?;
+                    Ok(Handled::Reread)
+                }
+                Err(missing) => {
+                    tracing::error!(stage = self.spec.name, topic = %self.input_topic,
+                        partition = inst.partition, %missing, "input records are missing; stopping");
+                    Err(PipelineError::Kafka(format!(
+                        "{} reading {} partition {}: {missing}",
+                        self.spec.name, self.input_topic, inst.partition
+                    )))
+                }
+            };
+        }
+        if step != Step::Duplicate && inst.position.taken(frame.origin, frame.seq, msg.offset()) {
+            tracing::info!(
+                stage = self.spec.name,
+                topic = %self.input_topic,
+                partition = inst.partition,
+                offset = msg.offset(),
+                "sequence gap closed: the missing records were read"
+            );
+        }
+        let ended = match step {
+            Step::Duplicate | Step::Nothing | Step::Gap { .. } => false,
             Step::Event => {
                 let Some(ev) = event else {
-                    return Ok(false);
+                    return Ok(Handled::Done(false));
                 };
                 if let Err(e) = inst.op.on_event(&ev, &inst.ctx, &mut inst.emit) {
                     match e.kind {
@@ -360,7 +428,7 @@ impl Runner {
                     }
                 }
                 self.flush_outputs(inst, frame.emitted_at).await?;
-                Ok(false)
+                false
             }
             Step::Advance(t) => {
                 inst.ctx = Ctx::at(t);
@@ -377,15 +445,16 @@ impl Runner {
                 self.flush_outputs(inst, frame.emitted_at).await?;
                 self.control(inst, Kind::Watermark(t), frame.emitted_at)
                     .await?;
-                Ok(false)
+                false
             }
             Step::End => {
                 self.flush_outputs(inst, frame.emitted_at).await?;
                 self.control(inst, Kind::End, frame.emitted_at).await?;
                 inst.ckpt.finished = true;
-                Ok(true)
+                true
             }
-        }
+        };
+        Ok(Handled::Done(ended))
     }
 
     /// Writes what the operator emitted: events to the output topic, rejects to
@@ -577,24 +646,27 @@ impl Runner {
                 .map_err(PipelineError::io(format!("writing {}", f.name())))?;
             inst.ckpt.files.insert(f.name().to_string(), len);
         }
-        self.env
+        // While a re-read is under way, resume from where the missing records may lie: what
+        // was taken after it is dropped by sequence number when read again.
+        let read_to = inst.ckpt.next_offset;
+        inst.ckpt.next_offset = inst.position.resume_offset(read_to);
+        let saved = self
+            .env
             .store
             .save(&self.owner, inst.partition, &inst.ckpt)
-            .await
-            .map_err(PipelineError::io(format!(
-                "saving the checkpoint of {} partition {}",
-                self.spec.name, inst.partition
-            )))?;
+            .await;
+        let resume = inst.ckpt.next_offset;
+        inst.ckpt.next_offset = read_to;
+        saved.map_err(PipelineError::io(format!(
+            "saving the checkpoint of {} partition {}",
+            self.spec.name, inst.partition
+        )))?;
         Metrics::add(&self.env.metrics.checkpoints, 1);
         inst.last_checkpoint_time = Some(inst.ctx.watermark);
         inst.dirty = false;
         let mut tpl = TopicPartitionList::new();
         if tpl
-            .add_partition_offset(
-                &self.input_topic,
-                inst.partition,
-                Offset::Offset(inst.ckpt.next_offset),
-            )
+            .add_partition_offset(&self.input_topic, inst.partition, Offset::Offset(resume))
             .is_ok()
         {
             // The checkpoint is what restores; the committed offset only starts the reader
