@@ -13,8 +13,8 @@ use wide::{bytemuck::cast, f64x4, u64x4};
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 split in two (fdlibm's split): `LN2_HI` has 32 significant bits, so k·`LN2_HI` is exact
 /// for every exponent k an f64 can have, and the reduction x − k·ln 2 loses nothing.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // 6.93147180369123816490e-01
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // 1.90821492927058770002e-10
 /// 1.5·2⁵²: adding it rounds a number below 2⁵¹ in magnitude to an integer, which then sits in
 /// the low bits of the sum's mantissa.
 const SHIFTER: f64 = 6_755_399_441_055_744.0;
