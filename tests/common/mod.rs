@@ -32,49 +32,53 @@ pub(crate) fn cql_server() -> String {
     if let Ok(addr) = std::env::var("OPTIONFLOW_SCYLLA") {
         return addr;
     }
+    on_own_runtime("the CQL server starts", |tx| async move {
+        let tester = kassandra_tester::KassandraTester::new(
+            kassandra_tester::kassandra::session::KassandraSession::new(),
+        );
+        let _ = tester
+            .in_scope(|addr| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(addr.to_string());
+                    std::future::pending::<Result<(), ()>>().await
+                }
+            })
+            .await;
+    })
+}
+
+/// Runs the server `serve` on a current-thread runtime of its own thread, for as long as the
+/// test process lives; returns the address it sends once it listens.
+fn on_own_runtime<F>(
+    starts: &'static str,
+    serve: impl FnOnce(std::sync::mpsc::Sender<String>) -> F + Send + 'static,
+) -> String
+where
+    F: std::future::Future<Output = ()>,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("a runtime");
-        rt.block_on(async move {
-            let tester = kassandra_tester::KassandraTester::new(
-                kassandra_tester::kassandra::session::KassandraSession::new(),
-            );
-            let _ = tester
-                .in_scope(|addr| {
-                    let tx = tx.clone();
-                    async move {
-                        let _ = tx.send(addr.to_string());
-                        std::future::pending::<Result<(), ()>>().await
-                    }
-                })
-                .await;
-        });
+            .expect("a runtime")
+            .block_on(serve(tx));
     });
-    rx.recv().expect("the CQL server starts")
+    rx.recv().expect(starts)
 }
 
 /// Serves the router `make` builds (given the server's base URL, `http://127.0.0.1:PORT`) on a
 /// free loopback port, from a thread of its own for as long as the test process lives; returns
 /// the base URL. For the local vendor and channel servers the end-to-end tests talk to.
 pub(crate) fn serve_on_thread(make: impl FnOnce(&str) -> axum::Router + Send + 'static) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a loopback port");
-            let base = format!("http://{}", listener.local_addr().expect("an address"));
-            let app = make(&base);
-            let _ = tx.send(base);
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    rx.recv().expect("the server starts")
+    on_own_runtime("the server starts", |tx| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let app = make(&base);
+        let _ = tx.send(base);
+        let _ = axum::serve(listener, app).await;
+    })
 }
