@@ -16,10 +16,10 @@
 //! run to pages of bivariate-normal terms, and a bump is exact enough for trading greeks once the
 //! bumps are sized against the formula's truncation and round-off error (see [`bs2002_greeks`]).
 
-use super::bsm::{bsm_price, norm_cdf};
+use super::bsm::bsm_price;
 use super::exp::exp4;
+use super::normal::{norm_cdf4, scaled_cdf4};
 use super::{Greeks, Right};
-use implied_vol::{DefaultSpecialFn, SpecialFn};
 use std::sync::OnceLock;
 use wide::f64x4;
 
@@ -132,16 +132,17 @@ fn bs_call(s: f64, k: f64, t: f64, r: f64, b: f64, v: f64) -> f64 {
     let (ln_k, ln_i1, ln_i2) = (m.ln_k, m.ln_i1, m.ln_i2);
     // ψ's first-period terms depend on γ only: the two ψ of γ = 1 and of γ = 0 share them.
     let (e_one, e_zero) = (m.first_period(1.0), m.first_period(0.0));
-    let value = (ln_a2 + beta * m.ln_s).exp() - m.phi(beta, ln_i2, ln_a2) + m.phi(1.0, ln_i2, 0.0)
-        - m.phi(1.0, ln_i1, 0.0)
-        - m.phi(0.0, ln_i2, ln_k)
-        + m.phi(0.0, ln_i1, ln_k)
-        + m.phi(beta, ln_i1, ln_a1)
-        - m.psi(&m.first_period(beta), ln_i1, ln_a1)
-        + m.psi(&e_one, ln_i1, 0.0)
-        - m.psi(&e_one, ln_k, 0.0)
-        - m.psi(&e_zero, ln_i1, ln_k)
-        + m.psi(&e_zero, ln_k, ln_k);
+    // The six φ terms, two per call so that their four normal CDFs share one vector.
+    let [phi_b2, phi_1_2] = m.phi_pair([(beta, ln_i2, ln_a2), (1.0, ln_i2, 0.0)]);
+    let [phi_1_1, phi_0_2] = m.phi_pair([(1.0, ln_i1, 0.0), (0.0, ln_i2, ln_k)]);
+    let [phi_0_1, phi_b1] = m.phi_pair([(0.0, ln_i1, ln_k), (beta, ln_i1, ln_a1)]);
+    let value =
+        (ln_a2 + beta * m.ln_s).exp() - phi_b2 + phi_1_2 - phi_1_1 - phi_0_2 + phi_0_1 + phi_b1
+            - m.psi(&m.first_period(beta), ln_i1, ln_a1)
+            + m.psi(&e_one, ln_i1, 0.0)
+            - m.psi(&e_one, ln_k, 0.0)
+            - m.psi(&e_zero, ln_i1, ln_k)
+            + m.psi(&e_zero, ln_k, ln_k);
     // The exercise rule the model assumes can be worse than never exercising (long lives at high
     // vol with r near 0) or, by a hair, than exercising now (deep in the money at low vol). The
     // holder can always do either, so both values are floors.
@@ -183,17 +184,25 @@ impl Model {
         }
     }
 
-    /// e^c·φ(S, t1, γ, H, I2): the value of a claim paying S^γ at t1 if the trigger I2 was not
-    /// hit and S ends below H. `ln_c` is a log-scale folded into the exponent so that products
-    /// such as α·S^β never overflow.
-    fn phi(&self, gamma: f64, ln_h: f64, ln_c: f64) -> f64 {
+    /// e^c·φ(S, t1, γ, H, I2) for two (γ, ln H, ln c): the value of a claim paying S^γ at t1 if
+    /// the trigger I2 was not hit and S ends below H. `ln_c` is a log-scale folded into the
+    /// exponent so that products such as α·S^β never overflow. Each φ is a difference of two
+    /// scaled normal CDFs; the two φ's four are evaluated as one vector.
+    fn phi_pair(&self, args: [(f64, f64, f64); 2]) -> [f64; 2] {
         let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t1, self.sd1);
-        let lambda = (-r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2) * t;
-        let d = -((self.ln_s - ln_h) + (b + (gamma - 0.5) * v2) * t) / sd;
-        let kappa = 2.0 * b / v2 + 2.0 * gamma - 1.0;
         let ln_is = self.ln_i2 - self.ln_s;
-        let base = lambda + gamma * self.ln_s + ln_c;
-        scaled_cdf(base, d) - scaled_cdf(base + kappa * ln_is, d - 2.0 * ln_is / sd)
+        let mut scale = [0.0; 4];
+        let mut x = [0.0; 4];
+        for (j, (gamma, ln_h, ln_c)) in args.into_iter().enumerate() {
+            let lambda = (-r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2) * t;
+            let d = -((self.ln_s - ln_h) + (b + (gamma - 0.5) * v2) * t) / sd;
+            let kappa = 2.0 * b / v2 + 2.0 * gamma - 1.0;
+            let base = lambda + gamma * self.ln_s + ln_c;
+            (scale[2 * j], x[2 * j]) = (base, d);
+            (scale[2 * j + 1], x[2 * j + 1]) = (base + kappa * ln_is, d - 2.0 * ln_is / sd);
+        }
+        let [a0, a1, b0, b1] = scaled_cdf4(f64x4::new(scale), f64x4::new(x)).to_array();
+        [a0 - a1, b0 - b1]
     }
 
     /// The first-period arguments of ψ for one γ: −e1…−e4 and their normal CDFs.
@@ -210,7 +219,7 @@ impl Model {
         FirstPeriod {
             gamma,
             neg_e,
-            cdf: neg_e.map(norm_cdf),
+            cdf: norm_cdf4(f64x4::new(neg_e)).to_array(),
         }
     }
 
@@ -230,23 +239,29 @@ impl Model {
         let kappa = 2.0 * b / v2 + 2.0 * gamma - 1.0;
         let base = lambda * t + gamma * ls + ln_c;
         let bvn = Bvn::get();
-        let m = |i: usize, negative: bool| bvn.cdf_with(fp.neg_e[i], fp.cdf[i], neg_f[i], negative);
-        // e^(base + scale)·m; past e^700 the product is formed in logs so a huge scale times a
-        // tiny probability does not overflow to ∞.
-        let term = |ln_scale: f64, m: f64| {
-            let e = base + ln_scale;
-            if m == 0.0 {
-                0.0
-            } else if e < 700.0 {
-                e.exp() * m
-            } else {
-                (e + m.ln()).exp()
-            }
+        let cdf_f = norm_cdf4(f64x4::new(neg_f)).to_array();
+        let m = |i: usize, negative: bool| {
+            bvn.cdf_with(fp.neg_e[i], fp.cdf[i], neg_f[i], cdf_f[i], negative)
         };
-        term(0.0, m(0, false))
-            - term(kappa * (li2 - ls), m(1, false))
-            - term(kappa * (li1 - ls), m(2, true))
-            + term(kappa * (li1 - li2), m(3, true))
+        let probability = [m(0, false), m(1, false), m(2, true), m(3, true)];
+        let exponent = [
+            base,
+            base + kappa * (li2 - ls),
+            base + kappa * (li1 - ls),
+            base + kappa * (li1 - li2),
+        ];
+        // e^exponent·m, four at a time; past e^700 the product is formed in logs so a huge
+        // scale times a tiny probability does not overflow to ∞ (and 0·∞ is not formed).
+        let terms = if exponent.iter().all(|e| *e < 700.0) {
+            (exp4(f64x4::new(exponent)) * f64x4::new(probability)).to_array()
+        } else {
+            std::array::from_fn(|i| match (exponent[i], probability[i]) {
+                (_, 0.0) => 0.0,
+                (e, m) if e < 700.0 => e.exp() * m,
+                (e, m) => (e + m.ln()).exp(),
+            })
+        };
+        terms[0] - terms[1] - terms[2] + terms[3]
     }
 }
 
@@ -255,18 +270,6 @@ struct FirstPeriod {
     gamma: f64,
     neg_e: [f64; 4],
     cdf: [f64; 4],
-}
-
-/// e^a·N(x) without overflow or 0·∞: for a far-negative x, N(x) = ½·erfcx(−x/√2)·e^(−x²/2) and
-/// the Gaussian factor joins the exponent.
-fn scaled_cdf(a: f64, x: f64) -> f64 {
-    if x > -5.0 {
-        a.exp() * norm_cdf(x)
-    } else {
-        (a - 0.5 * x * x).exp()
-            * 0.5
-            * DefaultSpecialFn::erfcx(-x * std::f64::consts::FRAC_1_SQRT_2)
-    }
 }
 
 /// Gauss-Legendre nodes on [−1, 1] for the bivariate normal. The integrand below is analytic on
@@ -316,11 +319,12 @@ impl Bvn {
     /// of the integral. (The model itself calls [`Bvn::cdf_with`]; this is the tests' entry.)
     #[cfg(test)]
     pub(crate) fn cdf(&self, a: f64, b: f64, negative: bool) -> f64 {
-        self.cdf_with(a, norm_cdf(a), b, negative)
+        use super::bsm::norm_cdf;
+        self.cdf_with(a, norm_cdf(a), b, norm_cdf(b), negative)
     }
 
-    /// [`Bvn::cdf`] with Φ(a) already known.
-    fn cdf_with(&self, a: f64, cdf_a: f64, b: f64, negative: bool) -> f64 {
+    /// [`Bvn::cdf`] with Φ(a) and Φ(b) already known.
+    fn cdf_with(&self, a: f64, cdf_a: f64, b: f64, cdf_b: f64, negative: bool) -> f64 {
         let (sign, ab) = if negative {
             (-1.0, -a * b)
         } else {
@@ -335,7 +339,7 @@ impl Bvn {
         // Summed in a fixed order (the library's own reduction depends on the vector width the
         // build targets), so the result is the same bits on every build.
         let [s0, s1, s2, s3] = sum.to_array();
-        (cdf_a * norm_cdf(b) + sign * ((s0 + s1) + (s2 + s3))).clamp(0.0, 1.0)
+        (cdf_a * cdf_b + sign * ((s0 + s1) + (s2 + s3))).clamp(0.0, 1.0)
     }
 }
 

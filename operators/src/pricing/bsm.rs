@@ -3,8 +3,11 @@
 //! validate their inputs (they sit on the hot path after the IV solver already did); callers with
 //! unchecked inputs use [`super::price_and_greeks`].
 
+use super::exp::exp4;
+use super::normal::norm_cdf2;
 use super::{Greeks, Right};
 use implied_vol::{DefaultSpecialFn, SpecialFn};
+use wide::f64x4;
 
 /// Standard normal cumulative distribution, from the `implied-vol` crate (accurate to ~1e-16
 /// relative in both tails, unlike the textbook erf-based shortcuts).
@@ -22,6 +25,7 @@ pub(crate) fn norm_pdf(x: f64) -> f64 {
 
 /// Black-Scholes-Merton price (the greeks' shared terms are skipped: the American finite
 /// differences and the IV solvers call this many times).
+#[inline]
 pub fn bsm_price(
     right: Right,
     spot: f64,
@@ -34,13 +38,18 @@ pub fn bsm_price(
     let sd = vol * years.sqrt();
     let d1 = ((spot / strike).ln() + (rate - dividend) * years) / sd + 0.5 * sd;
     let d2 = d1 - sd;
-    let (fwd_s, pv_k) = (
-        spot * (-dividend * years).exp(),
-        strike * (-rate * years).exp(),
-    );
+    let [dq, dr, _, _] = exp4(f64x4::new([-dividend * years, -rate * years, 0.0, 0.0])).to_array();
+    let (fwd_s, pv_k) = (spot * dq, strike * dr);
+    let w = omega(right);
+    let [n1, n2] = norm_cdf2([w * d1, w * d2]);
+    w * (fwd_s * n1 - pv_k * n2)
+}
+
+/// ω = +1 for a call, −1 for a put: folds the two rights into one set of formulas.
+fn omega(right: Right) -> f64 {
     match right {
-        Right::Call => fwd_s * norm_cdf(d1) - pv_k * norm_cdf(d2),
-        Right::Put => pv_k * norm_cdf(-d2) - fwd_s * norm_cdf(-d1),
+        Right::Call => 1.0,
+        Right::Put => -1.0,
     }
 }
 
@@ -58,8 +67,17 @@ pub fn bsm_greeks(
     let sd = vol * sqrt_t;
     let d1 = ((spot / strike).ln() + (rate - dividend + 0.5 * vol * vol) * years) / sd;
     let d2 = d1 - sd;
-    let (dq, dr) = ((-dividend * years).exp(), (-rate * years).exp());
-    let pdf = norm_pdf(d1);
+    // The three exponentials in one vector, the two normal CDFs in another: they are the
+    // expensive part, and each is evaluated once.
+    let w = omega(right);
+    let [dq, dr, gaussian, _] = exp4(f64x4::new([
+        -dividend * years,
+        -rate * years,
+        -0.5 * d1 * d1,
+        0.0,
+    ]))
+    .to_array();
+    let pdf = gaussian * FRAC_1_SQRT_2PI;
     let gamma = dq * pdf / (spot * sd);
     let vega = spot * dq * pdf * sqrt_t;
     let common_theta = -spot * dq * pdf * vol / (2.0 * sqrt_t);
@@ -67,13 +85,7 @@ pub fn bsm_greeks(
     let vomma = vega * d1 * d2 / vol;
     // The part of charm both rights share: delta's drift from the moving d1.
     let charm_common = -dq * pdf * (2.0 * (rate - dividend) * years - d2 * sd) / (2.0 * years * sd);
-    // ω = ±1 folds the two rights into one set of formulas, and each normal CDF is evaluated
-    // once: they are the expensive part.
-    let w = match right {
-        Right::Call => 1.0,
-        Right::Put => -1.0,
-    };
-    let (n1, n2) = (norm_cdf(w * d1), norm_cdf(w * d2));
+    let [n1, n2] = norm_cdf2([w * d1, w * d2]);
     let (fwd_s, pv_k) = (spot * dq, strike * dr);
     Greeks {
         price: w * (fwd_s * n1 - pv_k * n2),

@@ -18,9 +18,11 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // 1.9082149292705877
 /// 1.5·2⁵²: adding it rounds a number below 2⁵¹ in magnitude to an integer, which then sits in
 /// the low bits of the sum's mantissa.
 const SHIFTER: f64 = 6_755_399_441_055_744.0;
-/// Below this e^x is subnormal (< 2.2e-308); the function returns 0 there. (Above +708 the
-/// exponent field would overflow: callers stay below it.)
+/// Below this e^x is subnormal (< 2.2e-308); the function returns 0 there.
 const UNDERFLOW: f64 = -708.0;
+/// Above this the scale 2^k would no longer fit the exponent field; the function returns +∞
+/// there (e^709 ≈ 8.2e307 is the last value it forms; the exact overflow is at ≈ 709.78).
+const OVERFLOW: f64 = 709.0;
 
 /// Taylor coefficients 1/n! for n = 2…13.
 const C: [f64; 12] = [
@@ -38,9 +40,9 @@ const C: [f64; 12] = [
     1.0 / 6_227_020_800.0,
 ];
 
-/// e^x lane by lane for x ≤ 708, within about 1 ulp of the exact value; 0 below −708 (where the
-/// result would be subnormal); NaN stays NaN. Callers keep x ≤ 708: above it the result does
-/// not overflow to infinity as it should (the pricing code forms larger products in logs).
+/// e^x lane by lane, within about 1 ulp of the exact value for −708 ≤ x ≤ 709; 0 below −708
+/// (where the result would be subnormal) and +∞ above 709 (where it would be within a factor
+/// of 2 of overflowing: the pricing code forms larger products in logs); NaN stays NaN.
 ///
 /// x = k·ln 2 + r with |r| ≤ ½ln 2, e^r by its Taylor series to r¹³ (truncation below 1e-17
 /// relative), evaluated in Estrin's scheme for instruction-level parallelism, then scaled by 2^k
@@ -72,8 +74,11 @@ pub(crate) fn exp4(x: f64x4) -> f64x4 {
     // biased, they are 2^k.
     let bits: u64x4 = cast(shifted);
     let scale: f64x4 = cast((bits << 52) + u64x4::splat(1023 << 52));
-    x.simd_lt(f64x4::splat(UNDERFLOW))
-        .select(f64x4::ZERO, er * scale)
+    let finite = x
+        .simd_lt(f64x4::splat(UNDERFLOW))
+        .select(f64x4::ZERO, er * scale);
+    x.simd_gt(f64x4::splat(OVERFLOW))
+        .select(f64x4::splat(f64::INFINITY), finite)
 }
 
 #[cfg(test)]
@@ -112,5 +117,8 @@ mod tests {
         assert!(exp_one(f64::NAN).is_nan());
         assert!((exp_one(-707.9) / (-707.9f64).exp() - 1.0).abs() < 4e-16);
         assert!((exp_one(708.0) / 708f64.exp() - 1.0).abs() < 4e-16);
+        assert!((exp_one(709.0) / 709f64.exp() - 1.0).abs() < 4e-16);
+        assert_eq!(exp_one(709.5), f64::INFINITY);
+        assert_eq!(exp_one(1e300), f64::INFINITY);
     }
 }

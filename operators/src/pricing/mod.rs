@@ -21,6 +21,7 @@ pub mod black76;
 pub mod bsm;
 mod exp;
 pub mod iv;
+mod normal;
 pub mod style;
 
 #[cfg(test)]

@@ -566,6 +566,64 @@ fn iv_round_trips_over_a_grid() {
     );
 }
 
+/// The European solver is the crate's `Experimental` one, with Let's Be Rational behind it.
+/// Over 200,000 random points of the domain the issue names (log-moneyness ±60%, vol 1%–500%,
+/// an hour to three years, both rights, random rates and yields), it must agree with Let's Be
+/// Rational to 1e-10 relative, or to the price's own rounding noise where that is larger (about
+/// 60% of the points carry a usable vol; the rest are skipped as in the grid above).
+#[test]
+fn the_fast_european_solver_agrees_with_lets_be_rational() {
+    use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
+    // A fixed-seed generator (xorshift64*): the same points every run.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut uniform = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut checked, mut worst) = (0, 0.0f64);
+    for _ in 0..200_000 {
+        let s = 100.0;
+        let k = s * (1.2 * uniform() - 0.6).exp();
+        let vol = (0.01f64.ln() + uniform() * (5.0f64 / 0.01).ln()).exp();
+        let years = ((1.0 / 8760.0f64).ln() + uniform() * (3.0 * 8760.0f64).ln()).exp();
+        let (r, q) = (0.08 * uniform() - 0.01, 0.05 * uniform());
+        let right = if uniform() < 0.5 {
+            Right::Call
+        } else {
+            Right::Put
+        };
+        let price = bsm_price(right, s, k, years, r, q, vol);
+        let noise = bsm_vol_noise(right, s, k, years, r, q, vol);
+        if noise.is_nan() || noise >= 1e-3 || price < 1e-290 {
+            continue;
+        }
+        let Ok(ours) = implied_vol(right, s, k, years, r, q, price) else {
+            panic!("no vol for {right:?} k {k} vol {vol} t {years} r {r} q {q}");
+        };
+        let dr = (-r * years).exp();
+        let lbr = ImpliedBlackVolatility::builder()
+            .forward(s * ((r - q) * years).exp())
+            .strike(k)
+            .expiry(years)
+            .is_call(right == Right::Call)
+            .option_price(price / dr)
+            .build()
+            .and_then(|iv| iv.calculate::<DefaultSpecialFn>())
+            .expect("Let's Be Rational solves it");
+        let diff = (ours - lbr).abs() / lbr;
+        assert!(
+            diff <= 1e-10f64.max(2.0 * noise),
+            "{right:?} k {k} vol {vol} t {years} r {r} q {q}: {ours} vs {lbr} (noise {noise:e})"
+        );
+        worst = worst.max(diff / 1e-10f64.max(2.0 * noise));
+        checked += 1;
+    }
+    assert!(checked >= 100_000, "{checked}");
+    assert!(worst <= 1.0, "{worst}");
+}
+
 #[test]
 fn american_iv_round_trips() {
     let (s, r, q) = (100.0, 0.05, 0.02);
