@@ -22,7 +22,7 @@
 
 use crate::config::{ConfigErrors, Problems};
 use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
-use crate::pricing::{implied_vol_for, streaming_greeks, ExerciseStyle, Right};
+use crate::pricing::{implied_vol_for, streaming_greeks_at_quote, ExerciseStyle, Right};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, ContractGreeks, EventId, GreeksEvent, NormalizedEvent, NormalizedQuote,
 };
@@ -230,8 +230,12 @@ impl GreeksStage {
             configured
         };
         let (s, k, t) = (q.underlying_price, q.strike, q.years_to_expiry);
-        let solved = implied_vol_for(style, right, s, k, t, r, d, q.mid)
-            .map(|iv| (iv, streaming_greeks(style, right, s, k, t, r, d, iv)));
+        let solved = implied_vol_for(style, right, s, k, t, r, d, q.mid).map(|iv| {
+            (
+                iv,
+                streaming_greeks_at_quote(style, right, s, k, t, r, d, iv, q.mid),
+            )
+        });
         let (iv, g) = match solved {
             Ok(v) => v,
             Err(e) => {

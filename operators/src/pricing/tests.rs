@@ -627,6 +627,45 @@ fn the_fast_european_solver_agrees_with_lets_be_rational() {
     assert!(worst <= 1.0, "{worst}");
 }
 
+/// The greeks stage passes the quote its vol was solved from: the greeks are the ones at that
+/// vol, with the quote's price standing in for the model's only where the premium is negligible.
+#[test]
+fn streaming_greeks_at_a_quote_are_the_greeks_at_its_implied_vol() {
+    let am = ExerciseStyle::American;
+    let (s, t, r, q) = (100.0, 0.3, 0.05, 0.015);
+    // (right, strike): a put with a real premium (full differences), a far out-of-the-money
+    // call whose premium is negligible (analytic greeks), a call with a real premium.
+    let mut paths = [0, 0];
+    for (right, k) in [
+        (Right::Put, 110.0),
+        (Right::Call, 130.0),
+        (Right::Call, 70.0),
+    ] {
+        let vol = 0.3;
+        let mid = bs2002_price(right, s, k, t, r, q, vol);
+        let iv = implied_vol_american(right, s, k, t, r, q, mid).unwrap();
+        let at_quote = streaming_greeks_at_quote(am, right, s, k, t, r, q, iv, mid);
+        let reference = streaming_greeks(am, right, s, k, t, r, q, iv);
+        let european = bsm_greeks(right, s, k, t, r, q, iv);
+        if at_quote.gamma == european.gamma {
+            // Negligible premium: the European greeks, at the quote's price.
+            paths[0] += 1;
+            assert_eq!(at_quote.price, mid, "{right:?} {k}");
+            assert_eq!(
+                Greeks {
+                    price: reference.price,
+                    ..at_quote
+                },
+                reference
+            );
+        } else {
+            paths[1] += 1;
+            assert_eq!(at_quote, reference, "{right:?} {k}");
+        }
+    }
+    assert!(paths[0] >= 1 && paths[1] >= 1, "{paths:?}");
+}
+
 #[test]
 fn american_iv_round_trips() {
     let (s, r, q) = (100.0, 0.05, 0.02);
