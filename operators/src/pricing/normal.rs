@@ -5,14 +5,14 @@
 //! the part that needs branches, lane by lane: erf(z) where |z| ≤ 0.46875 (a polynomial ratio,
 //! no exponential), else the scaled erfcx(|z|) = e^(z²)·erfc(|z|) (a rational function, no
 //! exponential either). What the scalar function spends most of its time on, the Gaussian
-//! factor e^(−z²) — two library exponentials, split so that z² is not rounded — runs here as two
-//! [`exp4`] calls for all four lanes. The split is Cody's: with ẑ = ⌊16|z|⌋/16, ẑ² is exact and
+//! factor e^(−z²) — two library exponentials, split so that z² is not rounded — runs here as
+//! one [`exp4_sum`] call for all four lanes. The split is Cody's: with ẑ = ⌊16|z|⌋/16, ẑ² is exact and
 //! e^(−z²) = e^(−ẑ²)·e^(−(|z| − ẑ)(|z| + ẑ)), so z² is never rounded and the lower tail keeps
 //! the relative accuracy its condition number allows (about x² ulp: Φ's relative sensitivity
 //! to x there is x², and z = x/√2 is itself rounded). The tests check a few ulp against the
 //! crate's scalar erfc down to x = −37 and against 40-digit values.
 
-use super::exp::exp4;
+use super::exp::{exp4, exp4_sum};
 use implied_vol::{DefaultSpecialFn, SpecialFn};
 use std::f64::consts::FRAC_1_SQRT_2;
 use wide::f64x4;
@@ -33,7 +33,7 @@ pub(crate) fn norm_cdf4(x: f64x4) -> f64x4 {
         return part;
     }
     let y_hat = (y * f64x4::splat(16.0)).floor() * f64x4::splat(0.0625);
-    let gaussian = exp4(-(y_hat * y_hat)) * exp4(-((y - y_hat) * (y + y_hat)));
+    let gaussian = exp4_sum(-(y_hat * y_hat), -((y - y_hat) * (y + y_hat)));
     // erfc(|z|), and erfc(z) = 2 − erfc(|z|) for negative z.
     let tail = part * gaussian;
     let erfc = z
@@ -42,22 +42,25 @@ pub(crate) fn norm_cdf4(x: f64x4) -> f64x4 {
     central.select(part, f64x4::splat(0.5) * erfc)
 }
 
-/// [`norm_cdf4`] for two values (the same arithmetic, so the same bits): their four
-/// exponentials fill one vector.
+/// [`norm_cdf4`] for two values (the same arithmetic, so the same bits), for callers that
+/// have only two.
 #[inline]
 pub(crate) fn norm_cdf2(x: [f64; 2]) -> [f64; 2] {
     let z = x.map(|x| -x * FRAC_1_SQRT_2);
     let y = z.map(f64::abs);
     let part = [0, 1].map(|i| rational_part(z[i], y[i]));
     let y_hat = y.map(|y| (y * 16.0).floor() * 0.0625);
-    let [g0, d0, g1, d1] = exp4(f64x4::new([
-        -(y_hat[0] * y_hat[0]),
-        -((y[0] - y_hat[0]) * (y[0] + y_hat[0])),
-        -(y_hat[1] * y_hat[1]),
-        -((y[1] - y_hat[1]) * (y[1] + y_hat[1])),
-    ]))
+    let [g0, g1, _, _] = exp4_sum(
+        f64x4::new([-(y_hat[0] * y_hat[0]), -(y_hat[1] * y_hat[1]), 0.0, 0.0]),
+        f64x4::new([
+            -((y[0] - y_hat[0]) * (y[0] + y_hat[0])),
+            -((y[1] - y_hat[1]) * (y[1] + y_hat[1])),
+            0.0,
+            0.0,
+        ]),
+    )
     .to_array();
-    let gaussian = [g0 * d0, g1 * d1];
+    let gaussian = [g0, g1];
     [0, 1].map(|i| {
         if y[i] <= CODY_SPLIT {
             return part[i];
