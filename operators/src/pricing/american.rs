@@ -160,6 +160,8 @@ struct Model {
     t1: f64,
     sd: f64,
     sd1: f64,
+    /// 2b/σ², the part of every κ = 2b/σ² + 2γ − 1 that does not depend on γ.
+    two_b_v2: f64,
     ln_s: f64,
     ln_k: f64,
     ln_i1: f64,
@@ -177,6 +179,7 @@ impl Model {
             t1,
             sd: v * t.sqrt(),
             sd1: v * t1.sqrt(),
+            two_b_v2: 2.0 * b / (v * v),
             ln_s: s.ln(),
             ln_k: k.ln(),
             ln_i1: i1.ln(),
@@ -191,16 +194,30 @@ impl Model {
     fn phi_pair(&self, args: [(f64, f64, f64); 2]) -> [f64; 2] {
         let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t1, self.sd1);
         let ln_is = self.ln_i2 - self.ln_s;
-        let mut scale = [0.0; 4];
-        let mut x = [0.0; 4];
-        for (j, (gamma, ln_h, ln_c)) in args.into_iter().enumerate() {
-            let lambda = (-r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2) * t;
-            let d = -((self.ln_s - ln_h) + (b + (gamma - 0.5) * v2) * t) / sd;
-            let kappa = 2.0 * b / v2 + 2.0 * gamma - 1.0;
-            let base = lambda + gamma * self.ln_s + ln_c;
-            (scale[2 * j], x[2 * j]) = (base, d);
-            (scale[2 * j + 1], x[2 * j + 1]) = (base + kappa * ln_is, d - 2.0 * ln_is / sd);
-        }
+        let [(g0, h0, c0), (g1, h1, c1)] = args;
+        // d = −(ln(S/H) + (b + (γ − ½)σ²)t1)/(σ√t1) of both φ, and the shift 2·ln(I2/S)/(σ√t1)
+        // of their reflected terms: four divisions as one.
+        let numerator =
+            |gamma: f64, ln_h: f64| -((self.ln_s - ln_h) + (b + (gamma - 0.5) * v2) * t);
+        let [d0, shift, d1, _] = (f64x4::new([
+            numerator(g0, h0),
+            2.0 * ln_is,
+            numerator(g1, h1),
+            2.0 * ln_is,
+        ]) / f64x4::splat(sd))
+        .to_array();
+        let base = |gamma: f64, ln_c: f64| {
+            (-r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2) * t + gamma * self.ln_s + ln_c
+        };
+        let kappa = |gamma: f64| self.two_b_v2 + 2.0 * gamma - 1.0;
+        let (base0, base1) = (base(g0, c0), base(g1, c1));
+        let scale = [
+            base0,
+            base0 + kappa(g0) * ln_is,
+            base1,
+            base1 + kappa(g1) * ln_is,
+        ];
+        let x = [d0, d0 - shift, d1, d1 - shift];
         let [a0, a1, b0, b1] = scaled_cdf4(f64x4::new(scale), f64x4::new(x)).to_array();
         [a0 - a1, b0 - b1]
     }
@@ -210,12 +227,13 @@ impl Model {
         let (ls, li1, li2, t1, sd1) = (self.ln_s, self.ln_i1, self.ln_i2, self.t1, self.sd1);
         let mu_t1 = (self.b + (gamma - 0.5) * self.v2) * t1;
         let (ls_i1, li2_si1) = (ls - li1, 2.0 * li2 - ls - li1);
-        let neg_e = [
-            -(ls_i1 + mu_t1) / sd1,
-            -(li2_si1 + mu_t1) / sd1,
-            -(ls_i1 - mu_t1) / sd1,
-            -(li2_si1 - mu_t1) / sd1,
-        ];
+        let neg_e = (f64x4::new([
+            -(ls_i1 + mu_t1),
+            -(li2_si1 + mu_t1),
+            -(ls_i1 - mu_t1),
+            -(li2_si1 - mu_t1),
+        ]) / f64x4::splat(sd1))
+        .to_array();
         FirstPeriod {
             gamma,
             neg_e,
@@ -223,20 +241,21 @@ impl Model {
         }
     }
 
-    /// e^c·ψ(S, T, γ, H, I2, I1, t1): the two-period analogue of [`Model::phi`], with trigger
+    /// e^c·ψ(S, T, γ, H, I2, I1, t1): the two-period analogue of [`Model::phi_pair`]'s φ, with trigger
     /// I2 before t1 and I1 after, built on the bivariate normal with correlation √(t1/T).
     fn psi(&self, fp: &FirstPeriod, ln_h: f64, ln_c: f64) -> f64 {
         let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t, self.sd);
         let (ls, li1, li2, gamma) = (self.ln_s, self.ln_i1, self.ln_i2, fp.gamma);
         let mu_t = (b + (gamma - 0.5) * v2) * t;
-        let neg_f = [
-            -(ls - ln_h + mu_t) / sd,
-            -(2.0 * li2 - ls - ln_h + mu_t) / sd,
-            -(2.0 * li1 - ls - ln_h + mu_t) / sd,
-            -(ls + 2.0 * li1 - ln_h - 2.0 * li2 + mu_t) / sd,
-        ];
+        let neg_f = (f64x4::new([
+            -(ls - ln_h + mu_t),
+            -(2.0 * li2 - ls - ln_h + mu_t),
+            -(2.0 * li1 - ls - ln_h + mu_t),
+            -(ls + 2.0 * li1 - ln_h - 2.0 * li2 + mu_t),
+        ]) / f64x4::splat(sd))
+        .to_array();
         let lambda = -r + gamma * b + 0.5 * gamma * (gamma - 1.0) * v2;
-        let kappa = 2.0 * b / v2 + 2.0 * gamma - 1.0;
+        let kappa = self.two_b_v2 + 2.0 * gamma - 1.0;
         let base = lambda * t + gamma * ls + ln_c;
         let bvn = Bvn::get();
         let cdf_f = norm_cdf4(f64x4::new(neg_f)).to_array();
