@@ -19,7 +19,7 @@
 pub mod american;
 pub mod black76;
 pub mod bsm;
-mod exp;
+pub(crate) mod exp;
 pub mod iv;
 mod normal;
 pub mod style;

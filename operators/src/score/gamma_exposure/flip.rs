@@ -11,16 +11,18 @@
 //! w_i = sign_i · OI_i · 100 · 1% · e^{−qT} / (√(2π) σ√T)
 //! ```
 //!
-//! so one evaluation costs a multiply-add and one `exp` per contract. The common factor `s > 0`
+//! so one evaluation costs a multiply-add and one exponential per contract, four contracts at a
+//! time (the pricing code's `exp4`). The common factor `s > 0`
 //! never changes the sign, so the sweep works on `Σ w_i exp(−½ d_i²)` alone. The sweep is a
 //! coarse grid in log-spot (catches every sign change wider than one step), then Illinois
 //! regula falsi on the bracket nearest the spot (superlinear, keeps the bracket).
 
 use super::super::{ContractBook, GexSign};
+use crate::pricing::exp::exp4;
+use wide::f64x4;
 
 /// A contract whose |d1| exceeds this contributes less than e^{-40.5} (≈ 2.6e-18) of its peak
-/// gamma: skipping its `exp` changes no sign a float could resolve, and on real chains it skips
-/// most short-dated far-from-the-money contracts.
+/// gamma: leaving it out changes no sign a float could resolve.
 const MAX_ABS_D1: f64 = 9.0;
 
 /// Grid cells across the sweep range (1.25% apart over ±30%).
@@ -40,10 +42,20 @@ struct Term {
     w: f64,
 }
 
+/// Four [`Term`]s side by side (a short last group is padded with zero weights).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Terms4 {
+    a: f64x4,
+    b: f64x4,
+    w: f64x4,
+}
+
 /// Total GEX as a function of spot, precomputed for fast sweeps.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GexCurve {
-    terms: Vec<Term>,
+    /// Contracts on the curve.
+    len: usize,
+    terms: Vec<Terms4>,
 }
 
 /// The sign dealers' gamma takes for a call or a put under `convention`.
@@ -61,7 +73,7 @@ impl GexCurve {
         convention: GexSign,
         contracts: impl IntoIterator<Item = &'a ContractBook>,
     ) -> Self {
-        let terms = contracts
+        let terms: Vec<Term> = contracts
             .into_iter()
             .filter_map(|c| {
                 let usable = c.strike > 0.0
@@ -88,12 +100,28 @@ impl GexCurve {
                 })
             })
             .collect();
-        Self { terms }
+        let lanes = terms
+            .chunks(4)
+            .map(|group| {
+                let lane = |f: fn(&Term) -> f64| {
+                    f64x4::new(std::array::from_fn(|i| group.get(i).map_or(0.0, f)))
+                };
+                Terms4 {
+                    a: lane(|t| t.a),
+                    b: lane(|t| t.b),
+                    w: lane(|t| t.w),
+                }
+            })
+            .collect();
+        Self {
+            len: terms.len(),
+            terms: lanes,
+        }
     }
 
     /// Number of contracts on the curve.
     pub fn len(&self) -> usize {
-        self.terms.len()
+        self.len
     }
 
     /// Whether no contract is on the curve.
@@ -103,14 +131,20 @@ impl GexCurve {
 
     /// Total GEX divided by spot at log-spot `x` (same sign as the total GEX there).
     fn reduced(&self, x: f64) -> f64 {
-        let mut sum = 0.0;
+        let (x, half, cut) = (
+            f64x4::splat(x),
+            f64x4::splat(-0.5),
+            f64x4::splat(MAX_ABS_D1),
+        );
+        let mut sum = f64x4::ZERO;
         for t in &self.terms {
             let d = t.a * x + t.b;
-            if d.abs() < MAX_ABS_D1 {
-                sum += t.w * (-0.5 * d * d).exp();
-            }
+            let term = t.w * exp4(half * d * d);
+            sum += d.abs().simd_lt(cut).select(term, f64x4::ZERO);
         }
-        sum
+        // Lane sums in a fixed order: the same bits on every build.
+        let [s0, s1, s2, s3] = sum.to_array();
+        (s0 + s1) + (s2 + s3)
     }
 
     /// Total GEX (dollars per 1% move) if spot were `s`.
