@@ -233,7 +233,7 @@ impl GreeksStage {
         let solved = implied_vol_for(style, right, s, k, t, r, d, q.mid).map(|iv| {
             (
                 iv,
-                streaming_greeks_at_quote(style, right, s, k, t, r, d, iv, q.mid),
+                streaming_greeks_at_quote(style, right, s, k, t, r, d, iv, Some(q.mid)),
             )
         });
         let (iv, g) = match solved {

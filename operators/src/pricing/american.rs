@@ -295,7 +295,7 @@ struct FirstPeriod {
 /// θ ∈ [0, asin ρ] with its nearest singularity at θ = π/2, which for the model's correlation
 /// √(½(√5 − 1)) ≈ 0.786 (asin ρ ≈ 0.905) puts the Bernstein ellipse parameter near 4.7: the
 /// error falls like 4.7^(−2n): about 2e-11 at n = 8, and 2.7e-11 at worst measured against
-/// direct integration over the test's grid (1e-15 with twelve nodes, which cost 13% more per
+/// direct integration over the test's grid (1e-15 with twelve nodes, which cost 15% more per
 /// price). In a price that is an error of ~1e-11 of the spot: nine orders of magnitude below
 /// the model's own distance from the true American price (~1e-2) and far below any tick, and
 /// smooth in the inputs, so the finite-difference greeks do not see it. So eight nodes: two

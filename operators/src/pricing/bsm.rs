@@ -38,11 +38,18 @@ pub fn bsm_price(
     let sd = vol * years.sqrt();
     let d1 = ((spot / strike).ln() + (rate - dividend) * years) / sd + 0.5 * sd;
     let d2 = d1 - sd;
-    let [dq, dr, _, _] = exp4(f64x4::new([-dividend * years, -rate * years, 0.0, 0.0])).to_array();
+    let (dq, dr) = discount_factors(rate, dividend, years);
     let (fwd_s, pv_k) = (spot * dq, strike * dr);
     let w = omega(right);
     let [n1, n2] = norm_cdf2([w * d1, w * d2]);
     w * (fwd_s * n1 - pv_k * n2)
+}
+
+/// e^(−qT) and e^(−rT), the dividend and rate discount factors, from one [`exp4`].
+#[inline]
+pub(crate) fn discount_factors(rate: f64, dividend: f64, years: f64) -> (f64, f64) {
+    let [dq, dr, _, _] = exp4(f64x4::new([-dividend * years, -rate * years, 0.0, 0.0])).to_array();
+    (dq, dr)
 }
 
 /// ω = +1 for a call, −1 for a put: folds the two rights into one set of formulas.

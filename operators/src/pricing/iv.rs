@@ -9,12 +9,10 @@
 //! halving. It usually needs three or four model evaluations.
 
 use super::american::bs2002_price;
-use super::bsm::bsm_price;
-use super::exp::exp4;
+use super::bsm::{bsm_price, discount_factors};
 use super::{check_inputs, IvError, Right};
 use implied_vol::solver::Experimental;
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
-use wide::f64x4;
 
 /// Implied volatility of a European option price; bounds are checked first so the error says
 /// which one was broken, and NaN is never returned.
@@ -28,7 +26,7 @@ pub fn implied_vol(
     price: f64,
 ) -> Result<f64, IvError> {
     check_inputs(spot, strike, years, rate, dividend, price)?;
-    let [dq, dr, _, _] = exp4(f64x4::new([-dividend * years, -rate * years, 0.0, 0.0])).to_array();
+    let (dq, dr) = discount_factors(rate, dividend, years);
     let (fwd_s, pv_k) = (spot * dq, strike * dr);
     let (intrinsic, bound) = match right {
         Right::Call => ((fwd_s - pv_k).max(0.0), fwd_s),

@@ -246,33 +246,16 @@ pub fn streaming_greeks(
     dividend: f64,
     vol: f64,
 ) -> Greeks {
-    streaming_greeks_from(style, right, spot, strike, years, rate, dividend, vol, None)
+    streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, vol, None)
 }
 
-/// [`streaming_greeks`] at the volatility implied from `quote_price` (the price the model gives
-/// at `vol`, to the solver's precision): the greeks stage's entry. Where the early-exercise
-/// premium turns out negligible, the quote's price stands in for the model's, which saves one
-/// Bjerksund-Stensland evaluation; the finite differences still difference exact model prices.
-#[allow(clippy::too_many_arguments)] // the textbook argument list, in the textbook order
+/// [`streaming_greeks`] at the volatility implied from `quote_price`, when there is one (the
+/// price the model gives at `vol`, to the solver's precision): the greeks stage's entry. Where
+/// the early-exercise premium turns out negligible, the quote's price stands in for the
+/// model's, which saves one Bjerksund-Stensland evaluation; the finite differences still
+/// difference exact model prices.
+#[allow(clippy::too_many_arguments)] // the textbook argument list, and the quote's price
 pub fn streaming_greeks_at_quote(
-    style: ExerciseStyle,
-    right: Right,
-    spot: f64,
-    strike: f64,
-    years: f64,
-    rate: f64,
-    dividend: f64,
-    vol: f64,
-    quote_price: f64,
-) -> Greeks {
-    let known = Some(quote_price);
-    streaming_greeks_from(
-        style, right, spot, strike, years, rate, dividend, vol, known,
-    )
-}
-
-#[allow(clippy::too_many_arguments)] // the textbook argument list, and the price if known
-fn streaming_greeks_from(
     style: ExerciseStyle,
     right: Right,
     spot: f64,

@@ -644,7 +644,7 @@ fn streaming_greeks_at_a_quote_are_the_greeks_at_its_implied_vol() {
         let vol = 0.3;
         let mid = bs2002_price(right, s, k, t, r, q, vol);
         let iv = implied_vol_american(right, s, k, t, r, q, mid).unwrap();
-        let at_quote = streaming_greeks_at_quote(am, right, s, k, t, r, q, iv, mid);
+        let at_quote = streaming_greeks_at_quote(am, right, s, k, t, r, q, iv, Some(mid));
         let reference = streaming_greeks(am, right, s, k, t, r, q, iv);
         let european = bsm_greeks(right, s, k, t, r, q, iv);
         if at_quote.gamma == european.gamma {
