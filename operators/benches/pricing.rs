@@ -1,5 +1,6 @@
 //! Per-contract cost of the greeks stage's pricing work:
-//! (a) European: implied volatility by Let's Be Rational, then analytic BSM price and greeks;
+//! (a) European: implied volatility by Let's Be Rational, then analytic BSM price and greeks, as
+//!     the greeks stage does it (`implied_vol_and_greeks`), and each half alone;
 //! (b) American: implied volatility against Bjerksund-Stensland 2002;
 //! (c) the same over a chain of 18 contracts (strikes 80–120 around a spot of 100, both rights),
 //!     reported per chain — divide by 18 for the per-contract average;
@@ -9,7 +10,8 @@
 
 use criterion::Criterion;
 use optionflow_operators::pricing::{
-    bs2002_greeks, bs2002_price, bsm_greeks, bsm_price, implied_vol, implied_vol_american, Right,
+    bs2002_greeks, bs2002_price, bsm_greeks, bsm_price, implied_vol, implied_vol_american,
+    implied_vol_and_greeks, ExerciseStyle::European, Right,
 };
 use std::hint::black_box;
 
@@ -24,8 +26,19 @@ fn european(c: &mut Criterion) {
     c.bench_function("european_iv_and_greeks", |b| {
         b.iter(|| {
             let (s, k, t, r, q, p) = black_box((s, k, t, r, q, price));
-            let iv = implied_vol(Right::Put, s, k, t, r, q, p).unwrap();
-            black_box(bsm_greeks(Right::Put, s, k, t, r, q, iv))
+            black_box(implied_vol_and_greeks(European, Right::Put, s, k, t, r, q, p).unwrap())
+        })
+    });
+    c.bench_function("european_iv", |b| {
+        b.iter(|| {
+            let (s, k, t, r, q, p) = black_box((s, k, t, r, q, price));
+            black_box(implied_vol(Right::Put, s, k, t, r, q, p).unwrap())
+        })
+    });
+    c.bench_function("european_greeks", |b| {
+        b.iter(|| {
+            let (s, k, t, r, q, v) = black_box(EU);
+            black_box(bsm_greeks(Right::Put, s, k, t, r, q, v))
         })
     });
 }

@@ -16,8 +16,9 @@
 //! run to pages of bivariate-normal terms, and a bump is exact enough for trading greeks once the
 //! bumps are sized against the formula's truncation and round-off error (see [`bs2002_greeks`]).
 
-use super::bsm::bsm_price;
+use super::bsm::BsmContract;
 use super::exp::exp4;
+use super::log::log4;
 use super::normal::{norm_cdf4, scaled_cdf4};
 use super::{Greeks, Right};
 use std::sync::OnceLock;
@@ -34,12 +35,70 @@ pub fn bs2002_price(
     dividend: f64,
     vol: f64,
 ) -> f64 {
-    let carry = rate - dividend;
-    match right {
-        Right::Call => bs_call(spot, strike, years, rate, carry, vol),
-        // The put-call transformation: swap spot and strike, rate becomes r − b = q and the
-        // carry becomes −b.
-        Right::Put => bs_call(strike, spot, years, rate - carry, -carry, vol),
+    Bs2002::new(right, spot, strike, years, rate, dividend).price(vol)
+}
+
+/// One contract under Bjerksund-Stensland 2002 with its volatility-free terms computed once
+/// (the square roots of the three times, the logarithms of spot and strike, the European
+/// contract), for the IV solver, which prices the same contract at three or four volatilities.
+/// Kept in the call's coordinates: a put is the call of the put-call transformation.
+pub(crate) struct Bs2002 {
+    s: f64,
+    k: f64,
+    t: f64,
+    r: f64,
+    /// Cost of carry.
+    b: f64,
+    t1: f64,
+    sqrt_t: f64,
+    sqrt_t1: f64,
+    /// √(T − t1).
+    sqrt_rest: f64,
+    ln_s: f64,
+    ln_k: f64,
+    european: BsmContract,
+}
+
+impl Bs2002 {
+    /// The contract (inputs are not validated: see [`bs2002_price`]).
+    pub(crate) fn new(
+        right: Right,
+        spot: f64,
+        strike: f64,
+        years: f64,
+        rate: f64,
+        dividend: f64,
+    ) -> Bs2002 {
+        let carry = rate - dividend;
+        let (s, k, r, b) = match right {
+            Right::Call => (spot, strike, rate, carry),
+            // The put-call transformation: swap spot and strike, rate becomes r − b = q and the
+            // carry becomes −b.
+            Right::Put => (strike, spot, rate - carry, -carry),
+        };
+        let t = years;
+        let t1 = 0.5 * (5f64.sqrt() - 1.0) * t;
+        let [sqrt_t, sqrt_t1, sqrt_rest, _] = f64x4::new([t, t1, t - t1, 1.0]).sqrt().to_array();
+        let [ln_s, ln_k, _, _] = log4(f64x4::new([s, k, 1.0, 1.0])).to_array();
+        Bs2002 {
+            s,
+            k,
+            t,
+            r,
+            b,
+            t1,
+            sqrt_t,
+            sqrt_t1,
+            sqrt_rest,
+            ln_s,
+            ln_k,
+            european: BsmContract::new(Right::Call, s, k, t, r, r - b),
+        }
+    }
+
+    /// The price at volatility `v`.
+    pub(crate) fn price(&self, v: f64) -> f64 {
+        bs_call(self, v)
     }
 }
 
@@ -95,8 +154,11 @@ pub(crate) fn bumps(spot: f64, years: f64, vol: f64) -> (f64, f64, f64, f64) {
 }
 
 /// The American call of the 2002 paper, with carry `b`.
-fn bs_call(s: f64, k: f64, t: f64, r: f64, b: f64, v: f64) -> f64 {
-    let european = bsm_price(Right::Call, s, k, t, r, r - b, v);
+fn bs_call(c: &Bs2002, v: f64) -> f64 {
+    let Bs2002 {
+        s, k, t, r, b, t1, ..
+    } = *c;
+    let european = c.european.price(v);
     if b >= r {
         // Holding the call earns more than the strike's interest: never exercise early.
         return european;
@@ -111,24 +173,33 @@ fn bs_call(s: f64, k: f64, t: f64, r: f64, b: f64, v: f64) -> f64 {
     }
     let b_inf = beta / (beta - 1.0) * k;
     let b_0 = (r / (r - b) * k).max(k);
-    let t1 = 0.5 * (5f64.sqrt() - 1.0) * t;
-    let h = |tt: f64| -(b * tt + 2.0 * v * tt.sqrt()) * k * k / ((b_inf - b_0) * b_0);
+    let h = |tt: f64, sqrt_tt: f64| -(b * tt + 2.0 * v * sqrt_tt) * k * k / ((b_inf - b_0) * b_0);
     // I2 is the trigger of the first period [0, t1] (φ and ψ hit it before t1) and I1 that of
     // the second, [t1, T], whose remaining life is at most T − t1: so I1 = X(T − t1). Haug's
     // book prints h(t1) here; our binomial-tree check puts the T − t1 form about 0.7% below the
     // true price of an at-the-money six-month put where h(t1) is 1.2% below.
-    let i1 = b_0 + (b_inf - b_0) * (1.0 - h(t - t1).exp());
-    let i2 = b_0 + (b_inf - b_0) * (1.0 - h(t).exp());
+    let [e1, e2, _, _] = exp4(f64x4::new([
+        h(t - t1, c.sqrt_rest),
+        h(t, c.sqrt_t),
+        0.0,
+        0.0,
+    ]))
+    .to_array();
+    let i1 = b_0 + (b_inf - b_0) * (1.0 - e1);
+    let i2 = b_0 + (b_inf - b_0) * (1.0 - e2);
     if s >= i2 {
         // Past the model's trigger: exercise now, unless (very high vol, short life) the flat
         // trigger sits below where holding to expiry is still worth more.
         return (s - k).max(european);
     }
+    // The logarithms the triggers add (spot's and strike's are the contract's).
+    let (ln_s, ln_k) = (c.ln_s, c.ln_k);
+    let [ln_i1, ln_i2, ln_i1_k, ln_i2_k] = log4(f64x4::new([i1, i2, i1 - k, i2 - k])).to_array();
     // α = (I − K)·I^−β, kept as a logarithm: at low volatility β is in the thousands and I^β
     // alone overflows, while α·S^β = (I − K)(S/I)^β stays below I − K.
-    let m = Model::new(s, k, i1, i2, r, b, v, t, t1);
-    let ln_a1 = (i1 - k).ln() - beta * m.ln_i1;
-    let ln_a2 = (i2 - k).ln() - beta * m.ln_i2;
+    let m = Model::new(c, [ln_s, ln_k, ln_i1, ln_i2], v);
+    let ln_a1 = ln_i1_k - beta * ln_i1;
+    let ln_a2 = ln_i2_k - beta * ln_i2;
     let (ln_k, ln_i1, ln_i2) = (m.ln_k, m.ln_i1, m.ln_i2);
     // ψ's first-period terms depend on γ only: the two ψ of γ = 1 and of γ = 0 share them.
     let (e_one, e_zero) = (m.first_period(1.0), m.first_period(0.0));
@@ -169,21 +240,22 @@ struct Model {
 }
 
 impl Model {
-    #[allow(clippy::too_many_arguments)] // the paper's inputs, computed once per price
-    fn new(s: f64, k: f64, i1: f64, i2: f64, r: f64, b: f64, v: f64, t: f64, t1: f64) -> Model {
+    /// The model at volatility `v`, for the logarithms of spot, strike and the two triggers.
+    fn new(c: &Bs2002, logs: [f64; 4], v: f64) -> Model {
+        let [ln_s, ln_k, ln_i1, ln_i2] = logs;
         Model {
-            r,
-            b,
+            r: c.r,
+            b: c.b,
             v2: v * v,
-            t,
-            t1,
-            sd: v * t.sqrt(),
-            sd1: v * t1.sqrt(),
-            two_b_v2: 2.0 * b / (v * v),
-            ln_s: s.ln(),
-            ln_k: k.ln(),
-            ln_i1: i1.ln(),
-            ln_i2: i2.ln(),
+            t: c.t,
+            t1: c.t1,
+            sd: v * c.sqrt_t,
+            sd1: v * c.sqrt_t1,
+            two_b_v2: 2.0 * c.b / (v * v),
+            ln_s,
+            ln_k,
+            ln_i1,
+            ln_i2,
         }
     }
 

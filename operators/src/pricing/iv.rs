@@ -8,11 +8,11 @@
 //! inside the bracket, with bisection whenever a step would leave it or the bracket stops
 //! halving. It usually needs three or four model evaluations.
 
-use super::american::bs2002_price;
-use super::bsm::{bsm_price, discount_factors};
+use super::american::Bs2002;
+use super::bsm::BsmContract;
 use super::{check_inputs, IvError, Right};
-use implied_vol::solver::Experimental;
-use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
+use implied_vol::solver::{BlackSolver, Experimental, Hybrid};
+use implied_vol::DefaultSpecialFn;
 
 /// Implied volatility of a European option price; bounds are checked first so the error says
 /// which one was broken, and NaN is never returned.
@@ -26,9 +26,17 @@ pub fn implied_vol(
     price: f64,
 ) -> Result<f64, IvError> {
     check_inputs(spot, strike, years, rate, dividend, price)?;
-    let (dq, dr) = discount_factors(rate, dividend, years);
-    let (fwd_s, pv_k) = (spot * dq, strike * dr);
-    let (intrinsic, bound) = match right {
+    european_iv(
+        &BsmContract::new(right, spot, strike, years, rate, dividend),
+        price,
+    )
+}
+
+/// [`implied_vol`] on a contract whose inputs were checked and whose volatility-free terms are
+/// at hand (the log-moneyness, √T and the discount factors are not computed again).
+pub(crate) fn european_iv(c: &BsmContract, price: f64) -> Result<f64, IvError> {
+    let (fwd_s, pv_k) = c.discounted();
+    let (intrinsic, bound) = match c.right {
         Right::Call => ((fwd_s - pv_k).max(0.0), fwd_s),
         Right::Put => ((pv_k - fwd_s).max(0.0), pv_k),
     };
@@ -38,22 +46,33 @@ pub fn implied_vol(
     if price >= bound {
         return Err(IvError::AboveUpperBound { price, bound });
     }
-    // F = S·e^((r − q)T), from the discount factors already at hand (one exponential less).
-    let forward = fwd_s / dr;
-    let problem = ImpliedBlackVolatility::builder()
-        .forward(forward)
-        .strike(strike)
-        .expiry(years)
-        .is_call(right == Right::Call)
-        .option_price(price / dr)
-        .build()
-        .ok_or(IvError::NoSolution)?;
+    // The solvers' normalised problem: the undiscounted out-of-the-money price (the in-the-money
+    // one less its forward intrinsic value, by put-call parity the same time value) over
+    // √(F·K), with F = S·e^((r − q)T) from the discount factors at hand.
+    let (forward, strike) = (fwd_s / c.dr, c.strike);
+    let undiscounted = price / c.dr;
+    let forward_intrinsic = match c.right {
+        Right::Call => (forward - strike).max(0.0),
+        Right::Put => (strike - forward).max(0.0),
+    };
+    let normalised = (undiscounted - forward_intrinsic) / (forward.sqrt() * strike.sqrt());
+    let x = c.log_moneyness;
     let solved = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
     // The crate calls this solver experimental: it passes our round-trip grids and its
     // author's 114,961 reference cases, but where it finds nothing, Let's Be Rational gets
-    // the last word.
-    solved(problem.calculate_with::<Experimental>())
-        .or_else(|| solved(problem.calculate::<DefaultSpecialFn>()))
+    // the last word. A normalised price at or below the smallest normal number carries no
+    // volatility either solver could recover (Let's Be Rational's own floor).
+    if !(normalised > f64::MIN_POSITIVE) {
+        return Err(IvError::NoSolution);
+    }
+    solved(Experimental::implied_total_volatility(x, normalised))
+        .or_else(|| {
+            solved(Hybrid::<DefaultSpecialFn>::implied_total_volatility(
+                x, normalised,
+            ))
+        })
+        .map(|total| total / c.sqrt_t)
+        .filter(|v| v.is_finite() && *v > 0.0)
         .ok_or(IvError::NoSolution)
 }
 
@@ -98,7 +117,9 @@ pub fn implied_vol_american(
     if never_early {
         return implied_vol(right, spot, strike, years, rate, dividend, price);
     }
-    let f = |v: f64| bs2002_price(right, spot, strike, years, rate, dividend, v) - price;
+    let european = BsmContract::new(right, spot, strike, years, rate, dividend);
+    let model = Bs2002::new(right, spot, strike, years, rate, dividend);
+    let f = |v: f64| model.price(v) - price;
     // The model's price is a sum of terms of the order of S and K, so it is known to a few ulps
     // of S + K: once the residual is that small, further steps only chase rounding.
     let f_tol = 4.0 * f64::EPSILON * (spot + strike);
@@ -107,7 +128,7 @@ pub fn implied_vol_american(
     // of the price is an upper end without evaluating anything (when it exists; otherwise the
     // cap). The floor is the lower end; whether the model is below the price there is only
     // checked if the search ends up there.
-    let v_eu = implied_vol(right, spot, strike, years, rate, dividend, price).ok();
+    let v_eu = european_iv(&european, price).ok();
     let mut hi = v_eu.map_or(AMERICAN_VOL_CAP, |v| {
         v.clamp(AMERICAN_VOL_FLOOR, AMERICAN_VOL_CAP)
     });
@@ -130,9 +151,8 @@ pub fn implied_vol_american(
             }
             // Kept as the secant's other point: it carries the model's own vega.
             prev = Some((v, f_eu));
-            let premium = f_eu + price - bsm_price(right, spot, strike, years, rate, dividend, v);
-            implied_vol(right, spot, strike, years, rate, dividend, price - premium)
-                .map_or(0.5 * (lo + hi), |g| g.clamp(lo, hi))
+            let premium = f_eu + price - european.price(v);
+            european_iv(&european, price - premium).map_or(0.5 * (lo + hi), |g| g.clamp(lo, hi))
         }
         None => (lo * hi).sqrt(),
     };
@@ -160,7 +180,7 @@ pub fn implied_vol_american(
             break;
         }
         let step = match prev {
-            None => fx / bsm_vega(spot, strike, years, rate, dividend, x),
+            None => fx / european.vega(x),
             Some((xp, fp)) if fp != fx => fx * (x - xp) / (fx - fp),
             Some(_) => f64::NAN,
         };
@@ -202,12 +222,4 @@ pub fn implied_vol_american(
         return Err(IvError::NoSolution);
     }
     Ok(x)
-}
-
-/// Black-Scholes-Merton vega, the first Newton step's slope.
-fn bsm_vega(spot: f64, strike: f64, years: f64, rate: f64, dividend: f64, vol: f64) -> f64 {
-    let sqrt_t = years.sqrt();
-    let sd = vol * sqrt_t;
-    let d1 = ((spot / strike).ln() + (rate - dividend) * years) / sd + 0.5 * sd;
-    spot * (-dividend * years).exp() * super::bsm::norm_pdf(d1) * sqrt_t
 }

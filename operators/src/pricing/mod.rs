@@ -21,6 +21,7 @@ pub mod black76;
 pub mod bsm;
 pub(crate) mod exp;
 pub mod iv;
+mod log;
 mod normal;
 pub mod style;
 
@@ -270,7 +271,9 @@ pub fn streaming_greeks_at_quote(
     if style == ExerciseStyle::European || never_exercised_early(right, rate, dividend) {
         return european;
     }
-    let model = || bs2002_price(right, spot, strike, years, rate, dividend, vol);
+    // The contract at this spot, time and rate: the central value and the vol bumps share it.
+    let here = american::Bs2002::new(right, spot, strike, years, rate, dividend);
+    let model = || here.price(vol);
     let near = quote_price.unwrap_or_else(model);
     if near - european.price <= NEGLIGIBLE_EARLY_EXERCISE * near {
         return Greeks {
@@ -284,7 +287,7 @@ pub fn streaming_greeks_at_quote(
     let (s, t, r, v) = (spot, years, rate, vol);
     let (hs, hv, _, hr) = american::bumps(s, t, v);
     let (up, dn) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
-    let (vu, vd) = (p(s, t, r, v + hv), p(s, t, r, v - hv));
+    let (vu, vd) = (here.price(v + hv), here.price(v - hv));
     let delta = (up - dn) / (2.0 * hs);
     let gamma = (up - 2.0 * american + dn) / (hs * hs);
     let intrinsic = match right {
@@ -307,6 +310,42 @@ pub fn streaming_greeks_at_quote(
         charm: european.charm,
         vomma: (vu - 2.0 * american + vd) / (hv * hv),
     }
+}
+
+/// The greeks stage's whole pricing step for one quote: the implied volatility of `price` under
+/// the model the exercise style calls for ([`implied_vol_for`]), and the greeks there
+/// ([`streaming_greeks_at_quote`]). The same bits as those two calls; for a European contract
+/// the terms both share (√T, the log-moneyness, the discount factors) are computed once.
+#[allow(clippy::too_many_arguments)] // the textbook argument list, in the textbook order
+pub fn implied_vol_and_greeks(
+    style: ExerciseStyle,
+    right: Right,
+    spot: f64,
+    strike: f64,
+    years: f64,
+    rate: f64,
+    dividend: f64,
+    price: f64,
+) -> Result<(f64, Greeks), IvError> {
+    if style == ExerciseStyle::European {
+        check_inputs(spot, strike, years, rate, dividend, price)?;
+        let contract = bsm::BsmContract::new(right, spot, strike, years, rate, dividend);
+        let iv = iv::european_iv(&contract, price)?;
+        return Ok((iv, contract.greeks(iv)));
+    }
+    let iv = implied_vol_american(right, spot, strike, years, rate, dividend, price)?;
+    let greeks = streaming_greeks_at_quote(
+        style,
+        right,
+        spot,
+        strike,
+        years,
+        rate,
+        dividend,
+        iv,
+        Some(price),
+    );
+    Ok((iv, greeks))
 }
 
 /// Implied volatility under the model the exercise style calls for: Let's Be Rational on
