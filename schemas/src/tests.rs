@@ -334,7 +334,7 @@ fn every_schema_is_compatible_with_its_released_version() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/avro/released/v1");
     for e in SCHEMAS.iter() {
         let text = std::fs::read_to_string(format!("{dir}/{}", e.file))
-            .unwrap_or_else(|_| panic!("{} has no released version", e.file));
+            .unwrap_or_else(|err| panic!("{} has no released version ({dir}: {err})", e.file));
         let released = Schema::parse_str(&text).unwrap();
         SchemaCompatibility::can_read(&released, &e.schema)
             .unwrap_or_else(|err| panic!("{} cannot read data written with v1: {err}", e.name));
