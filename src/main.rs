@@ -15,6 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// See the `mimalloc` entry in `Cargo.toml`: the pipeline's events cross threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod backtest_cli;
 mod calibrate_cli;
 mod import_cli;
