@@ -62,7 +62,7 @@ pub(crate) fn european_iv(c: &BsmContract, price: f64) -> Result<f64, IvError> {
     // author's 114,961 reference cases, but where it finds nothing, Let's Be Rational gets
     // the last word. A normalised price at or below the smallest normal number carries no
     // volatility either solver could recover (Let's Be Rational's own floor).
-    if !(normalised > f64::MIN_POSITIVE) {
+    if normalised.is_nan() || normalised <= f64::MIN_POSITIVE {
         return Err(IvError::NoSolution);
     }
     solved(Experimental::implied_total_volatility(x, normalised))
