@@ -4,7 +4,7 @@
 //! stage), never a random value or a counter tied to one process, so a replay or a redelivery
 //! produces the same id and every downstream write can be an idempotent upsert.
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 /// Builder for a deterministic 128-bit event id, rendered as 32 lowercase hex digits.
 ///
@@ -16,28 +16,32 @@ use xxhash_rust::xxh3::Xxh3;
 /// assert_eq!(a.len(), 32);
 /// ```
 pub struct EventId {
-    hasher: Xxh3,
+    /// The parts so far, hashed in one pass by [`EventId::finish`]. XXH3 of the concatenation
+    /// is the digest a streaming hasher fed the same bytes gives, so this is the same id; the
+    /// streaming state (~600 bytes) would be copied on every move of the builder.
+    bytes: Vec<u8>,
 }
 
 impl EventId {
     /// Starts an id in the namespace `tag` (the stage or event kind creating it).
     pub fn new(tag: &str) -> Self {
-        let mut hasher = Xxh3::new();
-        hasher.update(tag.as_bytes());
-        hasher.update(&[0xff]);
-        Self { hasher }
+        let mut bytes = Vec::with_capacity(128);
+        bytes.extend_from_slice(tag.as_bytes());
+        bytes.push(0xff);
+        Self { bytes }
     }
 
     /// Adds a string part (length-prefixed, so `("ab","c")` and `("a","bc")` differ).
     pub fn part(mut self, s: &str) -> Self {
-        self.hasher.update(&(s.len() as u64).to_le_bytes());
-        self.hasher.update(s.as_bytes());
+        self.bytes
+            .extend_from_slice(&(s.len() as u64).to_le_bytes());
+        self.bytes.extend_from_slice(s.as_bytes());
         self
     }
 
     /// Adds an integer part.
     pub fn part_i64(mut self, v: i64) -> Self {
-        self.hasher.update(&v.to_le_bytes());
+        self.bytes.extend_from_slice(&v.to_le_bytes());
         self
     }
 
@@ -46,7 +50,7 @@ impl EventId {
         // Every event gets an id, so the digits are written directly rather than through the
         // formatting machinery (the same text as `format!("{h:032x}")`, several times cheaper).
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let h = self.hasher.digest128();
+        let h = xxh3_128(&self.bytes);
         let digits: Vec<u8> = (0..32)
             .map(|i| HEX[((h >> (4 * (31 - i))) & 0xf) as usize])
             .collect();
@@ -57,6 +61,7 @@ impl EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xxhash_rust::xxh3::Xxh3;
 
     #[test]
     fn renders_the_hash_as_32_lowercase_hex_digits() {
@@ -68,6 +73,31 @@ mod tests {
             hasher.update(b"GME 7");
             let expected = format!("{:032x}", hasher.digest128());
             assert_eq!(EventId::new(tag).part("GME 7").finish(), expected);
+        }
+    }
+
+    /// Ids made of many parts, longer than the streaming hasher's internal buffer, are the
+    /// streaming digest of the same bytes (the ids recorded before the builder hashed in one
+    /// pass).
+    #[test]
+    fn long_ids_are_the_streaming_digest() {
+        for n in [0usize, 3, 40, 200] {
+            let mut hasher = Xxh3::new();
+            hasher.update(b"tag");
+            hasher.update(&[0xff]);
+            let mut id = EventId::new("tag");
+            for i in 0..n {
+                let part = "x".repeat(i % 37);
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part.as_bytes());
+                hasher.update(&(i as i64).to_le_bytes());
+                id = id.part(&part).part_i64(i as i64);
+            }
+            assert_eq!(
+                id.finish(),
+                format!("{:032x}", hasher.digest128()),
+                "{n} parts"
+            );
         }
     }
 }
