@@ -57,6 +57,9 @@ pub struct Emit<T> {
     pub events: Vec<T>,
     /// Rejected inputs, with their reasons.
     pub rejected: Vec<RejectedQuote>,
+    /// How many events recent drains gave (halving with each smaller one), the capacity the
+    /// next collection starts with.
+    events_hint: usize,
 }
 
 impl<T> Default for Emit<T> {
@@ -64,6 +67,7 @@ impl<T> Default for Emit<T> {
         Self {
             events: Vec::new(),
             rejected: Vec::new(),
+            events_hint: 0,
         }
     }
 }
@@ -77,10 +81,15 @@ impl<T> Emit<T> {
     pub fn reject(&mut self, r: RejectedQuote) {
         self.rejected.push(r);
     }
-    /// Takes everything collected so far, leaving the collector empty.
+    /// Takes everything collected so far, leaving the collector empty with room for as many
+    /// events as recent drains gave: batches are alike in size (a watermark's few outputs in
+    /// between do not reset it), and a vector of large events grown from nothing copies each of
+    /// them about twice on the way.
     pub fn drain(&mut self) -> (Vec<T>, Vec<RejectedQuote>) {
+        let events = Vec::with_capacity(self.events.len().max(self.events_hint));
+        self.events_hint = self.events.len().max(self.events_hint / 2);
         (
-            std::mem::take(&mut self.events),
+            std::mem::replace(&mut self.events, events),
             std::mem::take(&mut self.rejected),
         )
     }
