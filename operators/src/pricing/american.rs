@@ -43,20 +43,17 @@ pub fn bs2002_price(
 /// contract), for the IV solver, which prices the same contract at three or four volatilities.
 /// Kept in the call's coordinates: a put is the call of the put-call transformation.
 pub(crate) struct Bs2002 {
-    s: f64,
-    k: f64,
-    t: f64,
-    r: f64,
+    /// The European call in these coordinates: its spot, strike, time, rate and √T are the
+    /// model's S, K, T, r and √T.
+    european: BsmContract,
     /// Cost of carry.
     b: f64,
     t1: f64,
-    sqrt_t: f64,
     sqrt_t1: f64,
     /// √(T − t1).
     sqrt_rest: f64,
     ln_s: f64,
     ln_k: f64,
-    european: BsmContract,
 }
 
 impl Bs2002 {
@@ -78,21 +75,16 @@ impl Bs2002 {
         };
         let t = years;
         let t1 = 0.5 * (5f64.sqrt() - 1.0) * t;
-        let [sqrt_t, sqrt_t1, sqrt_rest, _] = f64x4::new([t, t1, t - t1, 1.0]).sqrt().to_array();
+        let [sqrt_t1, sqrt_rest] = [t1.sqrt(), (t - t1).sqrt()];
         let [ln_s, ln_k, _, _] = log4(f64x4::new([s, k, 1.0, 1.0])).to_array();
         Bs2002 {
-            s,
-            k,
-            t,
-            r,
+            european: BsmContract::new(Right::Call, s, k, t, r, r - b),
             b,
             t1,
-            sqrt_t,
             sqrt_t1,
             sqrt_rest,
             ln_s,
             ln_k,
-            european: BsmContract::new(Right::Call, s, k, t, r, r - b),
         }
     }
 
@@ -155,9 +147,14 @@ pub(crate) fn bumps(spot: f64, years: f64, vol: f64) -> (f64, f64, f64, f64) {
 
 /// The American call of the 2002 paper, with carry `b`.
 fn bs_call(c: &Bs2002, v: f64) -> f64 {
-    let Bs2002 {
-        s, k, t, r, b, t1, ..
-    } = *c;
+    let BsmContract {
+        spot: s,
+        strike: k,
+        years: t,
+        rate: r,
+        ..
+    } = c.european;
+    let (b, t1) = (c.b, c.t1);
     let european = c.european.price(v);
     if b >= r {
         // Holding the call earns more than the strike's interest: never exercise early.
@@ -180,7 +177,7 @@ fn bs_call(c: &Bs2002, v: f64) -> f64 {
     // true price of an at-the-money six-month put where h(t1) is 1.2% below.
     let [e1, e2, _, _] = exp4(f64x4::new([
         h(t - t1, c.sqrt_rest),
-        h(t, c.sqrt_t),
+        h(t, c.european.sqrt_t),
         0.0,
         0.0,
     ]))
@@ -244,12 +241,12 @@ impl Model {
     fn new(c: &Bs2002, logs: [f64; 4], v: f64) -> Model {
         let [ln_s, ln_k, ln_i1, ln_i2] = logs;
         Model {
-            r: c.r,
+            r: c.european.rate,
             b: c.b,
             v2: v * v,
-            t: c.t,
+            t: c.european.years,
             t1: c.t1,
-            sd: v * c.sqrt_t,
+            sd: v * c.european.sqrt_t,
             sd1: v * c.sqrt_t1,
             two_b_v2: 2.0 * c.b / (v * v),
             ln_s,

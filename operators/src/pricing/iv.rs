@@ -110,11 +110,7 @@ pub fn implied_vol_american(
     if price >= bound {
         return Err(IvError::AboveUpperBound { price, bound });
     }
-    let never_early = match right {
-        Right::Call => dividend <= 0.0,
-        Right::Put => rate <= 0.0,
-    };
-    if never_early {
+    if super::never_exercised_early(right, rate, dividend) {
         return implied_vol(right, spot, strike, years, rate, dividend, price);
     }
     let european = BsmContract::new(right, spot, strike, years, rate, dividend);

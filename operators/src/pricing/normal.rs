@@ -1,10 +1,11 @@
 //! The standard normal distribution four lanes at a time, for Bjerksund-Stensland's dozens of
 //! normal CDFs per price.
 //!
-//! Φ(x) = ½·erfc(z) with z = −x/√2. The `implied-vol` crate's Cody rational approximations do
-//! the part that needs branches, lane by lane: erf(z) where |z| ≤ 0.46875 (a polynomial ratio,
-//! no exponential), else the scaled erfcx(|z|) = e^(z²)·erfc(|z|) (a rational function, no
-//! exponential either). What the scalar function spends most of its time on, the Gaussian
+//! Φ(x) = ½·erfc(z) with z = −x/√2. Cody's rational approximations, as the `implied-vol` crate
+//! evaluates them but four lanes at a time ([`cody_rational4`]), give erf(z) where
+//! |z| ≤ 0.46875 (a polynomial ratio, no exponential), else the scaled
+//! erfcx(|z|) = e^(z²)·erfc(|z|) (a rational function, no exponential either). What the scalar
+//! function spends most of its time on, the Gaussian
 //! factor e^(−z²) — two library exponentials, split so that z² is not rounded — runs here as
 //! one [`exp4_sum`] call for all four lanes. The split is Cody's: with ẑ = ⌊16|z|⌋/16, ẑ² is exact and
 //! e^(−z²) = e^(−ẑ²)·e^(−(|z| − ẑ)(|z| + ẑ)), so z² is never rounded and the lower tail keeps
@@ -13,7 +14,6 @@
 //! crate's scalar erfc down to x = −37 and against 40-digit values.
 
 use super::exp::{exp4, exp4_sum};
-use implied_vol::{DefaultSpecialFn, SpecialFn};
 use std::f64::consts::FRAC_1_SQRT_2;
 use wide::f64x4;
 
@@ -24,21 +24,7 @@ const CODY_SPLIT: f64 = 0.46875;
 /// x ≈ −37.5 the result underflows to 0.
 #[inline]
 pub(crate) fn norm_cdf4(x: f64x4) -> f64x4 {
-    let z = -x * f64x4::splat(FRAC_1_SQRT_2);
-    let y = z.abs();
-    let part = cody_rational4(z, y);
-    let central = y.simd_le(f64x4::splat(CODY_SPLIT));
-    if central.all() {
-        return part;
-    }
-    let y_hat = (y * f64x4::splat(16.0)).floor() * f64x4::splat(0.0625);
-    let gaussian = exp4_sum(-(y_hat * y_hat), -((y - y_hat) * (y + y_hat)));
-    // erfc(|z|), and erfc(z) = 2 − erfc(|z|) for negative z.
-    let tail = part * gaussian;
-    let erfc = z
-        .simd_lt(f64x4::ZERO)
-        .select(f64x4::splat(2.0) - tail, tail);
-    central.select(part, f64x4::splat(0.5) * erfc)
+    CdfParts::new(x).value()
 }
 
 /// [`norm_cdf4`] for two values (the same arithmetic, so the same bits), for callers that
@@ -53,35 +39,64 @@ pub(crate) fn norm_cdf2(x: [f64; 2]) -> [f64; 2] {
 /// then costs one multiplication instead of another exponential.
 #[inline]
 pub(crate) fn norm_cdf2_and_gaussian(x: [f64; 2]) -> ([f64; 2], [f64; 2]) {
-    let z = x.map(|x| -x * FRAC_1_SQRT_2);
-    let y = z.map(f64::abs);
     // Four lanes with the two values twice: no region is evaluated for the padding alone.
-    let [p0, p1, _, _] = cody_rational4(
-        f64x4::new([z[0], z[1], z[0], z[1]]),
-        f64x4::new([y[0], y[1], y[0], y[1]]),
-    )
-    .to_array();
-    let part = [p0, p1];
-    let y_hat = y.map(|y| (y * 16.0).floor() * 0.0625);
-    let [g0, g1, _, _] = exp4_sum(
-        f64x4::new([-(y_hat[0] * y_hat[0]), -(y_hat[1] * y_hat[1]), 0.0, 0.0]),
-        f64x4::new([
-            -((y[0] - y_hat[0]) * (y[0] + y_hat[0])),
-            -((y[1] - y_hat[1]) * (y[1] + y_hat[1])),
-            0.0,
-            0.0,
-        ]),
-    )
-    .to_array();
-    let gaussian = [g0, g1];
-    let cdf = [0, 1].map(|i| {
-        if y[i] <= CODY_SPLIT {
-            return part[i];
+    let parts = CdfParts::new(f64x4::new([x[0], x[1], x[0], x[1]]));
+    let gaussian = parts.gaussian();
+    let [c0, c1, _, _] = parts.cdf(gaussian).to_array();
+    let [g0, g1, _, _] = gaussian.to_array();
+    ([c0, c1], [g0, g1])
+}
+
+/// What Φ of four lanes is made of: z = −x/√2, |z|, which lanes are central (|z| ≤ 0.46875),
+/// and Cody's rational part ([`cody_rational4`]).
+struct CdfParts {
+    z: f64x4,
+    y: f64x4,
+    central: f64x4,
+    part: f64x4,
+}
+
+impl CdfParts {
+    #[inline(always)]
+    fn new(x: f64x4) -> CdfParts {
+        let z = -x * f64x4::splat(FRAC_1_SQRT_2);
+        let y = z.abs();
+        CdfParts {
+            z,
+            y,
+            central: y.simd_le(f64x4::splat(CODY_SPLIT)),
+            part: cody_rational4(z, y),
         }
-        let tail = part[i] * gaussian[i];
-        0.5 * if z[i] < 0.0 { 2.0 - tail } else { tail }
-    });
-    (cdf, gaussian)
+    }
+
+    /// e^(−z²) = e^(−x²/2), by Cody's split ẑ = ⌊16|z|⌋/16 (see the module docs).
+    #[inline(always)]
+    fn gaussian(&self) -> f64x4 {
+        let y = self.y;
+        let y_hat = (y * f64x4::splat(16.0)).floor() * f64x4::splat(0.0625);
+        exp4_sum(-(y_hat * y_hat), -((y - y_hat) * (y + y_hat)))
+    }
+
+    /// Φ(x), without the exponential when every lane is central.
+    #[inline(always)]
+    fn value(&self) -> f64x4 {
+        if self.central.all() {
+            return self.part;
+        }
+        self.cdf(self.gaussian())
+    }
+
+    /// Φ(x) given the Gaussian factor: the rational part itself in the centre, ½·erfc(z)
+    /// outside, with erfc(z) = 2 − erfc(|z|) for negative z.
+    #[inline(always)]
+    fn cdf(&self, gaussian: f64x4) -> f64x4 {
+        let tail = self.part * gaussian;
+        let erfc = self
+            .z
+            .simd_lt(f64x4::ZERO)
+            .select(f64x4::splat(2.0) - tail, tail);
+        self.central.select(self.part, f64x4::splat(0.5) * erfc)
+    }
 }
 
 /// The rational part of Cody's erfc for one lane: ½(1 − erf z) near the centre (the final
@@ -89,6 +104,7 @@ pub(crate) fn norm_cdf2_and_gaussian(x: [f64; 2]) -> ([f64; 2], [f64; 2]) {
 /// [`cody_rational4`] reproduces bit for bit.
 #[cfg(test)]
 fn rational_part(z: f64, y: f64) -> f64 {
+    use implied_vol::{DefaultSpecialFn, SpecialFn};
     if y <= CODY_SPLIT {
         0.5 * (1.0 - DefaultSpecialFn::erf(z))
     } else {
@@ -214,20 +230,14 @@ fn cody_rational4(z: f64x4, y: f64x4) -> f64x4 {
 /// would (see [`exp4`]).
 #[inline]
 pub(crate) fn scaled_cdf4(a: f64x4, x: f64x4) -> f64x4 {
-    let near = exp4(a) * norm_cdf4(x);
+    let parts = CdfParts::new(x);
+    let near = exp4(a) * parts.value();
     let far_lanes = x.simd_le(f64x4::splat(-5.0));
     if !far_lanes.any() {
         return near;
     }
-    let xs = x.to_array();
-    let ratio = f64x4::new(xs.map(|x| {
-        if x <= -5.0 {
-            0.5 * DefaultSpecialFn::erfcx(-x * FRAC_1_SQRT_2)
-        } else {
-            0.0
-        }
-    }));
-    let far = exp4(a - f64x4::splat(0.5) * x * x) * ratio;
+    // There z = −x/√2 > 3.5, so the rational part is erfcx(z) and Φ(x) = ½·erfcx(z)·e^(−x²/2).
+    let far = exp4(a - f64x4::splat(0.5) * x * x) * (f64x4::splat(0.5) * parts.part);
     far_lanes.select(far, near)
 }
 
