@@ -585,12 +585,15 @@ impl SourceTask {
         let pace_start = tokio::time::Instant::now();
         let mut market_elapsed = Duration::ZERO;
         let mut previous = None;
+        // Ticks are of similar sizes: sizing each batch like the last saves regrowing it.
+        let mut last_len = 0;
         loop {
-            let mut batch = Vec::new();
+            let mut batch = Vec::with_capacity(last_len);
             let Some(t) = self.source.next_tick(&mut batch)? else {
                 break;
             };
             self.ticks += 1;
+            last_len = batch.len();
             if let Some(speed) = self.speed {
                 market_elapsed += self.source.market_step(previous, t);
                 let due = pace_start + market_elapsed.div_f64(speed);
