@@ -3,20 +3,14 @@
 //! the `quotes.raw` tape). Blocks are cut at every checkpoint, so a checkpoint's tape length is
 //! always a block boundary and recovery truncates the file there and appends.
 
-use apache_avro::{Reader, Schema, Writer};
-use optionflow_schemas::{datum, registry, RawEvent};
+use apache_avro::{Reader, Writer};
+use optionflow_schemas::{datum, RawEvent};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::LazyLock;
 
-/// The tape schema: a union of the `quotes.raw` event types.
-pub static RAW_TAPE_SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
-    let source = |name| registry::by_name(name).map(|e| e.source).unwrap_or("null");
-    let text = format!("[{}, {}]", source("RawQuote"), source("UnderlyingTick"));
-    // Both members are compiled-in schemas covered by tests.
-    Schema::parse_str(&text).unwrap_or_else(|e| panic!("tape schema: {e}"))
-});
+/// The tape schema: the union of the `quotes.raw` event types.
+pub use optionflow_schemas::RAW_EVENT_SCHEMA as RAW_TAPE_SCHEMA;
 
 /// A tape problem.
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +122,8 @@ impl TapeWriter {
             return Ok(());
         }
         let mut head = Vec::with_capacity(20);
-        datum::write_long(self.block_events as i64, &mut head);
-        datum::write_long(self.block.len() as i64, &mut head);
+        datum::put_long(&mut head, self.block_events as i64);
+        datum::put_long(&mut head, self.block.len() as i64);
         let io = |source| TapeError::Io {
             path: self.path.clone(),
             source,

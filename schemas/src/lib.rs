@@ -28,7 +28,7 @@ pub use codec::{CodecError, SINGLE_OBJECT_MAGIC};
 pub use event::Event;
 pub use id::EventId;
 pub use registry::{SchemaEntry, SCHEMAS};
-pub use topics::{GreeksEvent, NormalizedEvent, RawEvent};
+pub use topics::{GreeksEvent, NormalizedEvent, RawEvent, RAW_EVENT_SCHEMA};
 pub use types::*;
 
 #[cfg(test)]

@@ -370,17 +370,6 @@ fn json_written_before_the_new_fields_still_parses() {
     assert!(s.contracts.is_empty() && s.factors[0].metadata.is_empty());
 }
 
-/// The tape schema's union, as the pipeline's tape declares it.
-fn raw_union_schema() -> Schema {
-    let source = |name| crate::registry::by_name(name).unwrap().source;
-    Schema::parse_str(&format!(
-        "[{}, {}]",
-        source("RawQuote"),
-        source("UnderlyingTick")
-    ))
-    .unwrap()
-}
-
 fn apache_datum<T: serde::Serialize>(schema: &Schema, ev: &T) -> Vec<u8> {
     let names = apache_avro::schema::ResolvedSchema::try_from(schema).unwrap();
     let mut buf = Vec::new();
@@ -463,11 +452,11 @@ proptest! {
         ours.clear();
         crate::datum::write_underlying_tick(&t, &mut ours);
         prop_assert_eq!(&ours, &apache_datum(&entry::<UnderlyingTick>().schema, &t));
-        let union = raw_union_schema();
+        let union = &*crate::RAW_EVENT_SCHEMA;
         for ev in [crate::RawEvent::Quote(q), crate::RawEvent::Tick(t)] {
             ours.clear();
             crate::datum::write_raw_event(&ev, &mut ours);
-            prop_assert_eq!(&ours, &apache_datum(&union, &ev));
+            prop_assert_eq!(&ours, &apache_datum(union, &ev));
         }
     }
 }
@@ -476,7 +465,7 @@ proptest! {
 fn direct_long_encoding_matches_avro_at_the_edges() {
     for n in [0, -1, 1, 63, 64, -64, -65, i64::MAX, i64::MIN, 1 << 35] {
         let mut ours = Vec::new();
-        crate::datum::write_long(n, &mut ours);
+        crate::datum::put_long(&mut ours, n);
         assert_eq!(ours, apache_datum(&Schema::Long, &n), "{n}");
     }
 }

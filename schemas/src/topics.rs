@@ -85,6 +85,20 @@ mixed_topic!(
     /// A message of `quotes.raw`.
     RawEvent { Quote(RawQuote), Tick(UnderlyingTick) }
 );
+
+/// The schema of a [`RawEvent`]: the union `[RawQuote, UnderlyingTick]`, as the input tape
+/// declares it and [`crate::datum::write_raw_event`] encodes it.
+pub static RAW_EVENT_SCHEMA: std::sync::LazyLock<apache_avro::Schema> =
+    std::sync::LazyLock::new(|| {
+        let source = |name| {
+            crate::registry::by_name(name)
+                .map(|e| e.source)
+                .unwrap_or("null")
+        };
+        let text = format!("[{}, {}]", source("RawQuote"), source("UnderlyingTick"));
+        // Both members are compiled-in schemas covered by tests.
+        apache_avro::Schema::parse_str(&text).unwrap_or_else(|e| panic!("RawEvent schema: {e}"))
+    });
 mixed_topic!(
     /// A message of `quotes.normalized`.
     NormalizedEvent { Quote(NormalizedQuote), Tick(UnderlyingTick) }
