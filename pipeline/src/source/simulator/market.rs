@@ -4,6 +4,7 @@
 use super::config::RegimeKind;
 use super::universe::UnderlyingSpec;
 use implied_vol::{DefaultSpecialFn, PriceBlackScholes};
+use optionflow_operators::pricing::{american::bs2002_price, Right};
 use optionflow_schemas::time::MICROS_PER_SECOND;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -179,6 +180,8 @@ pub(super) struct ExpiryNow {
     pub(super) years: f64,
     pub(super) days: f64,
     sqrt_t: f64,
+    /// Spot the surface was built at (American puts are priced on it, not on the forward).
+    spot: f64,
     fwd: f64,
     ln_fwd: f64,
     /// The forward the smile is centred on: partly anchored at the session's open.
@@ -223,6 +226,7 @@ impl ExpiryNow {
             years,
             days,
             sqrt_t: years.sqrt(),
+            spot,
             fwd: spot * (RATE * years).exp(),
             ln_fwd: spot.ln() + RATE * years,
             ln_smile_fwd: spot.ln() + RATE * years - spec.sticky_strike * (spot / open_spot).ln(),
@@ -258,17 +262,40 @@ impl ExpiryNow {
         iv.max(0.03)
     }
 
-    /// Discounted Black-Scholes price (dividend 0).
-    pub(super) fn price(&self, strike: f64, iv: f64, is_call: bool) -> Option<f64> {
-        let p = PriceBlackScholes::builder()
-            .forward(self.fwd)
-            .strike(strike)
-            .volatility(iv)
-            .expiry(self.years)
-            .is_call(is_call)
-            .build()?
-            .calculate::<DefaultSpecialFn>();
-        let p = p * self.discount;
+    /// The least value the contract's model gives at spot `spot` (dividend 0), whatever the
+    /// volatility: S − K·e^(−rT) for a call (an American call without dividends is the European
+    /// one), K − S for an American put (it can be exercised now), K·e^(−rT) − S for a European
+    /// put; zero when that is negative. A mid under it has no implied vol.
+    pub(super) fn floor(&self, strike: f64, spot: f64, is_call: bool, american: bool) -> f64 {
+        let value = match (is_call, american) {
+            (true, _) => spot - strike * self.discount,
+            (false, true) => strike - spot,
+            (false, false) => strike * self.discount - spot,
+        };
+        value.max(0.0)
+    }
+
+    /// Model price (dividend 0) of a contract with the given exercise style: discounted
+    /// Black-Scholes for European exercise, Bjerksund-Stensland 2002 for American — the model
+    /// the greeks stage inverts. An American put is worth at least its exercise value K − S
+    /// (Black-Scholes puts deep in the money are not), so quoting it as European would put a
+    /// sixth of a chain's mids under intrinsic, where no implied vol exists. An American call
+    /// without dividends is the European one (the model says so itself).
+    pub(super) fn price(&self, strike: f64, iv: f64, is_call: bool, american: bool) -> Option<f64> {
+        let p = if american {
+            let right = if is_call { Right::Call } else { Right::Put };
+            bs2002_price(right, self.spot, strike, self.years, RATE, 0.0, iv)
+        } else {
+            PriceBlackScholes::builder()
+                .forward(self.fwd)
+                .strike(strike)
+                .volatility(iv)
+                .expiry(self.years)
+                .is_call(is_call)
+                .build()?
+                .calculate::<DefaultSpecialFn>()
+                * self.discount
+        };
         p.is_finite().then_some(p.max(0.0))
     }
 }
@@ -284,6 +311,23 @@ pub(super) fn bid_ask(model: f64, widen: f64) -> (f64, f64) {
     let bid = (((cents - half) / tick as f64).floor() as i64 * tick).max(0);
     let ask = (((cents + half) / tick as f64).ceil() as i64 * tick).max(bid + tick);
     (bid as f64 / 100.0, ask as f64 / 100.0)
+}
+
+/// Lifts the ask of a quote until its mid is at least half a cent above `floor`, the least
+/// value the contract's model gives (see [`ExpiryNow::floor`]). Deep in the money the model
+/// price is that floor or next to it, and rounding the bid down and the ask up to the tick can
+/// leave the mid a few cents under it, where no implied vol exists; a market maker quoting such
+/// a contract widens the offer instead (selling under it would be an arbitrage). Quotes whose
+/// mid already clears the floor are returned unchanged.
+pub(super) fn lift_above_floor(model: f64, bid: f64, ask: f64, floor: f64) -> f64 {
+    if 0.5 * (bid + ask) >= floor + 0.005 {
+        return ask;
+    }
+    let tick: i64 = if model < 3.0 { 1 } else { 5 };
+    // Whole cents: the bid is on the tick grid already; the ask needed is 2·(floor + ½¢) − bid.
+    let needed = 2.0 * floor * 100.0 + 1.0 - (bid * 100.0).round();
+    let cents = ((needed - 1e-6) / tick as f64).ceil() as i64 * tick;
+    cents as f64 / 100.0
 }
 
 /// Liquidity by standardised moneyness: options near the money trade most.
@@ -402,6 +446,23 @@ mod tests {
     }
 
     #[test]
+    fn deep_in_the_money_mids_clear_the_model_floor() {
+        // A deep in-the-money SPY put at its exercise value: bid_ask's rounding leaves the mid
+        // (39.675) under the exercise value (39.69); the lifted ask puts it half a cent over.
+        let exercise = 515.0 - 475.31;
+        let (bid, ask) = bid_ask(exercise, 1.0);
+        assert!(0.5 * (bid + ask) < exercise);
+        let lifted = lift_above_floor(exercise, bid, ask, exercise);
+        assert!(0.5 * (bid + lifted) >= exercise + 0.005 - 1e-9);
+        assert!(lifted > ask && ((lifted * 100.0).round() as i64) % 5 == 0);
+        // One tick more would be more than needed.
+        assert!(0.5 * (bid + lifted - 0.05) < exercise + 0.005);
+        // A quote that already clears it is left alone.
+        let (b, a) = bid_ask(5.0, 1.0);
+        assert_eq!(lift_above_floor(5.0, b, a, 4.0), a);
+    }
+
+    #[test]
     fn prices_match_intrinsic_bounds() {
         let spy = &UNIVERSE[0];
         let e = ExpiryNow::new(
@@ -413,8 +474,8 @@ mod tests {
             7 * optionflow_schemas::time::MICROS_PER_DAY,
             &Regime::default(),
         );
-        let call = e.price(470.0, 0.15, true).unwrap();
-        let put = e.price(470.0, 0.15, false).unwrap();
+        let call = e.price(470.0, 0.15, true, false).unwrap();
+        let put = e.price(470.0, 0.15, false, false).unwrap();
         // Put-call parity: C - P = D (F - K).
         assert!((call - put - e.discount * (e.fwd - 470.0)).abs() < 1e-9);
         assert!(call > 5.0 && put > 0.0);

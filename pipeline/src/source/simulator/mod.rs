@@ -39,6 +39,7 @@ use crate::duration::SESSION_MICROS;
 use chain::{Chain, Listing};
 use chrono::NaiveDate;
 use market::{Dynamics, EventPlan, ExpiryNow, Regime};
+use optionflow_operators::pricing::ExerciseStyle;
 use optionflow_schemas::{EventId, RawEvent, RawQuote, UnderlyingTick};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -431,6 +432,7 @@ impl Simulator {
                 spot: book.spot,
                 price,
                 regime,
+                american: ExerciseStyle::for_root(spec.symbol) == ExerciseStyle::American,
                 quote_probability: self.cfg.quote_probability,
                 bad_rate: self.cfg.bad_quote_rate,
                 seconds: self.dt as f64 / 1e6,
@@ -474,6 +476,8 @@ struct QuoteCtx<'a> {
     /// Spot as printed.
     price: f64,
     regime: Regime,
+    /// Whether the underlying's options are American (equities, ETFs) or European (indexes).
+    american: bool,
     quote_probability: f64,
     bad_rate: f64,
     /// Market seconds per tick.
@@ -510,10 +514,12 @@ impl QuoteCtx<'_> {
                 continue;
             }
             let iv = e.implied_vol(e.smile_moneyness(c.ln_strike));
-            let Some(model) = e.price(c.strike, iv, c.is_call) else {
+            let Some(model) = e.price(c.strike, iv, c.is_call, self.american) else {
                 continue;
             };
             let (mut bid, mut ask) = market::bid_ask(model, widen);
+            let floor = e.floor(c.strike, self.price, c.is_call, self.american);
+            ask = market::lift_above_floor(model, bid, ask, floor);
             let liq = market::liquidity(e.moneyness(c.ln_strike));
             let traded =
                 market::trade_size(self.spec, liq, e.tenor_factor, flow, self.seconds, rng);

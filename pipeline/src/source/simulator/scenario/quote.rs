@@ -4,7 +4,6 @@ use super::super::chain::Chain;
 use super::super::market::{self, ExpiryNow, Regime, RATE};
 use super::super::universe::UnderlyingSpec;
 use super::QUOTE_SOURCE;
-use optionflow_operators::pricing::{american::bs2002_price, Right};
 use optionflow_schemas::{EventId, RawEvent, RawQuote};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -69,13 +68,7 @@ impl Quoting<'_> {
                 0.0
             };
             let iv = e.implied_vol(e.smile_moneyness(c.ln_strike));
-            let model = if self.american {
-                let right = if c.is_call { Right::Call } else { Right::Put };
-                let p = bs2002_price(right, self.spot, c.strike, e.years, RATE, 0.0, iv);
-                p.is_finite().then_some(p.max(0.0))
-            } else {
-                e.price(c.strike, iv, c.is_call)
-            };
+            let model = e.price(c.strike, iv, c.is_call, self.american);
             let Some(model) = model else {
                 continue;
             };
