@@ -106,7 +106,9 @@ proptest! {
         let k = 100.0 * m.exp();
         let g = bsm_greeks(Right::Call, 100.0, k, years, 0.02, 0.0, vol);
         let noise = bsm_vol_noise(Right::Call, 100.0, k, years, 0.02, 0.0, vol);
-        prop_assume!(noise < 1e-3);
+        // As in the grid below: prices under ~1e-290 (deep out of the money at low vol and
+        // short life) have lost their precision and carry no vol to recover.
+        prop_assume!(noise < 1e-3 && g.price >= 1e-290);
         let iv = implied_vol(Right::Call, 100.0, k, years, 0.02, 0.0, g.price).unwrap();
         prop_assert!((iv - vol).abs() / vol <= 1e-10f64.max(noise));
     }
