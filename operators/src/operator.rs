@@ -20,6 +20,24 @@ pub trait Operator: Send + 'static {
         ctx: &Ctx,
         out: &mut Emit<Self::Out>,
     ) -> Result<(), OpError>;
+    /// Handles a batch of input events, in order, pushing each event's error to `errors`. The
+    /// default calls [`Operator::on_event`] on each. A stage may override it to share work across
+    /// the batch (the greeks stage prices its quotes on every core) or to move the inputs' fields
+    /// into its outputs, as long as the outputs, the rejections, the errors and the state are
+    /// exactly those of the per-event calls.
+    fn on_batch(
+        &mut self,
+        events: Vec<Self::In>,
+        ctx: &Ctx,
+        out: &mut Emit<Self::Out>,
+        errors: &mut Vec<OpError>,
+    ) {
+        for ev in &events {
+            if let Err(e) = self.on_event(ev, ctx, out) {
+                errors.push(e);
+            }
+        }
+    }
     /// Event time has advanced to `event_time`: no input older than it will follow.
     fn on_watermark(
         &mut self,

@@ -62,27 +62,27 @@ where
     let name = op.name();
     let mut ctx = Ctx::at(i64::MIN);
     let mut emit = Emit::default();
+    let mut errors = Vec::new();
     let mut logged_causes = BTreeSet::new();
     let closed = || PipelineError::Disconnected(name);
     while let Some(msg) = input.recv().await {
         match msg {
             Message::Batch(events, origin) => {
                 let started = std::time::Instant::now();
+                let count = events.len();
                 {
                     // Entered only around the synchronous part: a span held across an await
                     // would be attributed to whatever else the task's thread runs meanwhile.
-                    let span =
-                        tracing::info_span!("stage.batch", stage = name, events = events.len());
+                    let span = tracing::info_span!("stage.batch", stage = name, events = count);
                     let _entered = span.enter();
-                    for ev in &events {
-                        if let Err(e) = op.on_event(ev, &ctx, &mut emit) {
-                            handle_error(e, &io.metrics, &mut logged_causes)?;
-                        }
+                    op.on_batch(events, &ctx, &mut emit, &mut errors);
+                    for e in errors.drain(..) {
+                        handle_error(e, &io.metrics, &mut logged_causes)?;
                     }
                 }
                 // Per batch, not per event: a registry lookup per label set is ~1 µs.
                 metrics::counter!("optionflow_stage_events_in_total", "stage" => name)
-                    .increment(events.len() as u64);
+                    .increment(count as u64);
                 metrics::histogram!("optionflow_stage_batch_seconds", "stage" => name)
                     .record(started.elapsed().as_secs_f64());
                 metrics::gauge!("optionflow_stage_queue_depth", "stage" => name)
