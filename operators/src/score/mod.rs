@@ -356,6 +356,19 @@ pub struct Score {
     state: State,
 }
 
+/// The value at `key`, made by `make` the first time. The key is copied only then: an
+/// `entry(key.clone())` would allocate a string for every quote of a book that already exists.
+fn get_or_insert_with<'a, V>(
+    map: &'a mut BTreeMap<String, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), make());
+    }
+    map.get_mut(key).expect("the key was inserted above")
+}
+
 impl Score {
     /// The books, for inspection in tests and tools.
     pub fn books(&self) -> &BTreeMap<String, UnderlyingBook> {
@@ -365,7 +378,7 @@ impl Score {
     fn on_greeks(&mut self, g: &ContractGreeks, out: &mut Emit<FactorScore>) {
         let w = self.cfg.window_micros();
         let window = g.event_time - g.event_time.rem_euclid(w);
-        let book = self.state.books.entry(g.underlying.clone()).or_default();
+        let book = get_or_insert_with(&mut self.state.books, &g.underlying, Default::default);
         // A watermark normally closes windows; this covers a stream that arrives without them.
         if let Some(open) = book.open_window {
             if open < window {
@@ -380,33 +393,30 @@ impl Score {
         if g.sector.is_some() {
             book.sector.clone_from(&g.sector);
         }
-        let c = book
-            .contracts
-            .entry(g.symbol.clone())
-            .or_insert_with(|| ContractBook {
-                is_call: g.right == optionflow_schemas::right::CALL,
-                strike: g.strike,
-                years: g.years_to_expiry,
-                iv: g.iv,
-                gamma: g.gamma,
-                delta: g.delta,
-                vega: g.vega,
-                theta: g.theta,
-                expiry: g.expiry.clone(),
-                exercise_style: g.exercise_style.clone(),
-                bid: g.bid,
-                ask: g.ask,
-                mid: g.mid,
-                rate: g.rate,
-                dividend_yield: g.dividend_yield,
-                open_interest: g.open_interest,
-                // The first sighting sets the baseline: its volume traded before we were watching.
-                cum_volume: g.volume,
-                window_volume: 0,
-                quoted_in_window: false,
-                last_seen: g.event_time,
-                iv_history: stats::History::default(),
-            });
+        let c = get_or_insert_with(&mut book.contracts, &g.symbol, || ContractBook {
+            is_call: g.right == optionflow_schemas::right::CALL,
+            strike: g.strike,
+            years: g.years_to_expiry,
+            iv: g.iv,
+            gamma: g.gamma,
+            delta: g.delta,
+            vega: g.vega,
+            theta: g.theta,
+            expiry: g.expiry.clone(),
+            exercise_style: g.exercise_style.clone(),
+            bid: g.bid,
+            ask: g.ask,
+            mid: g.mid,
+            rate: g.rate,
+            dividend_yield: g.dividend_yield,
+            open_interest: g.open_interest,
+            // The first sighting sets the baseline: its volume traded before we were watching.
+            cum_volume: g.volume,
+            window_volume: 0,
+            quoted_in_window: false,
+            last_seen: g.event_time,
+            iv_history: stats::History::default(),
+        });
         // Cumulative volume restarts each session; a drop means a new day.
         let traded = if g.volume >= c.cum_volume {
             g.volume - c.cum_volume
@@ -510,7 +520,8 @@ impl Operator for Score {
         match ev {
             GreeksEvent::Greeks(g) => self.on_greeks(g, out),
             GreeksEvent::Tick(t) => {
-                let book = self.state.books.entry(t.underlying.clone()).or_default();
+                let book =
+                    get_or_insert_with(&mut self.state.books, &t.underlying, Default::default);
                 // A tick of a later window closes the open one first, as a quote does: the
                 // window's readings must not see a spot from after its end (a tick batch is
                 // delivered before the watermark that would otherwise close the window).
