@@ -21,7 +21,8 @@ pub trait Operator: Send + 'static {
         out: &mut Emit<Self::Out>,
     ) -> Result<(), OpError>;
     /// Handles a batch of input events, in order, pushing each event's error to `errors`. The
-    /// default calls [`Operator::on_event`] on each. A stage may override it to share work across
+    /// default calls [`Operator::on_event`] on each, and stops at the first error that is not
+    /// [`ErrorKind::Skip`] (the runner stops the stage on it). A stage may override it to share work across
     /// the batch (the greeks stage prices its quotes on every core) or to move the inputs' fields
     /// into its outputs, as long as the outputs, the rejections, the errors and the state are
     /// exactly those of the per-event calls.
@@ -34,7 +35,11 @@ pub trait Operator: Send + 'static {
     ) {
         for ev in &events {
             if let Err(e) = self.on_event(ev, ctx, out) {
+                let stops = e.kind != ErrorKind::Skip;
                 errors.push(e);
+                if stops {
+                    return;
+                }
             }
         }
     }
@@ -193,5 +198,53 @@ pub fn rejection(
         reason_code: reason_code.to_string(),
         reason,
         symbol: symbol.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what it saw; input 1 is skipped, input 2 is fatal.
+    struct Picky(Vec<u32>);
+
+    impl Operator for Picky {
+        type In = u32;
+        type Out = u32;
+        fn name(&self) -> &'static str {
+            "picky"
+        }
+        fn on_event(&mut self, ev: &u32, _: &Ctx, out: &mut Emit<u32>) -> Result<(), OpError> {
+            self.0.push(*ev);
+            match ev {
+                1 => Err(OpError::skip("picky", "one")),
+                2 => Err(OpError::fatal("picky", "two")),
+                _ => {
+                    out.emit(*ev);
+                    Ok(())
+                }
+            }
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, OpError> {
+            Ok(Vec::new())
+        }
+        fn restore(&mut self, _: &[u8]) -> Result<(), OpError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_default_batch_goes_on_past_skips_and_stops_at_a_fatal_error() {
+        let mut op = Picky(Vec::new());
+        let (mut out, mut errors) = (Emit::default(), Vec::new());
+        op.on_batch(vec![0, 1, 3, 2, 4], &Ctx::default(), &mut out, &mut errors);
+        assert_eq!(
+            op.0,
+            [0, 1, 3, 2],
+            "nothing after the fatal error is handled"
+        );
+        let kinds: Vec<_> = errors.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [ErrorKind::Skip, ErrorKind::Fatal]);
+        assert_eq!(out.drain().0, [0, 3]);
     }
 }
