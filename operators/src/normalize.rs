@@ -349,24 +349,68 @@ impl Normalize {
     }
 
     fn on_quote(&mut self, q: &RawQuote, out: &mut Emit<NormalizedEvent>) {
-        let (c, expiry_time, spot) = match self.check(q) {
-            Ok(v) => v,
+        if let Some(accepted) = self.accept(q, out) {
+            let strings = (q.underlying.clone(), q.event_id.clone());
+            out.emit(NormalizedEvent::Quote(
+                self.normalized(q, accepted, strings),
+            ));
+        }
+    }
+
+    /// [`Normalize::on_quote`] on a quote the stage owns: its underlying and event id move into
+    /// the normalized quote instead of being copied.
+    fn on_owned_quote(&mut self, mut q: RawQuote, out: &mut Emit<NormalizedEvent>) {
+        if let Some(accepted) = self.accept(&q, out) {
+            let strings = (
+                std::mem::take(&mut q.underlying),
+                std::mem::take(&mut q.event_id),
+            );
+            out.emit(NormalizedEvent::Quote(
+                self.normalized(&q, accepted, strings),
+            ));
+        }
+    }
+
+    /// Checks a quote: its contract, settlement instant and spot, or `None` once it has been
+    /// rejected with the reason.
+    fn accept(
+        &mut self,
+        q: &RawQuote,
+        out: &mut Emit<NormalizedEvent>,
+    ) -> Option<(OccContract, i64, f64)> {
+        match self.check(q) {
+            Ok(v) => Some(v),
             Err((code, reason)) => {
                 let (id, u, sym) = (&q.event_id, &q.underlying, &q.symbol);
                 self.reject(
                     out,
                     rejection(STAGE, id, q.event_time, u, sym, code, reason),
                 );
-                return;
+                None
             }
-        };
+        }
+    }
+
+    /// The normalized form of an accepted quote; `underlying` and `source_event_id` are the
+    /// quote's own (read from them, not from `q`, which may have given them up).
+    fn normalized(
+        &self,
+        q: &RawQuote,
+        (c, expiry_time, spot): (OccContract, i64, f64),
+        (underlying, source_event_id): (String, String),
+    ) -> NormalizedQuote {
         let mid = 0.5 * (q.bid + q.ask);
         let (symbol, expiry) = (c.symbol(), c.expiry_iso());
-        out.emit(NormalizedEvent::Quote(NormalizedQuote {
-            event_id: EventId::new(STAGE).part(&q.event_id).finish(),
+        NormalizedQuote {
+            event_id: EventId::new(STAGE).part(&source_event_id).finish(),
             event_time: q.event_time,
-            underlying: q.underlying.clone(),
-            source_event_id: q.event_id.clone(),
+            sector: self
+                .state
+                .underlyings
+                .get(&underlying)
+                .and_then(|u| u.sector.clone()),
+            underlying,
+            source_event_id,
             symbol,
             root: c.root,
             expiry,
@@ -384,12 +428,7 @@ impl Normalize {
             open_interest: q.open_interest,
             underlying_price: spot,
             years_to_expiry: years_between(q.event_time, expiry_time),
-            sector: self
-                .state
-                .underlyings
-                .get(&q.underlying)
-                .and_then(|u| u.sector.clone()),
-        }));
+        }
     }
 }
 
@@ -412,6 +451,23 @@ impl Operator for Normalize {
             RawEvent::Tick(t) => self.on_tick(t, out),
         }
         Ok(())
+    }
+
+    /// The per-event calls, with each quote's strings moved rather than copied (normalize never
+    /// fails an event, so there is no error to stop at).
+    fn on_batch(
+        &mut self,
+        events: Vec<RawEvent>,
+        _ctx: &Ctx,
+        out: &mut Emit<NormalizedEvent>,
+        _errors: &mut Vec<OpError>,
+    ) {
+        for ev in events {
+            match ev {
+                RawEvent::Quote(q) => self.on_owned_quote(q, out),
+                RawEvent::Tick(t) => self.on_tick(&t, out),
+            }
+        }
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, OpError> {
@@ -628,5 +684,55 @@ mod tests {
         let spx = quote_of("SPX", at, "SPX   240119C04700000", 40.0, 41.0);
         let out = run_events(&mut op, vec![spx]).unwrap();
         assert_eq!(out.rejected[0].reason_code, "expired");
+    }
+    #[test]
+    fn a_batch_gives_what_its_events_give_one_by_one() {
+        let tick = RawEvent::Tick(UnderlyingTick {
+            event_id: "t".into(),
+            event_time: T,
+            underlying: "AAPL".into(),
+            source: "test".into(),
+            price: 191.0,
+            volume: 1,
+            sector: Some("Information Technology".into()),
+        });
+        let RawEvent::Quote(mut spotless) = quote("AAPL  240119P00185000", 1.0, 1.1) else {
+            panic!()
+        };
+        spotless.underlying_price = None;
+        let events = vec![
+            quote("AAPL  240119C00190000", 4.0, 4.2),
+            // No spot of its own and no tick yet: rejected; after the tick: priced from it,
+            // with the tick's sector.
+            RawEvent::Quote(spotless.clone()),
+            tick,
+            RawEvent::Quote(spotless),
+            quote("GARBAGE", 1.0, 1.1),
+            quote("AAPL  240119C00195000", 2.2, 2.0),
+            quote("O:AAPL240119C00200000", 1.0, 1.05),
+        ];
+        let mut one_by_one = NormalizeConfig::default().build().unwrap();
+        let expected = run_events(&mut one_by_one, events.clone()).unwrap();
+        let mut batched = NormalizeConfig::default().build().unwrap();
+        let (mut out, mut errors) = (Emit::default(), Vec::new());
+        batched.on_batch(events, &Ctx::default(), &mut out, &mut errors);
+        let (got, rejected) = out.drain();
+
+        assert!(errors.is_empty());
+        assert_eq!(got, expected.events, "same events, same order");
+        assert_eq!(rejected, expected.rejected);
+        assert_eq!(batched.snapshot().unwrap(), one_by_one.snapshot().unwrap());
+        let quotes: Vec<_> = got
+            .iter()
+            .filter_map(|e| match e {
+                NormalizedEvent::Quote(q) => Some(q),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(quotes.len(), 3, "{quotes:?}");
+        assert_eq!(rejected.len(), 3, "{rejected:?}");
+        assert!(quotes.iter().all(|q| q.underlying == "AAPL"));
+        assert_eq!(quotes[1].sector.as_deref(), Some("Information Technology"));
+        assert_eq!(quotes[2].source_event_id, "O:AAPL240119C0020000011.05");
     }
 }
