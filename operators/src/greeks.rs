@@ -432,7 +432,7 @@ impl Operator for GreeksStage {
 mod tests {
     use super::*;
     use crate::pricing::{bs2002_price, bsm_price};
-    use crate::testing::run_events;
+    use crate::testing::{run_batch, run_events};
 
     #[allow(clippy::too_many_arguments)] // one quote's fields
     fn quote(
@@ -655,9 +655,7 @@ mod tests {
         let mut one_by_one = GreeksConfig::default().build().unwrap();
         let expected = run_events(&mut one_by_one, events.clone()).unwrap();
         let mut batched = GreeksConfig::default().build().unwrap();
-        let (mut out, mut errors) = (Emit::default(), Vec::new());
-        batched.on_batch(events, &Ctx::default(), &mut out, &mut errors);
-        let (got, rejected) = out.drain();
+        let (got, rejected, errors) = run_batch(&mut batched, events);
 
         assert!(errors.is_empty());
         assert_eq!(got, expected.events, "same events, same order, same bits");

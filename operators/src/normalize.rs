@@ -483,12 +483,34 @@ impl Operator for Normalize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::run_events;
+    use crate::testing::{run_batch, run_events};
 
     const T: i64 = 1_704_205_800_000_000; // 2024-01-02 09:30 New York
 
     fn quote(symbol: &str, bid: f64, ask: f64) -> RawEvent {
         quote_of("AAPL", T, symbol, bid, ask)
+    }
+
+    /// An AAPL quote without an underlying price of its own.
+    fn spotless(symbol: &str, bid: f64, ask: f64) -> RawQuote {
+        let RawEvent::Quote(mut q) = quote(symbol, bid, ask) else {
+            unreachable!("quote() builds quotes")
+        };
+        q.underlying_price = None;
+        q
+    }
+
+    /// An AAPL tick at 191.00, with its sector.
+    fn aapl_tick() -> RawEvent {
+        RawEvent::Tick(UnderlyingTick {
+            event_id: "t".into(),
+            event_time: T,
+            underlying: "AAPL".into(),
+            source: "test".into(),
+            price: 191.0,
+            volume: 1,
+            sector: Some("Information Technology".into()),
+        })
     }
 
     fn quote_of(underlying: &str, at: i64, symbol: &str, bid: f64, ask: f64) -> RawEvent {
@@ -627,19 +649,8 @@ mod tests {
     #[test]
     fn underlying_price_comes_from_ticks_and_state_restores() {
         let mut op = NormalizeConfig::default().build().unwrap();
-        let tick = RawEvent::Tick(UnderlyingTick {
-            event_id: "t".into(),
-            event_time: T,
-            underlying: "AAPL".into(),
-            source: "test".into(),
-            price: 191.0,
-            volume: 1,
-            sector: Some("Information Technology".into()),
-        });
-        let RawEvent::Quote(mut q) = quote("AAPL  240119C00190000", 4.0, 4.2) else {
-            panic!()
-        };
-        q.underlying_price = None;
+        let tick = aapl_tick();
+        let q = spotless("AAPL  240119C00190000", 4.0, 4.2);
         let mut restored = NormalizeConfig::default().build().unwrap();
         run_events(&mut op, vec![tick]).unwrap();
         restored.restore(&op.snapshot().unwrap()).unwrap();
@@ -687,19 +698,8 @@ mod tests {
     }
     #[test]
     fn a_batch_gives_what_its_events_give_one_by_one() {
-        let tick = RawEvent::Tick(UnderlyingTick {
-            event_id: "t".into(),
-            event_time: T,
-            underlying: "AAPL".into(),
-            source: "test".into(),
-            price: 191.0,
-            volume: 1,
-            sector: Some("Information Technology".into()),
-        });
-        let RawEvent::Quote(mut spotless) = quote("AAPL  240119P00185000", 1.0, 1.1) else {
-            panic!()
-        };
-        spotless.underlying_price = None;
+        let tick = aapl_tick();
+        let spotless = spotless("AAPL  240119P00185000", 1.0, 1.1);
         let events = vec![
             quote("AAPL  240119C00190000", 4.0, 4.2),
             // No spot of its own and no tick yet: rejected; after the tick: priced from it,
@@ -714,9 +714,7 @@ mod tests {
         let mut one_by_one = NormalizeConfig::default().build().unwrap();
         let expected = run_events(&mut one_by_one, events.clone()).unwrap();
         let mut batched = NormalizeConfig::default().build().unwrap();
-        let (mut out, mut errors) = (Emit::default(), Vec::new());
-        batched.on_batch(events, &Ctx::default(), &mut out, &mut errors);
-        let (got, rejected) = out.drain();
+        let (got, rejected, errors) = run_batch(&mut batched, events);
 
         assert!(errors.is_empty());
         assert_eq!(got, expected.events, "same events, same order");

@@ -49,3 +49,16 @@ pub fn run_events<Op: Operator>(
 ) -> Result<Collected<Op::Out>, OpError> {
     run(op, events.into_iter().map(Step::Event))
 }
+
+/// Delivers `events` to `op` as one batch ([`Operator::on_batch`], with a default context):
+/// the outputs, the rejections and the errors, for comparing a stage's batch path with
+/// [`run_events`].
+pub fn run_batch<Op: Operator>(
+    op: &mut Op,
+    events: Vec<Op::In>,
+) -> (Vec<Op::Out>, Vec<RejectedQuote>, Vec<OpError>) {
+    let (mut out, mut errors) = (Emit::default(), Vec::new());
+    op.on_batch(events, &Ctx::default(), &mut out, &mut errors);
+    let (events, rejected) = out.drain();
+    (events, rejected, errors)
+}
