@@ -166,7 +166,8 @@ fn streaming_american_greeks_agree_with_the_full_finite_differences() {
             full.vega
         );
         assert!(
-            close(fast.rho, full.rho, 2e-3),
+            // Forward against central differences, ½·hr·∂²V/∂r² apart: 5.9e-4 at K = 120.
+            close(fast.rho, full.rho, 1e-3),
             "K {k} rho {} vs {}",
             fast.rho,
             full.rho
