@@ -329,7 +329,7 @@ impl Pricing {
 }
 
 /// Batches with fewer quotes than this are priced on the stage's own thread. A judgement, not
-/// a measurement: 64 American quotes are ~0.3 ms of pricing, well above what waking the pool
+/// a measurement: 64 American quotes are 0.3–0.6 ms of pricing, well above what waking the pool
 /// costs, while a replay's batches (one event time, ~500 quotes for 20 underlyings) are above it.
 const PARALLEL_MIN_QUOTES: usize = 64;
 /// Quotes per unit of work handed to the pool (an American IV and greeks are ~4–10 µs).

@@ -22,10 +22,10 @@ pub trait Operator: Send + 'static {
     ) -> Result<(), OpError>;
     /// Handles a batch of input events, in order, pushing each event's error to `errors`. The
     /// default calls [`Operator::on_event`] on each, and stops at the first error that is not
-    /// [`ErrorKind::Skip`] (the runner stops the stage on it). A stage may override it to share work across
-    /// the batch (the greeks stage prices its quotes on every core) or to move the inputs' fields
-    /// into its outputs, as long as the outputs, the rejections, the errors and the state are
-    /// exactly those of the per-event calls.
+    /// [`ErrorKind::Skip`] (the runner stops the stage on it). A stage may override it to share
+    /// work across the batch (the greeks stage prices its quotes on every core) or to move the
+    /// inputs' fields into its outputs, as long as the outputs, the rejections, the errors and
+    /// the state are exactly those of the per-event calls.
     fn on_batch(
         &mut self,
         events: Vec<Self::In>,
@@ -236,8 +236,7 @@ mod tests {
     #[test]
     fn the_default_batch_goes_on_past_skips_and_stops_at_a_fatal_error() {
         let mut op = Picky(Vec::new());
-        let (mut out, mut errors) = (Emit::default(), Vec::new());
-        op.on_batch(vec![0, 1, 3, 2, 4], &Ctx::default(), &mut out, &mut errors);
+        let (events, _, errors) = crate::testing::run_batch(&mut op, vec![0, 1, 3, 2, 4]);
         assert_eq!(
             op.0,
             [0, 1, 3, 2],
@@ -245,6 +244,6 @@ mod tests {
         );
         let kinds: Vec<_> = errors.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [ErrorKind::Skip, ErrorKind::Fatal]);
-        assert_eq!(out.drain().0, [0, 3]);
+        assert_eq!(events, [0, 3]);
     }
 }

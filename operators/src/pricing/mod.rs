@@ -230,10 +230,11 @@ fn never_exercised_early(right: Right, rate: f64, dividend: f64) -> bool {
 /// - its premium is below [`NEGLIGIBLE_EARLY_EXERCISE`] of the price: the analytic European
 ///   greeks at this volatility (with the American price);
 /// - otherwise delta, gamma, vega and vomma by central differences on Bjerksund-Stensland and
-///   rho by a forward one (6 evaluations instead of 17); theta from the Black-Scholes equation, which the American
-///   value satisfies wherever holding is optimal (Θ = rV − (r−q)SΔ − ½σ²S²Γ) and which gives 0
-///   where immediate exercise is (V = intrinsic); vanna and charm, the cross second-order
-///   terms that need four bumps each, from Black-Scholes-Merton at the same volatility.
+///   rho by a forward one (6 evaluations instead of 17); theta from the Black-Scholes
+///   equation, which the American value satisfies wherever holding is optimal
+///   (Θ = rV − (r−q)SΔ − ½σ²S²Γ) and which gives 0 where immediate exercise is
+///   (V = intrinsic); vanna and charm, the cross second-order terms that need four bumps
+///   each, from Black-Scholes-Merton at the same volatility.
 ///
 /// Inputs must already be valid (the stage solved the volatility from them).
 #[allow(clippy::too_many_arguments)] // the textbook argument list, in the textbook order

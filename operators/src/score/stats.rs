@@ -65,15 +65,14 @@ impl History {
     /// - below `floor`, nothing.
     pub fn score(&self, v: f64, min_samples: usize, floor: usize, min_std: f64) -> Option<Scored> {
         let n = self.values.len();
-        if n < floor.max(1) && !(n >= min_samples && n >= 2) {
+        let robust = n >= min_samples && n >= 2;
+        if !robust && n < floor.max(1) {
             return None;
         }
-        // One copy serves the median, then (rewritten in place) the absolute deviations: the
-        // same order statistics as `robust_z` and `median` compute, without their three copies.
+        // One copy serves the median, then (rewritten in place) the absolute deviations.
         let mut buf: Vec<f64> = self.values.iter().copied().collect();
-        if n >= min_samples && n >= 2 {
-            let center = median(&mut buf).unwrap_or(v);
-            let mad = median_abs_deviation(&mut buf, center);
+        if robust {
+            let (center, mad) = center_and_mad(&mut buf).unwrap_or((v, 0.0));
             Some(Scored {
                 z: (v - center) / (MAD_SCALE * mad).max(min_std),
                 center,
@@ -123,30 +122,23 @@ pub const MAD_SCALE: f64 = 1.4826;
 
 /// Median absolute deviation from the median (unscaled); 0 when empty.
 pub fn mad(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    match median(&mut v) {
-        Some(m) => median_abs_deviation(&mut v, m),
-        None => 0.0,
-    }
+    center_and_mad(&mut values.to_vec()).map_or(0.0, |(_, mad)| mad)
 }
 
-/// The median of `|x − center|` over `values`, which it overwrites with those deviations (their
-/// order does not matter to a median); 0 when empty.
-fn median_abs_deviation(values: &mut [f64], center: f64) -> f64 {
+/// The median of `values` and the median of `|x − median|` (unscaled MAD), or `None` when
+/// empty. `values` is overwritten with the deviations (their order does not matter to a median).
+fn center_and_mad(values: &mut [f64]) -> Option<(f64, f64)> {
+    let center = median(values)?;
     for x in values.iter_mut() {
         *x = (*x - center).abs();
     }
-    median(values).unwrap_or(0.0)
+    Some((center, median(values).unwrap_or(0.0)))
 }
 
 /// Robust standard score: `(v − median) / max(1.4826·MAD, min_std)`. One outlier in the history
 /// moves neither the median nor the MAD much, so yesterday's spike does not mute today's.
 pub fn robust_z(values: &[f64], v: f64, min_std: f64) -> f64 {
-    let mut buf = values.to_vec();
-    let (m, mad) = match median(&mut buf) {
-        Some(m) => (m, median_abs_deviation(&mut buf, m)),
-        None => (v, 0.0),
-    };
+    let (m, mad) = center_and_mad(&mut values.to_vec()).unwrap_or((v, 0.0));
     (v - m) / (MAD_SCALE * mad).max(min_std)
 }
 
@@ -263,7 +255,7 @@ pub fn score_from_z(z: f64) -> f64 {
 /// Median of a slice (reordered in place); `None` when empty. A selection, not a sort: the
 /// middle element by `f64::total_cmp`, and for an even length the largest element below it, so
 /// the value is exactly the one a sort would give, in linear time (score closes a window with a
-/// few of these per contract, and the sort was 3% of a replay's CPU).
+/// few of these per contract; sorting was 3.4% of a replay's `perf` samples before).
 pub fn median(values: &mut [f64]) -> Option<f64> {
     let n = values.len();
     if n == 0 {
