@@ -170,7 +170,7 @@ async fn record_async(args: RecordArgs, cfg: Config) -> Result<()> {
     optionflow_pipeline::exporter::serve(&cfg.http.listen, routes).await;
     let (tx, mut rx) = mpsc::channel::<Batch>(64);
     let producer = start_producer(&args, &cfg, tx)?;
-    let mut tape = TapeWriter::open(&args.out, 0, 0)
+    let mut tape = TapeWriter::open(&args.out, 0, 0, cfg.tape.codec)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
     // The pipeline, when asked for, reads the same batches through a second channel.

@@ -131,6 +131,7 @@ pub(crate) fn tape(cmd: TapeCommand) -> Result<()> {
 fn print_info(info: &tapes::TapeInfo) {
     let time = |t: Option<i64>| t.map_or("-".to_string(), crate::et);
     println!("bytes        {}", info.bytes);
+    println!("codec        {}", info.codec);
     println!(
         "events       {} ({} quotes, {} ticks)",
         info.events, info.quotes, info.ticks

@@ -77,6 +77,25 @@ pub struct Config {
     pub state: crate::scylla::config::StateConfig,
     /// How to reach ScyllaDB (`[state] kind = "scylla"`).
     pub scylla: crate::scylla::ScyllaConfig,
+    /// The input tape a session records. Left out of the serialized form while it is the
+    /// default, so [`Config::fingerprint`] of existing data directories does not change.
+    #[serde(skip_serializing_if = "TapeConfig::is_default")]
+    pub tape: TapeConfig,
+}
+
+/// The `[tape]` section: how a session's input tape (`quotes.raw.avro`) is written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct TapeConfig {
+    /// Block compression of a new tape: `zstandard` (default), `snappy`, `deflate` or `null`.
+    /// A resumed session goes on in its tape's own codec.
+    pub codec: crate::tape::TapeCodec,
+}
+
+impl TapeConfig {
+    fn is_default(&self) -> bool {
+        *self == TapeConfig::default()
+    }
 }
 
 /// The `[telemetry]` section.
@@ -390,6 +409,8 @@ impl Config {
             kafka: Default::default(),
             state: Default::default(),
             scylla: Default::default(),
+            // How the tape is compressed never changes what is on it.
+            tape: Default::default(),
             ..self.clone()
         };
         let text = toml::to_string(&outputs).unwrap_or_default();
@@ -629,6 +650,19 @@ mod tests {
         std::fs::write(&outcomes, "").unwrap();
         cfg.validate().unwrap();
         cfg.build_explain().unwrap();
+    }
+
+    /// The tape's codec is chosen in `[tape]` (or the environment), unknown codecs are refused
+    /// by name, and the choice does not change the fingerprint a data directory is resumed by.
+    #[test]
+    fn the_tape_codec_is_configurable_and_outside_the_fingerprint() {
+        let snappy = Config::load(None, env(&[("OPTIONFLOW__TAPE__CODEC", "snappy")])).unwrap();
+        assert_eq!(snappy.tape.codec, crate::tape::TapeCodec::Snappy);
+        assert_eq!(snappy.fingerprint(), Config::default().fingerprint());
+        let err = Config::load(None, env(&[("OPTIONFLOW__TAPE__CODEC", "lz4")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lz4"), "{err}");
     }
 
     /// The example file documents every key with its default: loading it must give exactly the

@@ -17,8 +17,9 @@
 //!   written.
 //!
 //! The tape format itself lives in `optionflow_pipeline::tape`: one Avro object container file
-//! per data directory, its schema the union `[RawQuote, UnderlyingTick]`, deflate-compressed
-//! blocks, events in event-time order.
+//! per data directory, its schema the union `[RawQuote, UnderlyingTick]`, compressed blocks
+//! (zstandard unless `[tape] codec` says otherwise; the scenario tapes are deflate), events in
+//! event-time order.
 
 pub mod backtest;
 pub mod outcomes;

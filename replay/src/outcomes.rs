@@ -300,7 +300,7 @@ mod tests {
         // An ATM call at IV 50% bought at the ask; 60 s later spot is up and IV is 60%.
         let later = years - 60.0 / (365.0 * 86_400.0);
         let exit_mid = price(105.0, 0.6, later);
-        let mut w = TapeWriter::open(&path, 0, 0).unwrap();
+        let mut w = TapeWriter::open(&path, 0, 0, Default::default()).unwrap();
         for ev in [
             tick(0, 100.0),
             quote(
@@ -357,7 +357,7 @@ mod tests {
     fn forward_returns_use_the_last_spot_at_or_before_each_time_and_never_beyond_the_tape() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.avro");
-        let mut w = TapeWriter::open(&path, 0, 0).unwrap();
+        let mut w = TapeWriter::open(&path, 0, 0, Default::default()).unwrap();
         // A spike one microsecond after the signal must not be its spot.
         for ev in [
             tick(0, 100.0),

@@ -107,6 +107,8 @@ pub struct UnderlyingCounts {
 pub struct TapeInfo {
     /// File size.
     pub bytes: u64,
+    /// Block compression (`avro.codec`: zstandard, snappy, deflate or null).
+    pub codec: String,
     /// Every event.
     pub events: u64,
     /// Option quotes.
@@ -132,7 +134,9 @@ pub fn info(path: &Path) -> Result<TapeInfo, TapeError> {
         in_event_time_order: true,
         ..Default::default()
     };
-    for ev in TapeReader::open(path)? {
+    let reader = TapeReader::open(path)?;
+    info.codec = reader.codec().avro_name().to_string();
+    for ev in reader {
         let ev = ev?;
         let t = ev.event_time();
         info.events += 1;
@@ -209,9 +213,11 @@ pub fn cat(path: &Path, filter: &Filter, out: &mut impl Write) -> Result<u64, Ta
 
 /// Copies the events that pass `filter` to a new tape at `out`; returns how many.
 pub fn slice(path: &Path, filter: &Filter, out: &Path) -> Result<u64, TapeToolError> {
-    let mut writer = TapeWriter::open(out, 0, 0)?;
+    let reader = TapeReader::open(path)?;
+    // The slice is compressed as the tape it was cut from.
+    let mut writer = TapeWriter::open(out, 0, 0, reader.codec())?;
     let mut written = 0;
-    for ev in TapeReader::open(path)? {
+    for ev in reader {
         let ev = ev?;
         if filter.keeps(&ev) {
             writer.append(&ev)?;
@@ -259,7 +265,7 @@ mod tests {
 
     fn tape(dir: &Path) -> std::path::PathBuf {
         let path = dir.join("t.avro");
-        let mut w = TapeWriter::open(&path, 0, 0).unwrap();
+        let mut w = TapeWriter::open(&path, 0, 0, Default::default()).unwrap();
         for ev in [
             tick(10, "SPY"),
             quote(10, "SPY"),
@@ -284,6 +290,7 @@ mod tests {
             (Some(10), Some(30))
         );
         assert!(i.in_event_time_order);
+        assert_eq!(i.codec, "zstandard");
         assert_eq!(
             i.underlyings["GME"],
             UnderlyingCounts {

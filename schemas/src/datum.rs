@@ -5,11 +5,40 @@
 //! each field by its name and a serializer built per field), ~12% of a whole embedded run's CPU. These
 //! encoders write the same bytes straight from the struct, field by field in the schema's order:
 //! the tests in this module's parent compare them byte for byte with apache-avro's encoding of
-//! the same values (any schema change that these functions do not follow fails there). Decoding
-//! stays with apache-avro.
+//! the same values (any schema change that these functions do not follow fails there).
+//!
+//! The decoders read them back the same way, for the same reason: a replay reads every event
+//! of its tape. They take bytes from outside (a tape may be truncated, corrupt or not ours), so
+//! every length and index is checked and a bad datum is a [`DatumError`], never a panic; the
+//! tests decode apache-avro's bytes for random values and every truncation of them.
 
 use crate::topics::RawEvent;
 use crate::types::{RawQuote, UnderlyingTick};
+
+/// Why a datum could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DatumError {
+    /// The bytes ended inside a value.
+    #[error("datum truncated: {0} needs more bytes than are left")]
+    Truncated(&'static str),
+    /// A `long` of more than ten base-128 groups.
+    #[error("datum corrupt: a long runs past 64 bits")]
+    LongOverflow,
+    /// A string or bytes length below zero.
+    #[error("datum corrupt: negative length {0}")]
+    NegativeLength(i64),
+    /// A string that is not UTF-8.
+    #[error("datum corrupt: {0} is not UTF-8")]
+    NotUtf8(&'static str),
+    /// A union branch the schema does not have.
+    #[error("datum corrupt: {what} has no union branch {index}")]
+    UnionIndex {
+        /// Which union.
+        what: &'static str,
+        /// The index read.
+        index: i64,
+    },
+}
 
 /// Appends Avro's `long`: zig-zag, then little-endian base-128 groups (also the object
 /// container file's block counts and sizes).
@@ -95,5 +124,115 @@ pub fn write_raw_event(ev: &RawEvent, buf: &mut Vec<u8>) {
             put_long(buf, 1);
             write_underlying_tick(t, buf);
         }
+    }
+}
+
+/// Reads an Avro `long` from the front of `buf`, advancing it.
+pub fn get_long(buf: &mut &[u8]) -> Result<i64, DatumError> {
+    let mut z: u64 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(10) {
+        // The tenth group holds the top bit only; anything more is not a 64-bit long.
+        if i == 9 && byte > 1 {
+            return Err(DatumError::LongOverflow);
+        }
+        z |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            *buf = &buf[i + 1..];
+            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    // Fewer than ten bytes, all with the continuation bit set.
+    Err(DatumError::Truncated("a long"))
+}
+
+/// Takes `n` bytes from the front of `buf`.
+fn take<'a>(buf: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], DatumError> {
+    if buf.len() < n {
+        return Err(DatumError::Truncated(what));
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Ok(head)
+}
+
+fn get_double(buf: &mut &[u8], what: &'static str) -> Result<f64, DatumError> {
+    let bytes = take(buf, 8, what)?;
+    let mut le = [0u8; 8];
+    le.copy_from_slice(bytes);
+    Ok(f64::from_le_bytes(le))
+}
+
+fn get_str(buf: &mut &[u8], what: &'static str) -> Result<String, DatumError> {
+    let len = get_long(buf)?;
+    let len = usize::try_from(len).map_err(|_| DatumError::NegativeLength(len))?;
+    let bytes = take(buf, len, what)?;
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| DatumError::NotUtf8(what))
+}
+
+/// Which branch of a two-branch union (`0` or `1`) comes next.
+fn get_branch(buf: &mut &[u8], what: &'static str) -> Result<bool, DatumError> {
+    match get_long(buf)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        index => Err(DatumError::UnionIndex { what, index }),
+    }
+}
+
+fn get_opt_double(buf: &mut &[u8], what: &'static str) -> Result<Option<f64>, DatumError> {
+    if get_branch(buf, what)? {
+        get_double(buf, what).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn get_opt_str(buf: &mut &[u8], what: &'static str) -> Result<Option<String>, DatumError> {
+    if get_branch(buf, what)? {
+        get_str(buf, what).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Reads a [`RawQuote`] datum (schema `raw_quote.avsc`) from the front of `buf`, advancing it.
+pub fn read_raw_quote(buf: &mut &[u8]) -> Result<RawQuote, DatumError> {
+    Ok(RawQuote {
+        event_id: get_str(buf, "RawQuote.event_id")?,
+        event_time: get_long(buf)?,
+        underlying: get_str(buf, "RawQuote.underlying")?,
+        source: get_str(buf, "RawQuote.source")?,
+        symbol: get_str(buf, "RawQuote.symbol")?,
+        bid: get_double(buf, "RawQuote.bid")?,
+        ask: get_double(buf, "RawQuote.ask")?,
+        bid_size: get_long(buf)?,
+        ask_size: get_long(buf)?,
+        last: get_opt_double(buf, "RawQuote.last")?,
+        volume: get_long(buf)?,
+        open_interest: get_long(buf)?,
+        underlying_price: get_opt_double(buf, "RawQuote.underlying_price")?,
+    })
+}
+
+/// Reads an [`UnderlyingTick`] datum (schema `underlying_tick.avsc`) from the front of `buf`.
+pub fn read_underlying_tick(buf: &mut &[u8]) -> Result<UnderlyingTick, DatumError> {
+    Ok(UnderlyingTick {
+        event_id: get_str(buf, "UnderlyingTick.event_id")?,
+        event_time: get_long(buf)?,
+        underlying: get_str(buf, "UnderlyingTick.underlying")?,
+        source: get_str(buf, "UnderlyingTick.source")?,
+        price: get_double(buf, "UnderlyingTick.price")?,
+        volume: get_long(buf)?,
+        sector: get_opt_str(buf, "UnderlyingTick.sector")?,
+    })
+}
+
+/// Reads a [`RawEvent`] datum of the tape's union schema from the front of `buf`.
+pub fn read_raw_event(buf: &mut &[u8]) -> Result<RawEvent, DatumError> {
+    if get_branch(buf, "the tape's [RawQuote, UnderlyingTick] union")? {
+        read_underlying_tick(buf).map(RawEvent::Tick)
+    } else {
+        read_raw_quote(buf).map(RawEvent::Quote)
     }
 }

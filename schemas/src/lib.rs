@@ -10,7 +10,8 @@
 //! - [`types`]: the ten event structs, one per `.avsc`.
 //! - [`registry`]: every schema parsed once, with its fingerprint, looked up by name or fingerprint.
 //! - [`codec`]: datum and single-object encode/decode.
-//! - [`datum`]: direct Avro encoders for the `quotes.raw` events (the input tape's hot path).
+//! - [`datum`]: direct Avro encoders and decoders for the `quotes.raw` events (the input tape's
+//!   hot path).
 //! - [`id`]: deterministic event ids (a 128-bit hash of the inputs' ids).
 //! - [`time`]: event-time helpers (microseconds since the epoch).
 //! - [`topics`]: topic names, and enums for topics that carry several event types.

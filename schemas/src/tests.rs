@@ -461,11 +461,74 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The direct decoders read apache-avro's bytes back to the same values (compared by
+    /// re-encoding, which the test above ties to apache-avro, since NaN != NaN), consume exactly
+    /// the datum, and report every truncation of it as an error instead of panicking.
+    #[test]
+    fn prop_direct_raw_decoders_read_apache_avro(q in arb_raw_quote(), t in arb_tick()) {
+        let union = &*crate::RAW_EVENT_SCHEMA;
+        for ev in [crate::RawEvent::Quote(q), crate::RawEvent::Tick(t)] {
+            let theirs = apache_datum(union, &ev);
+            let mut rest = &theirs[..];
+            let back = crate::datum::read_raw_event(&mut rest).unwrap();
+            prop_assert!(rest.is_empty());
+            let mut again = Vec::new();
+            crate::datum::write_raw_event(&back, &mut again);
+            prop_assert_eq!(&again, &theirs);
+            for cut in 0..theirs.len() {
+                prop_assert!(crate::datum::read_raw_event(&mut &theirs[..cut]).is_err(), "{}", cut);
+            }
+        }
+    }
+
+    /// Arbitrary bytes never panic the decoder.
+    #[test]
+    fn prop_direct_raw_decoder_survives_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = crate::datum::read_raw_event(&mut &bytes[..]);
+    }
+}
+
 #[test]
 fn direct_long_encoding_matches_avro_at_the_edges() {
     for n in [0, -1, 1, 63, 64, -64, -65, i64::MAX, i64::MIN, 1 << 35] {
         let mut ours = Vec::new();
         crate::datum::put_long(&mut ours, n);
         assert_eq!(ours, apache_datum(&Schema::Long, &n), "{n}");
+        let mut rest = &ours[..];
+        assert_eq!(crate::datum::get_long(&mut rest), Ok(n));
+        assert!(rest.is_empty());
     }
+}
+
+#[test]
+fn direct_decoder_names_what_is_wrong() {
+    use crate::datum::{get_long, read_raw_event, DatumError};
+    // Eleven groups, or a tenth group above the one bit it has room for.
+    assert_eq!(
+        get_long(&mut &[0xff; 11][..]),
+        Err(DatumError::LongOverflow)
+    );
+    let mut ten = [0xffu8; 10];
+    ten[9] = 0x02;
+    assert_eq!(get_long(&mut &ten[..]), Err(DatumError::LongOverflow));
+    assert_eq!(
+        get_long(&mut &[0x80, 0x80][..]),
+        Err(DatumError::Truncated("a long"))
+    );
+    // Union branch 2 (zig-zag 4) does not exist.
+    assert!(matches!(
+        read_raw_event(&mut &[4u8][..]),
+        Err(DatumError::UnionIndex { index: 2, .. })
+    ));
+    // A quote whose event id claims length −1 (zig-zag 1).
+    assert_eq!(
+        read_raw_event(&mut &[0u8, 1][..]),
+        Err(DatumError::NegativeLength(-1))
+    );
+    // An event id of one byte that is not UTF-8.
+    assert_eq!(
+        read_raw_event(&mut &[0u8, 2, 0xff][..]),
+        Err(DatumError::NotUtf8("RawQuote.event_id"))
+    );
 }

@@ -345,7 +345,7 @@ fn write_tape(
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     let result = (|| {
-        let mut writer = TapeWriter::open(&partial, 0, 0)?;
+        let mut writer = TapeWriter::open(&partial, 0, 0, Default::default())?;
         let tag = opts.format.name();
         for item in items {
             let mut ev = item.event;

@@ -276,7 +276,12 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     };
     // A simulated session records its input; a replay reads one and records nothing.
     let tape = match tape_path {
-        Some(path) => Some(TapeWriter::open(&path, ckpt.tape.0, ckpt.tape.1)?),
+        Some(path) => Some(TapeWriter::open(
+            &path,
+            ckpt.tape.0,
+            ckpt.tape.1,
+            cfg.tape.codec,
+        )?),
         None => None,
     };
 

@@ -123,7 +123,7 @@ mod tests {
     fn events_of_one_time_form_one_tick_and_restore_skips_delivered_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.avro");
-        let mut w = TapeWriter::open(&path, 0, 0).unwrap();
+        let mut w = TapeWriter::open(&path, 0, 0, Default::default()).unwrap();
         for ev in [
             tick(1, "A"),
             tick(1, "B"),
