@@ -12,11 +12,16 @@
 //! `b = r − q` the cost of carry. A call with b ≥ r (no dividend) is never exercised early and is
 //! priced by Black-Scholes-Merton; likewise a put when r ≤ 0.
 //!
-//! Greeks are central finite differences on the price: the closed form's analytic derivatives
-//! run to pages of bivariate-normal terms, and a bump is exact enough for trading greeks once the
-//! bumps are sized against the formula's truncation and round-off error (see [`bs2002_greeks`]).
+//! Delta and gamma for the streaming greeks are the closed form's own spot derivatives
+//! ([`Bs2002::price_delta_gamma`]): the triggers do not depend on the spot, so each φ and ψ term
+//! differentiates into normal and bivariate-normal densities, and the put's come from the
+//! transformed call's by the model's homogeneity. Unlike a spot bump, they do not straddle the
+//! model's kink at its exercise trigger, where a second difference is not a gamma at all. The
+//! other greeks are finite differences on the price, a bump being exact enough for trading
+//! greeks once it is sized against the formula's truncation and round-off error (see
+//! [`bs2002_greeks`], which differences everything and is the tests' reference).
 
-use super::bsm::BsmContract;
+use super::bsm::{BsmContract, FRAC_1_SQRT_2PI};
 use super::exp::exp4;
 use super::log::log4;
 use super::normal::{norm_cdf4, scaled_cdf4};
@@ -43,6 +48,8 @@ pub fn bs2002_price(
 /// contract), for the IV solver, which prices the same contract at three or four volatilities.
 /// Kept in the call's coordinates: a put is the call of the put-call transformation.
 pub(crate) struct Bs2002 {
+    /// Whether the contract is a put (priced as the call of the transformation).
+    put: bool,
     /// The European call in these coordinates: its spot, strike, time, rate and √T are the
     /// model's S, K, T, r and √T.
     european: BsmContract,
@@ -78,6 +85,7 @@ impl Bs2002 {
         let [sqrt_t1, sqrt_rest] = [t1.sqrt(), (t - t1).sqrt()];
         let [ln_s, ln_k, _, _] = log4(f64x4::new([s, k, 1.0, 1.0])).to_array();
         Bs2002 {
+            put: right == Right::Put,
             european: BsmContract::new(Right::Call, s, k, t, r, r - b),
             b,
             t1,
@@ -90,8 +98,57 @@ impl Bs2002 {
 
     /// The price at volatility `v`.
     pub(crate) fn price(&self, v: f64) -> f64 {
-        bs_call(self, v)
+        bs_call::<false>(self, v).0
     }
+
+    /// The price at volatility `v` (the same bits as [`Bs2002::price`]) with the model's
+    /// delta and gamma in the contract's own spot, from the closed form's analytic
+    /// derivatives: [`SpotGreeks`]. `None` where the formula's terms are formed in logarithms
+    /// (exponents past e^700), for the caller to difference prices instead.
+    pub(crate) fn price_delta_gamma(&self, v: f64) -> Option<SpotGreeks> {
+        let (price, d) = bs_call::<true>(self, v);
+        let [ds, dss] = d?;
+        // In the call's coordinates D = s·∂/∂s: ds = s·C_s, dss = D²C = s²·C_ss + s·C_s.
+        let BsmContract {
+            spot: s, strike: k, ..
+        } = self.european;
+        let (delta, gamma) = if self.put {
+            // The put's spot is the call's strike. The model is homogeneous of degree one in
+            // (s, k) (its triggers are multiples of k), so by Euler C = s·C_s + k·C_k, and
+            // C_k's own homogeneity (degree zero) gives C_kk = (s/k)²·C_ss.
+            ((price - ds) / k, (dss - ds) / (k * k))
+        } else {
+            (ds / s, (dss - ds) / (s * s))
+        };
+        (delta.is_finite() && gamma.is_finite()).then_some(SpotGreeks {
+            price,
+            delta,
+            gamma,
+        })
+    }
+}
+
+/// An American price with its delta and gamma, all three from one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SpotGreeks {
+    pub(crate) price: f64,
+    pub(crate) delta: f64,
+    pub(crate) gamma: f64,
+}
+
+/// [D·V, D²·V] with D = s·∂/∂s in the call's coordinates, when they were formed.
+type SpotTerms = Option<[f64; 2]>;
+
+/// The spot terms of a value that is exactly the European call: from its delta and gamma.
+fn european_terms(c: &BsmContract, v: f64) -> SpotTerms {
+    let g = c.greeks(v);
+    let s = c.spot;
+    Some([s * g.delta, s * s * g.gamma + s * g.delta])
+}
+
+/// The spot terms of immediate exercise, s − k.
+fn exercise_terms(s: f64) -> SpotTerms {
+    Some([s, s])
 }
 
 /// Price and greeks of an American option, by central finite differences on
@@ -145,8 +202,10 @@ pub(crate) fn bumps(spot: f64, years: f64, vol: f64) -> (f64, f64, f64, f64) {
     )
 }
 
-/// The American call of the 2002 paper, with carry `b`.
-fn bs_call(c: &Bs2002, v: f64) -> f64 {
+/// The American call of the 2002 paper, with carry `b`; with `DERIVATIVES`, also the value's
+/// [`SpotTerms`] (the value itself is computed by the same operations either way, so it is the
+/// same bits).
+fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
     let BsmContract {
         spot: s,
         strike: k,
@@ -156,9 +215,11 @@ fn bs_call(c: &Bs2002, v: f64) -> f64 {
     } = c.european;
     let (b, t1) = (c.b, c.t1);
     let european = c.european.price(v);
+    let eu_terms = || european_terms(&c.european, v);
+    let ex_terms = || exercise_terms(s);
     if b >= r {
         // Holding the call earns more than the strike's interest: never exercise early.
-        return european;
+        return (european, if DERIVATIVES { eu_terms() } else { None });
     }
     let v2 = v * v;
     let beta = (0.5 - b / v2) + ((b / v2 - 0.5).powi(2) + 2.0 * r / v2).sqrt();
@@ -166,7 +227,10 @@ fn bs_call(c: &Bs2002, v: f64) -> f64 {
         // Only when r < 0 < r − b (a negative rate with a positive yield, or the put of a
         // negative yield): the perpetual boundary the model builds on does not exist. Exercise
         // now or hold to expiry, whichever is worth more, is the honest lower bound left.
-        return european.max(s - k);
+        return (
+            european.max(s - k),
+            pick::<DERIVATIVES>(&[(european, &eu_terms), (s - k, &ex_terms)]),
+        );
     }
     let b_inf = beta / (beta - 1.0) * k;
     let b_0 = (r / (r - b) * k).max(k);
@@ -187,7 +251,10 @@ fn bs_call(c: &Bs2002, v: f64) -> f64 {
     if s >= i2 {
         // Past the model's trigger: exercise now, unless (very high vol, short life) the flat
         // trigger sits below where holding to expiry is still worth more.
-        return (s - k).max(european);
+        return (
+            (s - k).max(european),
+            pick::<DERIVATIVES>(&[(s - k, &ex_terms), (european, &eu_terms)]),
+        );
     }
     // The logarithms the triggers add (spot's and strike's are the contract's).
     let (ln_s, ln_k) = (c.ln_s, c.ln_k);
@@ -201,20 +268,103 @@ fn bs_call(c: &Bs2002, v: f64) -> f64 {
     // ψ's first-period terms depend on γ only: the two ψ of γ = 1 and of γ = 0 share them.
     let (e_one, e_zero) = (m.first_period(1.0), m.first_period(0.0));
     // The six φ terms, two per call so that their four normal CDFs share one vector.
-    let [phi_b2, phi_1_2] = m.phi_pair([(beta, ln_i2, ln_a2), (1.0, ln_i2, 0.0)]);
-    let [phi_1_1, phi_0_2] = m.phi_pair([(1.0, ln_i1, 0.0), (0.0, ln_i2, ln_k)]);
-    let [phi_0_1, phi_b1] = m.phi_pair([(0.0, ln_i1, ln_k), (beta, ln_i1, ln_a1)]);
-    let value =
-        (ln_a2 + beta * m.ln_s).exp() - phi_b2 + phi_1_2 - phi_1_1 - phi_0_2 + phi_0_1 + phi_b1
-            - m.psi(&m.first_period(beta), ln_i1, ln_a1)
-            + m.psi(&e_one, ln_i1, 0.0)
-            - m.psi(&e_one, ln_k, 0.0)
-            - m.psi(&e_zero, ln_i1, ln_k)
-            + m.psi(&e_zero, ln_k, ln_k);
+    let [phi_b2, phi_1_2] = m.phi_pair::<DERIVATIVES>([(beta, ln_i2, ln_a2), (1.0, ln_i2, 0.0)]);
+    let [phi_1_1, phi_0_2] = m.phi_pair::<DERIVATIVES>([(1.0, ln_i1, 0.0), (0.0, ln_i2, ln_k)]);
+    let [phi_0_1, phi_b1] = m.phi_pair::<DERIVATIVES>([(0.0, ln_i1, ln_k), (beta, ln_i1, ln_a1)]);
+    let psi_b1 = m.psi::<DERIVATIVES>(&m.first_period(beta), ln_i1, ln_a1);
+    let psi_1_1 = m.psi::<DERIVATIVES>(&e_one, ln_i1, 0.0);
+    let psi_1_k = m.psi::<DERIVATIVES>(&e_one, ln_k, 0.0);
+    let psi_0_1 = m.psi::<DERIVATIVES>(&e_zero, ln_i1, ln_k);
+    let psi_0_k = m.psi::<DERIVATIVES>(&e_zero, ln_k, ln_k);
+    let power = (ln_a2 + beta * m.ln_s).exp();
+    let value = power - phi_b2.v + phi_1_2.v - phi_1_1.v - phi_0_2.v + phi_0_1.v + phi_b1.v
+        - psi_b1.v
+        + psi_1_1.v
+        - psi_1_k.v
+        - psi_0_1.v
+        + psi_0_k.v;
     // The exercise rule the model assumes can be worse than never exercising (long lives at high
     // vol with r near 0) or, by a hair, than exercising now (deep in the money at low vol). The
     // holder can always do either, so both values are floors.
-    value.max(european).max(s - k)
+    let floored = value.max(european).max(s - k);
+    if !DERIVATIVES {
+        return (floored, None);
+    }
+    // α₂·s^β: D(s^β) = β·s^β.
+    let power = Term {
+        v: power,
+        d: beta * power,
+        dd: beta * beta * power,
+    };
+    let formula = || {
+        let sum = [
+            (power, 1.0),
+            (phi_b2, -1.0),
+            (phi_1_2, 1.0),
+            (phi_1_1, -1.0),
+            (phi_0_2, -1.0),
+            (phi_0_1, 1.0),
+            (phi_b1, 1.0),
+            (psi_b1, -1.0),
+            (psi_1_1, 1.0),
+            (psi_1_k, -1.0),
+            (psi_0_1, -1.0),
+            (psi_0_k, 1.0),
+        ]
+        .iter()
+        .fold([0.0; 2], |acc, (t, sign)| {
+            [acc[0] + sign * t.d, acc[1] + sign * t.dd]
+        });
+        // NaN marks a term that was formed in logarithms (see `Model::psi`).
+        sum.iter().all(|x| x.is_finite()).then_some(sum)
+    };
+    (
+        floored,
+        pick::<DERIVATIVES>(&[(value, &formula), (european, &eu_terms), (s - k, &ex_terms)]),
+    )
+}
+
+/// The spot terms of whichever candidate value is the largest (the first on a tie), as
+/// `f64::max` chose it.
+fn pick<const DERIVATIVES: bool>(candidates: &[(f64, &dyn Fn() -> SpotTerms)]) -> SpotTerms {
+    if !DERIVATIVES {
+        return None;
+    }
+    let mut best = candidates.first()?;
+    for c in &candidates[1..] {
+        if c.0 > best.0 {
+            best = c;
+        }
+    }
+    (best.1)()
+}
+
+/// One term of the formula, with D·term and D²·term (D = s·∂/∂s) when they are formed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Term {
+    v: f64,
+    d: f64,
+    dd: f64,
+}
+
+/// The spot terms of e^E·Φ(x) for four lanes, given P = e^E·Φ(x) and Q = e^E·φ(x), where
+/// D·E = g (the power of s in the lane's scale) and D·x = c/σ (c = ±1):
+/// D = g·P + c·Q/σ and D² = g²·P + 2g·c·Q/σ − x·Q/σ², since D·φ(x) = −x·φ(x)·c/σ.
+fn scaled_cdf_terms(
+    p: [f64; 4],
+    q: [f64; 4],
+    g: [f64; 4],
+    c: [f64; 4],
+    x: [f64; 4],
+    sd: f64,
+) -> [[f64; 2]; 4] {
+    std::array::from_fn(|i| {
+        let slope = c[i] * q[i] / sd;
+        [
+            g[i] * p[i] + slope,
+            g[i] * g[i] * p[i] + 2.0 * g[i] * slope - x[i] * q[i] / (sd * sd),
+        ]
+    })
 }
 
 /// What the φ and ψ functions of the paper share for one price: rates, times, and the
@@ -260,7 +410,7 @@ impl Model {
     /// the trigger I2 was not hit and S ends below H. `ln_c` is a log-scale folded into the
     /// exponent so that products such as α·S^β never overflow. Each φ is a difference of two
     /// scaled normal CDFs; the two φ's four are evaluated as one vector.
-    fn phi_pair(&self, args: [(f64, f64, f64); 2]) -> [f64; 2] {
+    fn phi_pair<const DERIVATIVES: bool>(&self, args: [(f64, f64, f64); 2]) -> [Term; 2] {
         let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t1, self.sd1);
         let ln_is = self.ln_i2 - self.ln_s;
         let [(g0, h0, c0), (g1, h1, c1)] = args;
@@ -288,7 +438,34 @@ impl Model {
         ];
         let x = [d0, d0 - shift, d1, d1 - shift];
         let [a0, a1, b0, b1] = scaled_cdf4(f64x4::new(scale), f64x4::new(x)).to_array();
-        [a0 - a1, b0 - b1]
+        let (v0, v1) = (a0 - a1, b0 - b1);
+        if !DERIVATIVES {
+            return [v0, v1].map(|v| Term {
+                v,
+                ..Term::default()
+            });
+        }
+        // Q = e^scale·φ(x) in one exponent, so a large scale over a far tail stays finite.
+        let xs = f64x4::new(x);
+        let q = (exp4(f64x4::new(scale) - f64x4::splat(0.5) * xs * xs)
+            * f64x4::splat(FRAC_1_SQRT_2PI))
+        .to_array();
+        // Powers of s: γ in the direct term, γ − κ in the reflected one; D·d = −1/σ√t1 and
+        // D·(d − shift) = +1/σ√t1.
+        let g = [g0, g0 - kappa(g0), g1, g1 - kappa(g1)];
+        let t = scaled_cdf_terms([a0, a1, b0, b1], q, g, [-1.0, 1.0, -1.0, 1.0], x, sd);
+        [
+            Term {
+                v: v0,
+                d: t[0][0] - t[1][0],
+                dd: t[0][1] - t[1][1],
+            },
+            Term {
+                v: v1,
+                d: t[2][0] - t[3][0],
+                dd: t[2][1] - t[3][1],
+            },
+        ]
     }
 
     /// The first-period arguments of ψ for one γ: −e1…−e4 and their normal CDFs.
@@ -312,7 +489,7 @@ impl Model {
 
     /// e^c·ψ(S, T, γ, H, I2, I1, t1): the two-period analogue of [`Model::phi_pair`]'s φ, with trigger
     /// I2 before t1 and I1 after, built on the bivariate normal with correlation √(t1/T).
-    fn psi(&self, fp: &FirstPeriod, ln_h: f64, ln_c: f64) -> f64 {
+    fn psi<const DERIVATIVES: bool>(&self, fp: &FirstPeriod, ln_h: f64, ln_c: f64) -> Term {
         let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t, self.sd);
         let (ls, li1, li2, gamma) = (self.ln_s, self.ln_i1, self.ln_i2, fp.gamma);
         let mu_t = (b + (gamma - 0.5) * v2) * t;
@@ -340,7 +517,8 @@ impl Model {
         ];
         // e^exponent·m, four at a time; past e^700 the product is formed in logs so a huge
         // scale times a tiny probability does not overflow to ∞ (and 0·∞ is not formed).
-        let terms = if exponent.iter().all(|e| *e < 700.0) {
+        let moderate = exponent.iter().all(|e| *e < 700.0);
+        let terms = if moderate {
             (exp4(f64x4::new(exponent)) * f64x4::new(probability)).to_array()
         } else {
             std::array::from_fn(|i| match (exponent[i], probability[i]) {
@@ -349,7 +527,41 @@ impl Model {
                 (e, m) => (e + m.ln()).exp(),
             })
         };
-        terms[0] - terms[1] - terms[2] + terms[3]
+        let v = terms[0] - terms[1] - terms[2] + terms[3];
+        if !DERIVATIVES {
+            return Term {
+                v,
+                ..Term::default()
+            };
+        }
+        if !moderate {
+            // Rare (extreme vol or rates); the caller differences prices instead.
+            return Term {
+                v,
+                d: f64::NAN,
+                dd: f64::NAN,
+            };
+        }
+        let d = bvn.spot_terms(
+            &BvnTerms {
+                a: fp.neg_e,
+                b: neg_f,
+                exponent,
+                value: terms,
+                // Powers of s of the four terms; D·a = ∓1/σ√t1 and D·b = ∓1/σ√T by the signs
+                // of ln s in −e and −f above.
+                g: [gamma, gamma - kappa, gamma - kappa, gamma],
+                ca: [-1.0, 1.0, -1.0, 1.0],
+                cb: [-1.0, 1.0, 1.0, -1.0],
+            },
+            self.sd1,
+            sd,
+        );
+        Term {
+            v,
+            d: d[0][0] - d[1][0] - d[2][0] + d[3][0],
+            dd: d[0][1] - d[1][1] - d[2][1] + d[3][1],
+        }
     }
 }
 
@@ -380,6 +592,8 @@ const VECTORS: usize = NODES / 4;
 /// − 2ab·sin θ)/(2cos²θ)) dθ, integrated by Gauss-Legendre. With ρ fixed, the nodes' sines and
 /// cosines are computed once.
 pub(crate) struct Bvn {
+    /// The correlation (the model's terms 0 and 1 use +ρ, 2 and 3 use −ρ).
+    rho: f64,
     sin: [f64x4; VECTORS],
     half_sec2: [f64x4; VECTORS],
     weight: [f64x4; VECTORS],
@@ -401,6 +615,7 @@ impl Bvn {
             std::array::from_fn(|v| f64x4::new(std::array::from_fn(|i| node(4 * v + i))))
         };
         Bvn {
+            rho,
             sin: vectors(&|j| theta[j].sin()),
             half_sec2: vectors(&|j| 0.5 / (theta[j].cos() * theta[j].cos())),
             weight: vectors(&|j| w[j] * half / (2.0 * std::f64::consts::PI)),
@@ -432,6 +647,52 @@ impl Bvn {
         // build targets), so the result is the same bits on every build.
         let [s0, s1, s2, s3] = sum.to_array();
         (cdf_a * cdf_b + sign * ((s0 + s1) + (s2 + s3))).clamp(0.0, 1.0)
+    }
+}
+
+/// Four terms e^E·Φ₂(a, b; ±ρ) of one ψ, with what their spot derivatives need: the powers
+/// of s in E (`g`) and the signs `ca`, `cb` of D·a = ca/σ√t1 and D·b = cb/σ√T.
+struct BvnTerms {
+    a: [f64; 4],
+    b: [f64; 4],
+    exponent: [f64; 4],
+    value: [f64; 4],
+    g: [f64; 4],
+    ca: [f64; 4],
+    cb: [f64; 4],
+}
+
+impl Bvn {
+    /// [D·term, D²·term] of each of the four terms (D = s·∂/∂s), the first two at +ρ and the
+    /// last two at −ρ. With u = (b − ρa)/√(1−ρ²), w = (a − ρb)/√(1−ρ²) and the density
+    /// φ₂(a, b; ρ): ∂Φ₂/∂a = φ(a)Φ(u), ∂Φ₂/∂b = φ(b)Φ(w), ∂²Φ₂/∂a∂b = φ₂, ∂²Φ₂/∂a² =
+    /// −a·∂Φ₂/∂a − ρφ₂ and ∂²Φ₂/∂b² = −b·∂Φ₂/∂b − ρφ₂. Each density is formed together with
+    /// the term's e^E in one exponent.
+    fn spot_terms(&self, t: &BvnTerms, sd_a: f64, sd_b: f64) -> [[f64; 2]; 4] {
+        let rho = [self.rho, self.rho, -self.rho, -self.rho];
+        let one_minus = 1.0 - self.rho * self.rho;
+        let root = one_minus.sqrt();
+        let v4 = f64x4::new;
+        let (a, b, e, r) = (v4(t.a), v4(t.b), v4(t.exponent), v4(rho));
+        let u = (b - r * a) / f64x4::splat(root);
+        let w = (a - r * b) / f64x4::splat(root);
+        let (cdf_u, cdf_w) = (norm_cdf4(u).to_array(), norm_cdf4(w).to_array());
+        let half = f64x4::splat(0.5);
+        let da = (exp4(e - half * a * a) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
+        let db = (exp4(e - half * b * b) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
+        let quad = (a * a - f64x4::splat(2.0) * r * a * b + b * b) / f64x4::splat(2.0 * one_minus);
+        let density =
+            (exp4(e - quad) * f64x4::splat(1.0 / (2.0 * std::f64::consts::PI * root))).to_array();
+        std::array::from_fn(|i| {
+            // e^E times ∂Φ₂/∂a, ∂Φ₂/∂b and φ₂.
+            let (ma, mb, f) = (da[i] * cdf_u[i], db[i] * cdf_w[i], density[i]);
+            let dm = t.ca[i] * ma / sd_a + t.cb[i] * mb / sd_b;
+            let ddm = (-t.a[i] * ma - rho[i] * f) / (sd_a * sd_a)
+                + 2.0 * t.ca[i] * t.cb[i] * f / (sd_a * sd_b)
+                + (-t.b[i] * mb - rho[i] * f) / (sd_b * sd_b);
+            let (g, p) = (t.g[i], t.value[i]);
+            [g * p + dm, g * g * p + 2.0 * g * dm + ddm]
+        })
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) fn norm_cdf(x: f64) -> f64 {
 }
 
 /// 1/√(2π).
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+pub(crate) const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// Standard normal density.
 pub(crate) fn norm_pdf(x: f64) -> f64 {

@@ -229,8 +229,10 @@ fn never_exercised_early(right: Right, rate: f64, dividend: f64) -> bool {
 /// - early exercise never pays: the European greeks, exactly;
 /// - its premium is below [`NEGLIGIBLE_EARLY_EXERCISE`] of the price: the analytic European
 ///   greeks at this volatility (with the American price);
-/// - otherwise delta, gamma, vega and vomma by central differences on Bjerksund-Stensland and
-///   rho by a forward one (6 evaluations instead of 17); theta from the Black-Scholes
+/// - otherwise delta and gamma from the closed form's analytic spot derivatives (formed in the
+///   same pass as the price), vega and vomma by central differences on Bjerksund-Stensland
+///   and rho by a forward one (four evaluations, one of them with derivatives, instead of
+///   17); theta from the Black-Scholes
 ///   equation, which the American value satisfies wherever holding is optimal
 ///   (Θ = rV − (r−q)SΔ − ½σ²S²Γ) and which gives 0 where immediate exercise is
 ///   (V = intrinsic); vanna and charm, the cross second-order terms that need four bumps
@@ -282,15 +284,25 @@ pub fn streaming_greeks_at_quote(
             ..european
         };
     }
-    // The central term of the second differences must be the model's own value at `vol`.
-    let american = if quote_price.is_some() { model() } else { near };
     let p = |s: f64, t: f64, r: f64, v: f64| bs2002_price(right, s, strike, t, r, dividend, v);
     let (s, t, r, v) = (spot, years, rate, vol);
     let (hs, hv, _, hr) = american::bumps(s, t, v);
-    let (up, dn) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
+    // Delta and gamma from the closed form's own derivatives, with the central value (the
+    // model's own at `vol`, which the second differences below need) from the same pass;
+    // spot bumps only where those terms cannot be formed.
+    let (american, delta, gamma) = match here.price_delta_gamma(v) {
+        Some(g) => (g.price, g.delta, g.gamma),
+        None => {
+            let american = if quote_price.is_some() { model() } else { near };
+            let (up, dn) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
+            (
+                american,
+                (up - dn) / (2.0 * hs),
+                (up - 2.0 * american + dn) / (hs * hs),
+            )
+        }
+    };
     let (vu, vd) = (here.price(v + hv), here.price(v - hv));
-    let delta = (up - dn) / (2.0 * hs);
-    let gamma = (up - 2.0 * american + dn) / (hs * hs);
     let intrinsic = match right {
         Right::Call => s - strike,
         Right::Put => strike - s,
