@@ -19,7 +19,7 @@
 //! model's kink at its exercise trigger, where a second difference is not a gamma at all. The
 //! other greeks are finite differences on the price, a bump being exact enough for trading
 //! greeks once it is sized against the formula's truncation and round-off error (see
-//! [`bs2002_greeks`], which differences everything and is the tests' reference).
+//! [`bs2002_greeks`], which differences all the other greeks, including the cross terms).
 
 use super::bsm::{BsmContract, FRAC_1_SQRT_2PI};
 use super::exp::exp4;
@@ -151,8 +151,8 @@ fn exercise_terms(s: f64) -> SpotTerms {
     Some([s, s])
 }
 
-/// Price and greeks of an American option, by central finite differences on
-/// [`bs2002_price`].
+/// Price and greeks of an American option: delta and gamma from the formula's analytic spot
+/// derivatives, the others by central finite differences on [`bs2002_price`].
 ///
 /// Bump sizes balance truncation error (O(h²) for central differences) against round-off: the
 /// price is a sum of about a dozen terms of the order of the spot, so it carries ~1e-15·S of
@@ -178,10 +178,18 @@ pub fn bs2002_greeks(
     let (vu, vd) = (p(s, t, r, v + hv), p(s, t, r, v - hv));
     let (tu, td) = (p(s, t + ht, r, v), p(s, t - ht, r, v));
     let delta_at = |t: f64, v: f64| (p(s + hs, t, r, v) - p(s - hs, t, r, v)) / (2.0 * hs);
+    // Delta and gamma analytic where the formula gives them (see the module docs): a spot
+    // bump must not straddle the exercise trigger's kink.
+    let (delta, gamma) = Bs2002::new(right, s, strike, t, r, dividend)
+        .price_delta_gamma(v)
+        .map_or(
+            ((up - dn) / (2.0 * hs), (up - 2.0 * price + dn) / (hs * hs)),
+            |g| (g.delta, g.gamma),
+        );
     Greeks {
         price,
-        delta: (up - dn) / (2.0 * hs),
-        gamma: (up - 2.0 * price + dn) / (hs * hs),
+        delta,
+        gamma,
         vega: (vu - vd) / (2.0 * hv),
         theta: -(tu - td) / (2.0 * ht),
         rho: (p(s, t, r + hr, v) - p(s, t, r - hr, v)) / (2.0 * hr),
