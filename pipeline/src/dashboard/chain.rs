@@ -96,11 +96,14 @@ pub fn view(
     convention: GexSign,
     flip_range_pct: f64,
 ) -> ChainView {
-    let live: Vec<&ChainRow> = chain
+    // In symbol order, so the view (and every sum over it) does not depend on the hash map's.
+    let mut live: Vec<(&String, &ChainRow)> = chain
         .contracts
-        .values()
-        .filter(|r| !r.expired_at(chain.updated))
+        .iter()
+        .filter(|(_, r)| !r.expired_at(chain.updated))
         .collect();
+    live.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let live: Vec<&ChainRow> = live.into_iter().map(|(_, r)| r).collect();
     let mut by_expiry: BTreeMap<&str, BTreeMap<i64, StrikeRow>> = BTreeMap::new();
     let mut days: BTreeMap<&str, f64> = BTreeMap::new();
     for r in &live {

@@ -11,7 +11,7 @@ use optionflow_schemas::{
 };
 use serde::Serialize;
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
@@ -108,8 +108,10 @@ pub struct Chain {
     pub sector: Option<String>,
     /// Event time of the last update.
     pub updated: i64,
-    /// Contracts by OCC symbol.
-    pub contracts: BTreeMap<String, ChainRow>,
+    /// Contracts by OCC symbol. Hashed, not ordered: every greeks event of a session looks its
+    /// contract up here (an ordered map's string comparisons were ~2% of a replay), and the
+    /// views sort what they show ([`super::chain::view`]).
+    pub contracts: HashMap<String, ChainRow>,
 }
 
 #[derive(Debug, Default)]
