@@ -4,14 +4,16 @@
 //! (b) American: implied volatility against Bjerksund-Stensland 2002;
 //! (c) the same over a chain of 18 contracts (strikes 80–120 around a spot of 100, both rights),
 //!     reported per chain — divide by 18 for the per-contract average;
-//! (d) one Bjerksund-Stensland price, and American greeks by finite differences (for reference).
+//! (d) one Bjerksund-Stensland price, the streaming stage's American greeks (analytic delta and
+//!     gamma in the price's own pass, vega, vomma and rho by differences), and the full
+//!     American greeks (for reference).
 //!
 //! Run with `cargo bench -p optionflow-operators --bench pricing`.
 
 use criterion::Criterion;
 use optionflow_operators::pricing::{
     bs2002_greeks, bs2002_price, bsm_greeks, bsm_price, implied_vol, implied_vol_american,
-    implied_vol_and_greeks, ExerciseStyle::European, Right,
+    implied_vol_and_greeks, streaming_greeks, ExerciseStyle, ExerciseStyle::European, Right,
 };
 use std::hint::black_box;
 
@@ -72,6 +74,21 @@ fn american(c: &mut Criterion) {
         b.iter(|| {
             let (s, k, t, r, q, v) = black_box(AM);
             black_box(bs2002_price(Right::Put, s, k, t, r, q, v))
+        })
+    });
+    c.bench_function("american_streaming_greeks", |b| {
+        b.iter(|| {
+            let (s, k, t, r, q, v) = black_box(AM);
+            black_box(streaming_greeks(
+                ExerciseStyle::American,
+                Right::Put,
+                s,
+                k,
+                t,
+                r,
+                q,
+                v,
+            ))
         })
     });
     c.bench_function("american_greeks", |b| {
