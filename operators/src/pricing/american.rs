@@ -101,13 +101,15 @@ impl Bs2002 {
         bs_call::<false>(self, v).0
     }
 
-    /// The price at volatility `v` (the same bits as [`Bs2002::price`]) with the model's
-    /// delta and gamma in the contract's own spot, from the closed form's analytic
-    /// derivatives: [`SpotGreeks`]. `None` where the formula's terms are formed in logarithms
-    /// (exponents past e^700), for the caller to difference prices instead.
-    pub(crate) fn price_delta_gamma(&self, v: f64) -> Option<SpotGreeks> {
+    /// The price at volatility `v` (the same bits as [`Bs2002::price`]) and, from the closed
+    /// form's analytic derivatives, the model's `[delta, gamma]` in the contract's own spot.
+    /// Those are `None` where the formula's terms are formed in logarithms (exponents past
+    /// e^700), for the caller to difference prices instead.
+    pub(crate) fn price_delta_gamma(&self, v: f64) -> (f64, Option<[f64; 2]>) {
         let (price, d) = bs_call::<true>(self, v);
-        let [ds, dss] = d?;
+        let Some([ds, dss]) = d else {
+            return (price, None);
+        };
         // In the call's coordinates D = s·∂/∂s: ds = s·C_s, dss = D²C = s²·C_ss + s·C_s.
         let BsmContract {
             spot: s, strike: k, ..
@@ -120,20 +122,11 @@ impl Bs2002 {
         } else {
             (ds / s, (dss - ds) / (s * s))
         };
-        (delta.is_finite() && gamma.is_finite()).then_some(SpotGreeks {
+        (
             price,
-            delta,
-            gamma,
-        })
+            (delta.is_finite() && gamma.is_finite()).then_some([delta, gamma]),
+        )
     }
-}
-
-/// An American price with its delta and gamma, all three from one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct SpotGreeks {
-    pub(crate) price: f64,
-    pub(crate) delta: f64,
-    pub(crate) gamma: f64,
 }
 
 /// [D·V, D²·V] with D = s·∂/∂s in the call's coordinates, when they were formed.
@@ -173,19 +166,13 @@ pub fn bs2002_greeks(
     let p = |s: f64, t: f64, r: f64, v: f64| bs2002_price(right, s, strike, t, r, dividend, v);
     let (hs, hv, ht, hr) = bumps(spot, years, vol);
     let (s, t, r, v) = (spot, years, rate, vol);
-    let price = p(s, t, r, v);
-    let (up, dn) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
+    // Delta and gamma analytic where the formula gives them (see the module docs): a spot
+    // bump must not straddle the exercise trigger's kink.
+    let (price, analytic) = Bs2002::new(right, s, strike, t, r, dividend).price_delta_gamma(v);
+    let [delta, gamma] = analytic.unwrap_or_else(|| spot_differences(&p, price, s, t, r, v, hs));
     let (vu, vd) = (p(s, t, r, v + hv), p(s, t, r, v - hv));
     let (tu, td) = (p(s, t + ht, r, v), p(s, t - ht, r, v));
     let delta_at = |t: f64, v: f64| (p(s + hs, t, r, v) - p(s - hs, t, r, v)) / (2.0 * hs);
-    // Delta and gamma analytic where the formula gives them (see the module docs): a spot
-    // bump must not straddle the exercise trigger's kink.
-    let (delta, gamma) = Bs2002::new(right, s, strike, t, r, dividend)
-        .price_delta_gamma(v)
-        .map_or(
-            ((up - dn) / (2.0 * hs), (up - 2.0 * price + dn) / (hs * hs)),
-            |g| (g.delta, g.gamma),
-        );
     Greeks {
         price,
         delta,
@@ -197,6 +184,21 @@ pub fn bs2002_greeks(
         charm: -(delta_at(t + ht, v) - delta_at(t - ht, v)) / (2.0 * ht),
         vomma: (vu - 2.0 * price + vd) / (hv * hv),
     }
+}
+
+/// `[delta, gamma]` by central differences of `p(s, t, r, v)` around `price` = p at the
+/// centre, with spot bump `hs`: for the rare contracts whose analytic terms cannot be formed.
+pub(crate) fn spot_differences(
+    p: &dyn Fn(f64, f64, f64, f64) -> f64,
+    price: f64,
+    s: f64,
+    t: f64,
+    r: f64,
+    v: f64,
+    hs: f64,
+) -> [f64; 2] {
+    let (up, dn) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
+    [(up - dn) / (2.0 * hs), (up - 2.0 * price + dn) / (hs * hs)]
 }
 
 /// Finite-difference bumps (spot, vol, time, rate): relative 1e-3 in spot, vol and time
@@ -227,7 +229,7 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
     let ex_terms = || exercise_terms(s);
     if b >= r {
         // Holding the call earns more than the strike's interest: never exercise early.
-        return (european, if DERIVATIVES { eu_terms() } else { None });
+        return (european, DERIVATIVES.then(eu_terms).flatten());
     }
     let v2 = v * v;
     let beta = (0.5 - b / v2) + ((b / v2 - 0.5).powi(2) + 2.0 * r / v2).sqrt();
@@ -235,9 +237,10 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
         // Only when r < 0 < r − b (a negative rate with a positive yield, or the put of a
         // negative yield): the perpetual boundary the model builds on does not exist. Exercise
         // now or hold to expiry, whichever is worth more, is the honest lower bound left.
+        let value = european.max(s - k);
         return (
-            european.max(s - k),
-            pick::<DERIVATIVES>(&[(european, &eu_terms), (s - k, &ex_terms)]),
+            value,
+            terms_of::<DERIVATIVES>(value, &[(european, &eu_terms), (s - k, &ex_terms)]),
         );
     }
     let b_inf = beta / (beta - 1.0) * k;
@@ -259,9 +262,10 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
     if s >= i2 {
         // Past the model's trigger: exercise now, unless (very high vol, short life) the flat
         // trigger sits below where holding to expiry is still worth more.
+        let value = (s - k).max(european);
         return (
-            (s - k).max(european),
-            pick::<DERIVATIVES>(&[(s - k, &ex_terms), (european, &eu_terms)]),
+            value,
+            terms_of::<DERIVATIVES>(value, &[(s - k, &ex_terms), (european, &eu_terms)]),
         );
     }
     // The logarithms the triggers add (spot's and strike's are the contract's).
@@ -328,23 +332,23 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
     };
     (
         floored,
-        pick::<DERIVATIVES>(&[(value, &formula), (european, &eu_terms), (s - k, &ex_terms)]),
+        terms_of::<DERIVATIVES>(
+            floored,
+            &[(value, &formula), (european, &eu_terms), (s - k, &ex_terms)],
+        ),
     )
 }
 
-/// The spot terms of whichever candidate value is the largest (the first on a tie), as
-/// `f64::max` chose it.
-fn pick<const DERIVATIVES: bool>(candidates: &[(f64, &dyn Fn() -> SpotTerms)]) -> SpotTerms {
+/// The spot terms of the candidate `f64::max` chose for `value` (the first one equal to it).
+fn terms_of<const DERIVATIVES: bool>(
+    value: f64,
+    candidates: &[(f64, &dyn Fn() -> SpotTerms)],
+) -> SpotTerms {
     if !DERIVATIVES {
         return None;
     }
-    let mut best = candidates.first()?;
-    for c in &candidates[1..] {
-        if c.0 > best.0 {
-            best = c;
-        }
-    }
-    (best.1)()
+    let (_, terms) = candidates.iter().find(|(v, _)| *v == value)?;
+    terms()
 }
 
 /// One term of the formula, with D·term and D²·term (D = s·∂/∂s) when they are formed.

@@ -290,18 +290,9 @@ pub fn streaming_greeks_at_quote(
     // Delta and gamma from the closed form's own derivatives, with the central value (the
     // model's own at `vol`, which the second differences below need) from the same pass;
     // spot bumps only where those terms cannot be formed.
-    let (american, delta, gamma) = match here.price_delta_gamma(v) {
-        Some(g) => (g.price, g.delta, g.gamma),
-        None => {
-            let american = if quote_price.is_some() { model() } else { near };
-            let (up, dn) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
-            (
-                american,
-                (up - dn) / (2.0 * hs),
-                (up - 2.0 * american + dn) / (hs * hs),
-            )
-        }
-    };
+    let (american, analytic) = here.price_delta_gamma(v);
+    let [delta, gamma] =
+        analytic.unwrap_or_else(|| american::spot_differences(&p, american, s, t, r, v, hs));
     let (vu, vd) = (here.price(v + hv), here.price(v - hv));
     let intrinsic = match right {
         Right::Call => s - strike,
