@@ -180,17 +180,14 @@ fn get_branch(buf: &mut &[u8], what: &'static str) -> Result<bool, DatumError> {
     }
 }
 
-fn get_opt_double(buf: &mut &[u8], what: &'static str) -> Result<Option<f64>, DatumError> {
+/// A `["null", T]` union, T read by `get`.
+fn get_opt<T>(
+    buf: &mut &[u8],
+    what: &'static str,
+    get: fn(&mut &[u8], &'static str) -> Result<T, DatumError>,
+) -> Result<Option<T>, DatumError> {
     if get_branch(buf, what)? {
-        get_double(buf, what).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-fn get_opt_str(buf: &mut &[u8], what: &'static str) -> Result<Option<String>, DatumError> {
-    if get_branch(buf, what)? {
-        get_str(buf, what).map(Some)
+        get(buf, what).map(Some)
     } else {
         Ok(None)
     }
@@ -208,10 +205,10 @@ pub fn read_raw_quote(buf: &mut &[u8]) -> Result<RawQuote, DatumError> {
         ask: get_double(buf, "RawQuote.ask")?,
         bid_size: get_long(buf)?,
         ask_size: get_long(buf)?,
-        last: get_opt_double(buf, "RawQuote.last")?,
+        last: get_opt(buf, "RawQuote.last", get_double)?,
         volume: get_long(buf)?,
         open_interest: get_long(buf)?,
-        underlying_price: get_opt_double(buf, "RawQuote.underlying_price")?,
+        underlying_price: get_opt(buf, "RawQuote.underlying_price", get_double)?,
     })
 }
 
@@ -224,7 +221,7 @@ pub fn read_underlying_tick(buf: &mut &[u8]) -> Result<UnderlyingTick, DatumErro
         source: get_str(buf, "UnderlyingTick.source")?,
         price: get_double(buf, "UnderlyingTick.price")?,
         volume: get_long(buf)?,
-        sector: get_opt_str(buf, "UnderlyingTick.sector")?,
+        sector: get_opt(buf, "UnderlyingTick.sector", get_str)?,
     })
 }
 

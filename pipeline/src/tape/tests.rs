@@ -135,16 +135,12 @@ fn tapes_are_avro_container_files_both_ways() {
 fn compressed_tapes_are_smaller() {
     let events = many();
     let dir = tempfile::tempdir().unwrap();
-    let size = |codec| write(&temp(&dir, codec_name(codec)), codec, &events);
+    let size = |codec: TapeCodec| write(&temp(&dir, codec.avro_name()), codec, &events);
     let null = size(TapeCodec::Null);
     for codec in [TapeCodec::Deflate, TapeCodec::Snappy, TapeCodec::Zstandard] {
         let compressed = size(codec);
         assert!(compressed * 3 < null, "{codec:?}: {compressed} of {null}");
     }
-}
-
-fn codec_name(codec: TapeCodec) -> &'static str {
-    codec.avro_name()
 }
 
 #[test]
