@@ -12,17 +12,21 @@
 //! `b = r − q` the cost of carry. A call with b ≥ r (no dividend) is never exercised early and is
 //! priced by Black-Scholes-Merton; likewise a put when r ≤ 0.
 //!
-//! Delta and gamma for the streaming greeks are the closed form's own spot derivatives
-//! ([`Bs2002::price_delta_gamma`]): the triggers do not depend on the spot, so each φ and ψ term
-//! differentiates into normal and bivariate-normal densities, and the put's come from the
-//! transformed call's by the model's homogeneity. Unlike a spot bump, they do not straddle the
-//! model's kink at its exercise trigger, where a second difference is not a gamma at all. The
-//! other greeks are finite differences on the price, a bump being exact enough for trading
-//! greeks once it is sized against the formula's truncation and round-off error (see
-//! [`bs2002_greeks`], which differences all the other greeks, including the cross terms).
+//! Delta, gamma, vega, vomma and rho are the closed form's own derivatives
+//! ([`Bs2002::price_sensitivities`]), formed in the pass that prices the contract: every input
+//! of the formula is carried as a jet (its derivatives along ln S, σ and r), so the
+//! triggers' own movement with the volatility and the rate (through β, B∞, B0 and h) is part of
+//! vega and rho, and each φ and ψ term differentiates into normal and bivariate-normal
+//! densities. The put's spot derivatives come from the transformed call's by the model's
+//! homogeneity. Unlike bumps, they do not straddle the model's kinks (at its exercise trigger,
+//! where a second difference is not a gamma at all, and where a floor takes over). Theta,
+//! vanna and charm of the full greeks are finite differences on the price, a bump being exact
+//! enough for trading greeks once it is sized against the formula's truncation and round-off
+//! error (see [`bs2002_greeks`]).
 
 use super::bsm::{BsmContract, FRAC_1_SQRT_2PI};
 use super::exp::exp4;
+use super::jet::{compose, Jet, DIRECTIONS, LN_SPOT, RATE, VOL};
 use super::log::log4;
 use super::normal::{norm_cdf4, scaled_cdf4};
 use super::{Greeks, Right};
@@ -102,15 +106,16 @@ impl Bs2002 {
     }
 
     /// The price at volatility `v` (the same bits as [`Bs2002::price`]) and, from the closed
-    /// form's analytic derivatives, the model's `[delta, gamma]` in the contract's own spot.
-    /// Those are `None` where the formula's terms are formed in logarithms (exponents past
-    /// e^700), for the caller to difference prices instead.
-    pub(crate) fn price_delta_gamma(&self, v: f64) -> (f64, Option<[f64; 2]>) {
-        let (price, d) = bs_call::<true>(self, v);
-        let Some([ds, dss]) = d else {
+    /// form's analytic derivatives, the model's [`Sensitivities`] in the contract's own spot
+    /// and rate. Those are `None` where the formula's terms are formed in logarithms
+    /// (exponents past e^700), for the caller to difference prices instead.
+    pub(crate) fn price_sensitivities(&self, v: f64) -> (f64, Option<Sensitivities>) {
+        let (price, jet) = bs_call::<true>(self, v);
+        let Some(j) = jet else {
             return (price, None);
         };
-        // In the call's coordinates D = s·∂/∂s: ds = s·C_s, dss = D²C = s²·C_ss + s·C_s.
+        // In the call's coordinates, along ln s: ds = s·C_s, dss = s²·C_ss + s·C_s.
+        let (ds, dss) = (j.d[LN_SPOT], j.dd[LN_SPOT]);
         let BsmContract {
             spot: s, strike: k, ..
         } = self.european;
@@ -122,30 +127,79 @@ impl Bs2002 {
         } else {
             (ds / s, (dss - ds) / (s * s))
         };
-        (
-            price,
-            (delta.is_finite() && gamma.is_finite()).then_some([delta, gamma]),
-        )
+        let sensitivities = Sensitivities {
+            delta,
+            gamma,
+            // The volatility is the same in both coordinates; the rate direction was seeded
+            // in the contract's own rate (see `Bs2002::rate_jets`).
+            vega: j.d[VOL],
+            vomma: j.dd[VOL],
+            rho: j.d[RATE],
+        };
+        (price, sensitivities.is_finite().then_some(sensitivities))
+    }
+
+    /// The call-coordinate rate and carry as jets along the contract's own rate: a call's
+    /// rate is r and its carry r − q, both moving with r; a put's transformed rate is q (fixed)
+    /// and its carry q − r, moving against r.
+    fn rate_jets(&self) -> (Jet, Jet) {
+        let (r, b) = (self.european.rate, self.b);
+        let (seed_r, seed_b) = if self.put { (0.0, -1.0) } else { (1.0, 1.0) };
+        let mut rj = Jet::constant(r);
+        rj.d[RATE] = seed_r;
+        let mut bj = Jet::constant(b);
+        bj.d[RATE] = seed_b;
+        (rj, bj)
     }
 }
 
-/// [D·V, D²·V] with D = s·∂/∂s in the call's coordinates, when they were formed.
-type SpotTerms = Option<[f64; 2]>;
+/// The formula's analytic first derivatives in spot, volatility and rate, and second in spot
+/// and volatility, in the contract's own coordinates and raw units (per 1.00 of vol or rate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Sensitivities {
+    pub(crate) delta: f64,
+    pub(crate) gamma: f64,
+    pub(crate) vega: f64,
+    pub(crate) vomma: f64,
+    pub(crate) rho: f64,
+}
 
-/// The spot terms of a value that is exactly the European call: from its delta and gamma.
-fn european_terms(c: &BsmContract, v: f64) -> SpotTerms {
+impl Sensitivities {
+    fn is_finite(&self) -> bool {
+        [self.delta, self.gamma, self.vega, self.vomma, self.rho]
+            .iter()
+            .all(|x| x.is_finite())
+    }
+}
+
+/// The jet of a value that is exactly the European call (in call coordinates), from its
+/// analytic greeks; `rate` carries the seeds of the call-coordinate rate and carry.
+fn european_jet(c: &BsmContract, v: f64, rate: (Jet, Jet)) -> Option<Jet> {
     let g = c.greeks(v);
     let s = c.spot;
-    Some([s * g.delta, s * s * g.gamma + s * g.delta])
+    let mut j = Jet::constant(g.price);
+    j.d[LN_SPOT] = s * g.delta;
+    j.dd[LN_SPOT] = s * s * g.gamma + s * g.delta;
+    j.d[VOL] = g.vega;
+    j.dd[VOL] = g.vomma;
+    // The call's dividend yield is r − b: ∂C/∂q = −T·S·e^(−qT)·N(d1) = −T·S·Δ.
+    let (r, b) = rate;
+    let seed_q = r.d[RATE] - b.d[RATE];
+    j.d[RATE] = g.rho * r.d[RATE] - c.years * s * g.delta * seed_q;
+    Some(j)
 }
 
-/// The spot terms of immediate exercise, s − k.
-fn exercise_terms(s: f64) -> SpotTerms {
-    Some([s, s])
+/// The jet of immediate exercise, s − k: it moves with the spot only.
+fn exercise_jet(s: f64, k: f64) -> Option<Jet> {
+    let mut j = Jet::constant(s - k);
+    j.d[LN_SPOT] = s;
+    j.dd[LN_SPOT] = s;
+    Some(j)
 }
 
-/// Price and greeks of an American option: delta and gamma from the formula's analytic spot
-/// derivatives, the others by central finite differences on [`bs2002_price`].
+/// Price and greeks of an American option: delta, gamma, vega, vomma and rho from the
+/// formula's analytic derivatives ([`Bs2002::price_sensitivities`]), theta, vanna and charm by
+/// central finite differences on [`bs2002_price`].
 ///
 /// Bump sizes balance truncation error (O(h²) for central differences) against round-off: the
 /// price is a sum of about a dozen terms of the order of the spot, so it carries ~1e-15·S of
@@ -164,41 +218,47 @@ pub fn bs2002_greeks(
     vol: f64,
 ) -> Greeks {
     let p = |s: f64, t: f64, r: f64, v: f64| bs2002_price(right, s, strike, t, r, dividend, v);
-    let (hs, hv, ht, hr) = bumps(spot, years, vol);
+    let (hs, hv, ht, _) = bumps(spot, years, vol);
     let (s, t, r, v) = (spot, years, rate, vol);
-    // Delta and gamma analytic where the formula gives them (see the module docs): a spot
-    // bump must not straddle the exercise trigger's kink.
-    let (price, analytic) = Bs2002::new(right, s, strike, t, r, dividend).price_delta_gamma(v);
-    let [delta, gamma] = analytic.unwrap_or_else(|| spot_differences(&p, price, s, t, r, v, hs));
-    let (vu, vd) = (p(s, t, r, v + hv), p(s, t, r, v - hv));
+    // Analytic where the formula gives them (see the module docs): a spot bump must not
+    // straddle the exercise trigger's kink.
+    let (price, analytic) = Bs2002::new(right, s, strike, t, r, dividend).price_sensitivities(v);
+    let d = analytic.unwrap_or_else(|| sensitivities_by_differences(&p, price, s, t, r, v));
     let (tu, td) = (p(s, t + ht, r, v), p(s, t - ht, r, v));
     let delta_at = |t: f64, v: f64| (p(s + hs, t, r, v) - p(s - hs, t, r, v)) / (2.0 * hs);
     Greeks {
         price,
-        delta,
-        gamma,
-        vega: (vu - vd) / (2.0 * hv),
+        delta: d.delta,
+        gamma: d.gamma,
+        vega: d.vega,
         theta: -(tu - td) / (2.0 * ht),
-        rho: (p(s, t, r + hr, v) - p(s, t, r - hr, v)) / (2.0 * hr),
+        rho: d.rho,
         vanna: (delta_at(t, v + hv) - delta_at(t, v - hv)) / (2.0 * hv),
         charm: -(delta_at(t + ht, v) - delta_at(t - ht, v)) / (2.0 * ht),
-        vomma: (vu - 2.0 * price + vd) / (hv * hv),
+        vomma: d.vomma,
     }
 }
 
-/// `[delta, gamma]` by central differences of `p(s, t, r, v)` around `price` = p at the
-/// centre, with spot bump `hs`: for the rare contracts whose analytic terms cannot be formed.
-pub(crate) fn spot_differences(
+/// [`Sensitivities`] by central differences of `p(s, t, r, v)` around `price` = p at the
+/// centre (six evaluations): for the rare contracts whose analytic terms cannot be formed.
+pub(crate) fn sensitivities_by_differences(
     p: &dyn Fn(f64, f64, f64, f64) -> f64,
     price: f64,
     s: f64,
     t: f64,
     r: f64,
     v: f64,
-    hs: f64,
-) -> [f64; 2] {
-    let (up, dn) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
-    [(up - dn) / (2.0 * hs), (up - 2.0 * price + dn) / (hs * hs)]
+) -> Sensitivities {
+    let (hs, hv, _, hr) = bumps(s, t, v);
+    let (su, sd) = (p(s + hs, t, r, v), p(s - hs, t, r, v));
+    let (vu, vd) = (p(s, t, r, v + hv), p(s, t, r, v - hv));
+    Sensitivities {
+        delta: (su - sd) / (2.0 * hs),
+        gamma: (su - 2.0 * price + sd) / (hs * hs),
+        vega: (vu - vd) / (2.0 * hv),
+        vomma: (vu - 2.0 * price + vd) / (hv * hv),
+        rho: (p(s, t, r + hr, v) - p(s, t, r - hr, v)) / (2.0 * hr),
+    }
 }
 
 /// Finite-difference bumps (spot, vol, time, rate): relative 1e-3 in spot, vol and time
@@ -213,9 +273,9 @@ pub(crate) fn bumps(spot: f64, years: f64, vol: f64) -> (f64, f64, f64, f64) {
 }
 
 /// The American call of the 2002 paper, with carry `b`; with `DERIVATIVES`, also the value's
-/// [`SpotTerms`] (the value itself is computed by the same operations either way, so it is the
-/// same bits).
-fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
+/// [`Jet`] along ln s, σ and the contract's rate (the value itself is computed by the same
+/// operations either way, so it is the same bits).
+fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, Option<Jet>) {
     let BsmContract {
         spot: s,
         strike: k,
@@ -225,11 +285,12 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
     } = c.european;
     let (b, t1) = (c.b, c.t1);
     let european = c.european.price(v);
-    let eu_terms = || european_terms(&c.european, v);
-    let ex_terms = || exercise_terms(s);
+    let rate_jets = c.rate_jets();
+    let eu_jet = || european_jet(&c.european, v, rate_jets);
+    let ex_jet = || exercise_jet(s, k);
     if b >= r {
         // Holding the call earns more than the strike's interest: never exercise early.
-        return (european, DERIVATIVES.then(eu_terms).flatten());
+        return (european, DERIVATIVES.then(eu_jet).flatten());
     }
     let v2 = v * v;
     let beta = (0.5 - b / v2) + ((b / v2 - 0.5).powi(2) + 2.0 * r / v2).sqrt();
@@ -240,11 +301,12 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
         let value = european.max(s - k);
         return (
             value,
-            terms_of::<DERIVATIVES>(value, &[(european, &eu_terms), (s - k, &ex_terms)]),
+            jet_of::<DERIVATIVES>(value, &[(european, &eu_jet), (s - k, &ex_jet)]),
         );
     }
     let b_inf = beta / (beta - 1.0) * k;
-    let b_0 = (r / (r - b) * k).max(k);
+    let b_0_ratio = r / (r - b) * k;
+    let b_0 = b_0_ratio.max(k);
     let h = |tt: f64, sqrt_tt: f64| -(b * tt + 2.0 * v * sqrt_tt) * k * k / ((b_inf - b_0) * b_0);
     // I2 is the trigger of the first period [0, t1] (φ and ψ hit it before t1) and I1 that of
     // the second, [t1, T], whose remaining life is at most T − t1: so I1 = X(T − t1). Haug's
@@ -265,7 +327,7 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
         let value = (s - k).max(european);
         return (
             value,
-            terms_of::<DERIVATIVES>(value, &[(s - k, &ex_terms), (european, &eu_terms)]),
+            jet_of::<DERIVATIVES>(value, &[(s - k, &ex_jet), (european, &eu_jet)]),
         );
     }
     // The logarithms the triggers add (spot's and strike's are the contract's).
@@ -273,21 +335,91 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
     let [ln_i1, ln_i2, ln_i1_k, ln_i2_k] = log4(f64x4::new([i1, i2, i1 - k, i2 - k])).to_array();
     // α = (I − K)·I^−β, kept as a logarithm: at low volatility β is in the thousands and I^β
     // alone overflows, while α·S^β = (I − K)(S/I)^β stays below I − K.
-    let m = Model::new(c, [ln_s, ln_k, ln_i1, ln_i2], v);
     let ln_a1 = ln_i1_k - beta * ln_i1;
     let ln_a2 = ln_i2_k - beta * ln_i2;
+    // The same quantities as jets, for the pass with derivatives: the triggers move with the
+    // volatility and the rate (through β, B∞, B0 and h), not with the spot.
+    let jets = DERIVATIVES.then(|| {
+        let (rj, bj) = rate_jets;
+        let vj = Jet::variable(v, VOL);
+        let v2j = vj * vj;
+        let b_v2 = bj.div(v2j);
+        let half_minus = b_v2 * -1.0 + 0.5;
+        let beta = half_minus + ((b_v2 + -0.5) * (b_v2 + -0.5) + (rj * 2.0).div(v2j)).sqrt();
+        let b_inf = beta.div(beta + -1.0) * k;
+        let b_0 = if b_0_ratio >= k {
+            rj.div(rj - bj) * k
+        } else {
+            Jet::constant(k)
+        };
+        let spread = b_inf - b_0;
+        let denominator = spread * b_0;
+        let h = |tt: f64, sqrt_tt: f64, e: f64| {
+            ((bj * tt + vj * (2.0 * sqrt_tt)) * (-k * k))
+                .div(denominator)
+                .exp_at(e)
+        };
+        let trigger = |e: Jet| b_0 + spread * (e * -1.0 + 1.0);
+        let (i1, i2) = (
+            trigger(h(t - t1, c.sqrt_rest, e1)),
+            trigger(h(t, c.european.sqrt_t, e2)),
+        );
+        let (ln_i1j, ln_i2j) = (i1.ln_at(ln_i1), i2.ln_at(ln_i2));
+        let ln_a1 = (i1 + -k).ln_at(ln_i1_k) - beta * ln_i1j;
+        let ln_a2 = (i2 + -k).ln_at(ln_i2_k) - beta * ln_i2j;
+        ModelJets {
+            r: rj,
+            b: bj,
+            v2: v2j,
+            // −1/(σ√T) and −1/(σ√t1): every argument of Φ and Φ₂ is a numerator over one of
+            // them, negated, so each is one product rather than a quotient of jets.
+            neg_inv_sd: (vj * -c.european.sqrt_t).recip(),
+            neg_inv_sd1: (vj * -c.sqrt_t1).recip(),
+            two_b_v2: (bj * 2.0).div(v2j),
+            ln_s: Jet::variable(ln_s, LN_SPOT),
+            ln_k: Jet::constant(ln_k),
+            ln_i1: ln_i1j,
+            ln_i2: ln_i2j,
+            beta,
+            ln_a1,
+            ln_a2,
+        }
+    });
+    let m = Model::new(c, [ln_s, ln_k, ln_i1, ln_i2], v, jets);
     let (ln_k, ln_i1, ln_i2) = (m.ln_k, m.ln_i1, m.ln_i2);
+    // The arguments of each φ and ψ: γ, ln H and the log-scale, as values and (in the pass
+    // with derivatives) as jets.
+    let arg = |gamma: f64, ln_h: f64, ln_c: f64, pick: fn(&ModelJets) -> [Jet; 3]| Arg {
+        gamma,
+        ln_h,
+        ln_c,
+        jets: m.jets.as_ref().map(pick),
+    };
+    let b2 = arg(beta, ln_i2, ln_a2, |j| [j.beta, j.ln_i2, j.ln_a2]);
+    let b1 = arg(beta, ln_i1, ln_a1, |j| [j.beta, j.ln_i1, j.ln_a1]);
+    let one_2 = arg(1.0, ln_i2, 0.0, |j| {
+        [Jet::constant(1.0), j.ln_i2, Jet::constant(0.0)]
+    });
+    let one_1 = arg(1.0, ln_i1, 0.0, |j| {
+        [Jet::constant(1.0), j.ln_i1, Jet::constant(0.0)]
+    });
+    let one_k = arg(1.0, ln_k, 0.0, |j| {
+        [Jet::constant(1.0), j.ln_k, Jet::constant(0.0)]
+    });
+    let zero_2 = arg(0.0, ln_i2, ln_k, |j| [Jet::constant(0.0), j.ln_i2, j.ln_k]);
+    let zero_1 = arg(0.0, ln_i1, ln_k, |j| [Jet::constant(0.0), j.ln_i1, j.ln_k]);
+    let zero_k = arg(0.0, ln_k, ln_k, |j| [Jet::constant(0.0), j.ln_k, j.ln_k]);
     // ψ's first-period terms depend on γ only: the two ψ of γ = 1 and of γ = 0 share them.
-    let (e_one, e_zero) = (m.first_period(1.0), m.first_period(0.0));
+    let (e_one, e_zero) = (m.first_period(&one_1), m.first_period(&zero_1));
     // The six φ terms, two per call so that their four normal CDFs share one vector.
-    let [phi_b2, phi_1_2] = m.phi_pair::<DERIVATIVES>([(beta, ln_i2, ln_a2), (1.0, ln_i2, 0.0)]);
-    let [phi_1_1, phi_0_2] = m.phi_pair::<DERIVATIVES>([(1.0, ln_i1, 0.0), (0.0, ln_i2, ln_k)]);
-    let [phi_0_1, phi_b1] = m.phi_pair::<DERIVATIVES>([(0.0, ln_i1, ln_k), (beta, ln_i1, ln_a1)]);
-    let psi_b1 = m.psi::<DERIVATIVES>(&m.first_period(beta), ln_i1, ln_a1);
-    let psi_1_1 = m.psi::<DERIVATIVES>(&e_one, ln_i1, 0.0);
-    let psi_1_k = m.psi::<DERIVATIVES>(&e_one, ln_k, 0.0);
-    let psi_0_1 = m.psi::<DERIVATIVES>(&e_zero, ln_i1, ln_k);
-    let psi_0_k = m.psi::<DERIVATIVES>(&e_zero, ln_k, ln_k);
+    let [phi_b2, phi_1_2] = m.phi_pair::<DERIVATIVES>([&b2, &one_2]);
+    let [phi_1_1, phi_0_2] = m.phi_pair::<DERIVATIVES>([&one_1, &zero_2]);
+    let [phi_0_1, phi_b1] = m.phi_pair::<DERIVATIVES>([&zero_1, &b1]);
+    let psi_b1 = m.psi::<DERIVATIVES>(&m.first_period(&b1), &b1);
+    let psi_1_1 = m.psi::<DERIVATIVES>(&e_one, &one_1);
+    let psi_1_k = m.psi::<DERIVATIVES>(&e_one, &one_k);
+    let psi_0_1 = m.psi::<DERIVATIVES>(&e_zero, &zero_1);
+    let psi_0_k = m.psi::<DERIVATIVES>(&e_zero, &zero_k);
     let power = (ln_a2 + beta * m.ln_s).exp();
     let value = power - phi_b2.v + phi_1_2.v - phi_1_1.v - phi_0_2.v + phi_0_1.v + phi_b1.v
         - psi_b1.v
@@ -299,84 +431,72 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, SpotTerms) {
     // vol with r near 0) or, by a hair, than exercising now (deep in the money at low vol). The
     // holder can always do either, so both values are floors.
     let floored = value.max(european).max(s - k);
-    if !DERIVATIVES {
+    let Some(j) = m.jets.as_ref() else {
         return (floored, None);
-    }
-    // α₂·s^β: D(s^β) = β·s^β.
-    let power = Term {
-        v: power,
-        d: beta * power,
-        dd: beta * beta * power,
     };
     let formula = || {
-        let sum = [
-            (power, 1.0),
-            (phi_b2, -1.0),
-            (phi_1_2, 1.0),
-            (phi_1_1, -1.0),
-            (phi_0_2, -1.0),
-            (phi_0_1, 1.0),
-            (phi_b1, 1.0),
-            (psi_b1, -1.0),
-            (psi_1_1, 1.0),
-            (psi_1_k, -1.0),
-            (psi_0_1, -1.0),
-            (psi_0_k, 1.0),
-        ]
-        .iter()
-        .fold([0.0; 2], |acc, (t, sign)| {
-            [acc[0] + sign * t.d, acc[1] + sign * t.dd]
-        });
+        // α₂·s^β.
+        let power = (j.ln_a2 + j.beta * j.ln_s).exp_at(power);
+        let sum = power - phi_b2 + phi_1_2 - phi_1_1 - phi_0_2 + phi_0_1 + phi_b1 - psi_b1
+            + psi_1_1
+            - psi_1_k
+            - psi_0_1
+            + psi_0_k;
         // NaN marks a term that was formed in logarithms (see `Model::psi`).
-        sum.iter().all(|x| x.is_finite()).then_some(sum)
+        sum.is_finite().then_some(sum)
     };
     (
         floored,
-        terms_of::<DERIVATIVES>(
+        jet_of::<DERIVATIVES>(
             floored,
-            &[(value, &formula), (european, &eu_terms), (s - k, &ex_terms)],
+            &[(value, &formula), (european, &eu_jet), (s - k, &ex_jet)],
         ),
     )
 }
 
-/// The spot terms of the candidate `f64::max` chose for `value` (the first one equal to it).
-fn terms_of<const DERIVATIVES: bool>(
+/// The jet of the candidate `f64::max` chose for `value` (the first one equal to it).
+fn jet_of<const DERIVATIVES: bool>(
     value: f64,
-    candidates: &[(f64, &dyn Fn() -> SpotTerms)],
-) -> SpotTerms {
+    candidates: &[(f64, &dyn Fn() -> Option<Jet>)],
+) -> Option<Jet> {
     if !DERIVATIVES {
         return None;
     }
-    let (_, terms) = candidates.iter().find(|(v, _)| *v == value)?;
-    terms()
+    let (_, jet) = candidates.iter().find(|(v, _)| *v == value)?;
+    jet()
 }
 
-/// One term of the formula, with D·term and D²·term (D = s·∂/∂s) when they are formed.
-#[derive(Debug, Clone, Copy, Default)]
-struct Term {
-    v: f64,
-    d: f64,
-    dd: f64,
+/// The arguments of one φ or ψ: γ, ln H and the log-scale ln c, and their jets in the pass
+/// with derivatives.
+struct Arg {
+    gamma: f64,
+    ln_h: f64,
+    ln_c: f64,
+    /// [γ, ln H, ln c] as jets.
+    jets: Option<[Jet; 3]>,
 }
 
-/// The spot terms of e^E·Φ(x) for four lanes, given P = e^E·Φ(x) and Q = e^E·φ(x), where
-/// D·E = g (the power of s in the lane's scale) and D·x = c/σ (c = ±1):
-/// D = g·P + c·Q/σ and D² = g²·P + 2g·c·Q/σ − x·Q/σ², since D·φ(x) = −x·φ(x)·c/σ.
-fn scaled_cdf_terms(
-    p: [f64; 4],
-    q: [f64; 4],
-    g: [f64; 4],
-    c: [f64; 4],
-    x: [f64; 4],
-    sd: f64,
-) -> [[f64; 2]; 4] {
-    std::array::from_fn(|i| {
-        let slope = c[i] * q[i] / sd;
-        [
-            g[i] * p[i] + slope,
-            g[i] * g[i] * p[i] + 2.0 * g[i] * slope - x[i] * q[i] / (sd * sd),
-        ]
-    })
+/// The model's inputs as jets (see [`bs_call`]).
+struct ModelJets {
+    r: Jet,
+    b: Jet,
+    v2: Jet,
+    neg_inv_sd: Jet,
+    neg_inv_sd1: Jet,
+    two_b_v2: Jet,
+    ln_s: Jet,
+    ln_k: Jet,
+    ln_i1: Jet,
+    ln_i2: Jet,
+    beta: Jet,
+    ln_a1: Jet,
+    ln_a2: Jet,
+}
+
+/// The jet of e^E·Φ(x) from its value P and Q = e^E·φ(x): ∂/∂E = P, ∂/∂x = Q, ∂²/∂E² = P,
+/// ∂²/∂E∂x = Q and ∂²/∂x² = −x·Q, since φ′(x) = −x·φ(x).
+fn scaled_cdf_jet(p: f64, q: f64, e: Jet, x: Jet) -> Jet {
+    compose(p, [p, q], [[p, q], [q, -x.v * q]], [e, x])
 }
 
 /// What the φ and ψ functions of the paper share for one price: rates, times, and the
@@ -396,11 +516,13 @@ struct Model {
     ln_k: f64,
     ln_i1: f64,
     ln_i2: f64,
+    /// The same as jets, in the pass with derivatives.
+    jets: Option<ModelJets>,
 }
 
 impl Model {
     /// The model at volatility `v`, for the logarithms of spot, strike and the two triggers.
-    fn new(c: &Bs2002, logs: [f64; 4], v: f64) -> Model {
+    fn new(c: &Bs2002, logs: [f64; 4], v: f64, jets: Option<ModelJets>) -> Model {
         let [ln_s, ln_k, ln_i1, ln_i2] = logs;
         Model {
             r: c.european.rate,
@@ -415,6 +537,7 @@ impl Model {
             ln_k,
             ln_i1,
             ln_i2,
+            jets,
         }
     }
 
@@ -422,10 +545,12 @@ impl Model {
     /// the trigger I2 was not hit and S ends below H. `ln_c` is a log-scale folded into the
     /// exponent so that products such as α·S^β never overflow. Each φ is a difference of two
     /// scaled normal CDFs; the two φ's four are evaluated as one vector.
-    fn phi_pair<const DERIVATIVES: bool>(&self, args: [(f64, f64, f64); 2]) -> [Term; 2] {
+    fn phi_pair<const DERIVATIVES: bool>(&self, args: [&Arg; 2]) -> [Jet; 2] {
         let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t1, self.sd1);
         let ln_is = self.ln_i2 - self.ln_s;
-        let [(g0, h0, c0), (g1, h1, c1)] = args;
+        let [a0, a1] = args;
+        let (g0, h0, c0) = (a0.gamma, a0.ln_h, a0.ln_c);
+        let (g1, h1, c1) = (a1.gamma, a1.ln_h, a1.ln_c);
         // d = −(ln(S/H) + (b + (γ − ½)σ²)t1)/(σ√t1) of both φ, and the shift 2·ln(I2/S)/(σ√t1)
         // of their reflected terms: four divisions as one.
         let numerator =
@@ -449,39 +574,39 @@ impl Model {
             base1 + kappa(g1) * ln_is,
         ];
         let x = [d0, d0 - shift, d1, d1 - shift];
-        let [a0, a1, b0, b1] = scaled_cdf4(f64x4::new(scale), f64x4::new(x)).to_array();
-        let (v0, v1) = (a0 - a1, b0 - b1);
-        if !DERIVATIVES {
-            return [v0, v1].map(|v| Term {
-                v,
-                ..Term::default()
-            });
-        }
+        let [p0, p1, q0, q1] = scaled_cdf4(f64x4::new(scale), f64x4::new(x)).to_array();
+        let values = [p0 - p1, q0 - q1];
+        let (true, Some(j)) = (DERIVATIVES, self.jets.as_ref()) else {
+            return values.map(Jet::constant);
+        };
         // Q = e^scale·φ(x) in one exponent, so a large scale over a far tail stays finite.
         let xs = f64x4::new(x);
         let q = (exp4(f64x4::new(scale) - f64x4::splat(0.5) * xs * xs)
             * f64x4::splat(FRAC_1_SQRT_2PI))
         .to_array();
-        // Powers of s: γ in the direct term, γ − κ in the reflected one; D·d = −1/σ√t1 and
-        // D·(d − shift) = +1/σ√t1.
-        let g = [g0, g0 - kappa(g0), g1, g1 - kappa(g1)];
-        let t = scaled_cdf_terms([a0, a1, b0, b1], q, g, [-1.0, 1.0, -1.0, 1.0], x, sd);
-        [
-            Term {
-                v: v0,
-                d: t[0][0] - t[1][0],
-                dd: t[0][1] - t[1][1],
-            },
-            Term {
-                v: v1,
-                d: t[2][0] - t[3][0],
-                dd: t[2][1] - t[3][1],
-            },
-        ]
+        let p = [p0, p1, q0, q1];
+        let ln_is = j.ln_i2 - j.ln_s;
+        let shift = ln_is * j.neg_inv_sd1 * -2.0;
+        let mut out = values.map(Jet::constant);
+        for (n, arg) in args.iter().enumerate() {
+            let [gamma, ln_h, ln_c] = arg.jets.expect("arguments carry jets with the model");
+            let drift = (j.b + j.v2 * (gamma + -0.5)) * t;
+            let d = (j.ln_s - ln_h + drift) * j.neg_inv_sd1;
+            let base = (j.r * -1.0 + gamma * j.b + j.v2 * gamma * (gamma + -1.0) * 0.5) * t
+                + gamma * j.ln_s
+                + ln_c;
+            let kappa = j.two_b_v2 + gamma * 2.0 + -1.0;
+            let (i, reflected) = (2 * n, 2 * n + 1);
+            out[n] = scaled_cdf_jet(p[i], q[i], base, d)
+                - scaled_cdf_jet(p[reflected], q[reflected], base + kappa * ln_is, d - shift);
+            out[n].v = values[n];
+        }
+        out
     }
 
     /// The first-period arguments of ψ for one γ: −e1…−e4 and their normal CDFs.
-    fn first_period(&self, gamma: f64) -> FirstPeriod {
+    fn first_period(&self, arg: &Arg) -> FirstPeriod {
+        let gamma = arg.gamma;
         let (ls, li1, li2, t1, sd1) = (self.ln_s, self.ln_i1, self.ln_i2, self.t1, self.sd1);
         let mu_t1 = (self.b + (gamma - 0.5) * self.v2) * t1;
         let (ls_i1, li2_si1) = (ls - li1, 2.0 * li2 - ls - li1);
@@ -492,16 +617,30 @@ impl Model {
             -(li2_si1 - mu_t1),
         ]) / f64x4::splat(sd1))
         .to_array();
+        let jets = self.jets.as_ref().map(|j| {
+            let gamma = arg.jets.expect("arguments carry jets with the model")[0];
+            let mu_t1 = (j.b + j.v2 * (gamma + -0.5)) * t1;
+            let (ls_i1, li2_si1) = (j.ln_s - j.ln_i1, j.ln_i2 * 2.0 - j.ln_s - j.ln_i1);
+            [
+                ls_i1 + mu_t1,
+                li2_si1 + mu_t1,
+                ls_i1 - mu_t1,
+                li2_si1 - mu_t1,
+            ]
+            .map(|e| e * j.neg_inv_sd1)
+        });
         FirstPeriod {
             gamma,
             neg_e,
             cdf: norm_cdf4(f64x4::new(neg_e)).to_array(),
+            jets,
         }
     }
 
     /// e^c·ψ(S, T, γ, H, I2, I1, t1): the two-period analogue of [`Model::phi_pair`]'s φ, with trigger
     /// I2 before t1 and I1 after, built on the bivariate normal with correlation √(t1/T).
-    fn psi<const DERIVATIVES: bool>(&self, fp: &FirstPeriod, ln_h: f64, ln_c: f64) -> Term {
+    fn psi<const DERIVATIVES: bool>(&self, fp: &FirstPeriod, arg: &Arg) -> Jet {
+        let (ln_h, ln_c) = (arg.ln_h, arg.ln_c);
         let (r, b, v2, t, sd) = (self.r, self.b, self.v2, self.t, self.sd);
         let (ls, li1, li2, gamma) = (self.ln_s, self.ln_i1, self.ln_i2, fp.gamma);
         let mu_t = (b + (gamma - 0.5) * v2) * t;
@@ -540,40 +679,54 @@ impl Model {
             })
         };
         let v = terms[0] - terms[1] - terms[2] + terms[3];
-        if !DERIVATIVES {
-            return Term {
-                v,
-                ..Term::default()
-            };
-        }
+        let (true, Some(j), Some(neg_e)) = (DERIVATIVES, self.jets.as_ref(), fp.jets) else {
+            return Jet::constant(v);
+        };
         if !moderate {
             // Rare (extreme vol or rates); the caller differences prices instead.
-            return Term {
-                v,
-                d: f64::NAN,
-                dd: f64::NAN,
-            };
+            let mut nan = Jet::constant(v);
+            nan.d = [f64::NAN; DIRECTIONS];
+            return nan;
         }
-        let d = bvn.spot_terms(
-            &BvnTerms {
-                a: fp.neg_e,
-                b: neg_f,
-                exponent,
-                value: terms,
-                // Powers of s of the four terms; D·a = ∓1/σ√t1 and D·b = ∓1/σ√T by the signs
-                // of ln s in −e and −f above.
-                g: [gamma, gamma - kappa, gamma - kappa, gamma],
-                ca: [-1.0, 1.0, -1.0, 1.0],
-                cb: [-1.0, 1.0, 1.0, -1.0],
-            },
-            self.sd1,
-            sd,
-        );
-        Term {
-            v,
-            d: d[0][0] - d[1][0] - d[2][0] + d[3][0],
-            dd: d[0][1] - d[1][1] - d[2][1] + d[3][1],
-        }
+        let [gamma, ln_h, ln_c] = arg.jets.expect("arguments carry jets with the model");
+        let mu_t = (j.b + j.v2 * (gamma + -0.5)) * t;
+        let (ls, li1, li2) = (j.ln_s, j.ln_i1, j.ln_i2);
+        let neg_f_jets = [
+            ls - ln_h + mu_t,
+            li2 * 2.0 - ls - ln_h + mu_t,
+            li1 * 2.0 - ls - ln_h + mu_t,
+            ls + li1 * 2.0 - ln_h - li2 * 2.0 + mu_t,
+        ]
+        .map(|f| f * j.neg_inv_sd);
+        let lambda = j.r * -1.0 + gamma * j.b + j.v2 * gamma * (gamma + -1.0) * 0.5;
+        let kappa = j.two_b_v2 + gamma * 2.0 + -1.0;
+        let base = lambda * t + gamma * ls + ln_c;
+        let exponent_jets = [
+            base,
+            base + kappa * (li2 - ls),
+            base + kappa * (li1 - ls),
+            base + kappa * (li1 - li2),
+        ];
+        let partials = bvn.partials(neg_e.map(|e| e.v), neg_f, exponent, terms);
+        let term = |i: usize| {
+            let BvnPartials {
+                value,
+                da,
+                db,
+                daa,
+                dab,
+                dbb,
+            } = partials[i];
+            compose(
+                value,
+                [value, da, db],
+                [[value, da, db], [da, daa, dab], [db, dab, dbb]],
+                [exponent_jets[i], neg_e[i], neg_f_jets[i]],
+            )
+        };
+        let mut psi = term(0) - term(1) - term(2) + term(3);
+        psi.v = v;
+        psi
     }
 }
 
@@ -582,6 +735,8 @@ struct FirstPeriod {
     gamma: f64,
     neg_e: [f64; 4],
     cdf: [f64; 4],
+    /// −e1…−e4 as jets, in the pass with derivatives.
+    jets: Option<[Jet; 4]>,
 }
 
 /// Gauss-Legendre nodes on [−1, 1] for the bivariate normal. The integrand below is analytic on
@@ -662,48 +817,56 @@ impl Bvn {
     }
 }
 
-/// Four terms e^E·Φ₂(a, b; ±ρ) of one ψ, with what their spot derivatives need: the powers
-/// of s in E (`g`) and the signs `ca`, `cb` of D·a = ca/σ√t1 and D·b = cb/σ√T.
-struct BvnTerms {
-    a: [f64; 4],
-    b: [f64; 4],
-    exponent: [f64; 4],
-    value: [f64; 4],
-    g: [f64; 4],
-    ca: [f64; 4],
-    cb: [f64; 4],
+/// One term e^E·Φ₂(a, b; ±ρ) of a ψ and its partial derivatives in (a, b), each times e^E
+/// (those in E are the term itself).
+#[derive(Debug, Clone, Copy)]
+struct BvnPartials {
+    value: f64,
+    da: f64,
+    db: f64,
+    daa: f64,
+    dab: f64,
+    dbb: f64,
 }
 
 impl Bvn {
-    /// [D·term, D²·term] of each of the four terms (D = s·∂/∂s), the first two at +ρ and the
-    /// last two at −ρ. With u = (b − ρa)/√(1−ρ²), w = (a − ρb)/√(1−ρ²) and the density
-    /// φ₂(a, b; ρ): ∂Φ₂/∂a = φ(a)Φ(u), ∂Φ₂/∂b = φ(b)Φ(w), ∂²Φ₂/∂a∂b = φ₂, ∂²Φ₂/∂a² =
-    /// −a·∂Φ₂/∂a − ρφ₂ and ∂²Φ₂/∂b² = −b·∂Φ₂/∂b − ρφ₂. Each density is formed together with
-    /// the term's e^E in one exponent.
-    fn spot_terms(&self, t: &BvnTerms, sd_a: f64, sd_b: f64) -> [[f64; 2]; 4] {
+    /// The partials of the four terms e^E·Φ₂(a, b; ±ρ) of one ψ, the first two at +ρ and the
+    /// last two at −ρ, given their values. With u = (b − ρa)/√(1−ρ²), w = (a − ρb)/√(1−ρ²)
+    /// and the density φ₂(a, b; ρ): ∂Φ₂/∂a = φ(a)Φ(u), ∂Φ₂/∂b = φ(b)Φ(w), ∂²Φ₂/∂a∂b = φ₂,
+    /// ∂²Φ₂/∂a² = −a·∂Φ₂/∂a − ρφ₂ and ∂²Φ₂/∂b² = −b·∂Φ₂/∂b − ρφ₂. Each density is formed
+    /// together with the term's e^E in one exponent.
+    fn partials(
+        &self,
+        a: [f64; 4],
+        b: [f64; 4],
+        exponent: [f64; 4],
+        value: [f64; 4],
+    ) -> [BvnPartials; 4] {
         let rho = [self.rho, self.rho, -self.rho, -self.rho];
         let one_minus = 1.0 - self.rho * self.rho;
         let root = one_minus.sqrt();
         let v4 = f64x4::new;
-        let (a, b, e, r) = (v4(t.a), v4(t.b), v4(t.exponent), v4(rho));
-        let u = (b - r * a) / f64x4::splat(root);
-        let w = (a - r * b) / f64x4::splat(root);
+        let (av, bv, e, r) = (v4(a), v4(b), v4(exponent), v4(rho));
+        let u = (bv - r * av) / f64x4::splat(root);
+        let w = (av - r * bv) / f64x4::splat(root);
         let (cdf_u, cdf_w) = (norm_cdf4(u).to_array(), norm_cdf4(w).to_array());
         let half = f64x4::splat(0.5);
-        let da = (exp4(e - half * a * a) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
-        let db = (exp4(e - half * b * b) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
-        let quad = (a * a - f64x4::splat(2.0) * r * a * b + b * b) / f64x4::splat(2.0 * one_minus);
+        let da = (exp4(e - half * av * av) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
+        let db = (exp4(e - half * bv * bv) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
+        let quad =
+            (av * av - f64x4::splat(2.0) * r * av * bv + bv * bv) / f64x4::splat(2.0 * one_minus);
         let density =
             (exp4(e - quad) * f64x4::splat(1.0 / (2.0 * std::f64::consts::PI * root))).to_array();
         std::array::from_fn(|i| {
-            // e^E times ∂Φ₂/∂a, ∂Φ₂/∂b and φ₂.
             let (ma, mb, f) = (da[i] * cdf_u[i], db[i] * cdf_w[i], density[i]);
-            let dm = t.ca[i] * ma / sd_a + t.cb[i] * mb / sd_b;
-            let ddm = (-t.a[i] * ma - rho[i] * f) / (sd_a * sd_a)
-                + 2.0 * t.ca[i] * t.cb[i] * f / (sd_a * sd_b)
-                + (-t.b[i] * mb - rho[i] * f) / (sd_b * sd_b);
-            let (g, p) = (t.g[i], t.value[i]);
-            [g * p + dm, g * g * p + 2.0 * g * dm + ddm]
+            BvnPartials {
+                value: value[i],
+                da: ma,
+                db: mb,
+                daa: -a[i] * ma - rho[i] * f,
+                dab: f,
+                dbb: -b[i] * mb - rho[i] * f,
+            }
         })
     }
 }
