@@ -233,7 +233,7 @@ async fn record_async(args: RecordArgs, cfg: Config) -> Result<()> {
                     counts.quotes += 1;
                     *counts
                         .per_underlying
-                        .entry(q.underlying.clone())
+                        .entry(q.underlying.to_string())
                         .or_default() += 1;
                 }
                 RawEvent::Tick(_) => counts.ticks += 1,

@@ -24,7 +24,8 @@ use crate::config::{ConfigErrors, Problems};
 use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
 use crate::pricing::{implied_vol_and_greeks, ExerciseStyle, Greeks, IvError, Right};
 use optionflow_schemas::{
-    time::MICROS_PER_SECOND, ContractGreeks, EventId, GreeksEvent, NormalizedEvent, NormalizedQuote,
+    time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, GreeksEvent, NormalizedEvent,
+    NormalizedQuote,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -129,7 +130,7 @@ struct Expiry {
 /// SPX and SPXW share expiry dates but settle at different instants.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    chains: BTreeMap<(String, String), Expiry>,
+    chains: BTreeMap<(CompactString, CompactString), Expiry>,
 }
 
 /// The greeks operator.
@@ -224,7 +225,7 @@ impl GreeksStage {
         let configured = self
             .cfg
             .dividend_yields
-            .get(&q.underlying)
+            .get(q.underlying.as_str())
             .copied()
             .unwrap_or(self.cfg.dividend_yield);
         let dividend = if style == ExerciseStyle::European && self.cfg.implied_forward {
@@ -320,7 +321,7 @@ impl Pricing {
             volume: q.volume,
             open_interest: q.open_interest,
             sector: q.sector,
-            exercise_style: style.as_str().to_string(),
+            exercise_style: CompactString::const_new(style.as_str()),
             vanna: g.vanna,
             charm: g.charm,
             vomma: g.vomma,
@@ -453,7 +454,8 @@ mod tests {
                 "{root:<6}240119{}{:08}",
                 &right[..1].to_uppercase(),
                 strike * 1000.0
-            ),
+            )
+            .into(),
             root: root.into(),
             expiry: "2024-01-19".into(),
             expiry_time: 1_000_000_000,

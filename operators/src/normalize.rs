@@ -8,7 +8,8 @@ use crate::pricing::{is_am_settled, Right};
 use chrono::{Datelike, NaiveDate, TimeZone};
 use optionflow_schemas::{
     time::{years_between, MICROS_PER_SECOND},
-    EventId, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote, RejectedQuote, UnderlyingTick,
+    CompactString, EventId, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote, RejectedQuote,
+    UnderlyingTick,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,7 +68,7 @@ impl NormalizeConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OccContract {
     /// Root (1–6 characters).
-    pub root: String,
+    pub root: CompactString,
     /// Expiration date.
     pub expiry: NaiveDate,
     /// Call or put.
@@ -78,10 +79,10 @@ pub struct OccContract {
 
 impl OccContract {
     /// The canonical 21-character symbol.
-    pub fn symbol(&self) -> String {
+    pub fn symbol(&self) -> CompactString {
         // Written digit by digit: every quote passes here, and `format!` with a strftime-style
         // date costs more than the rest of the quote's normalization.
-        let mut s = String::with_capacity(21);
+        let mut s = CompactString::with_capacity(21);
         s.push_str(&self.root);
         for _ in self.root.len()..6 {
             s.push(' ');
@@ -103,8 +104,8 @@ impl OccContract {
     }
 
     /// The expiry as `YYYY-MM-DD`.
-    pub fn expiry_iso(&self) -> String {
-        let mut s = String::with_capacity(10);
+    pub fn expiry_iso(&self) -> CompactString {
+        let mut s = CompactString::with_capacity(10);
         let year = self.expiry.year();
         if (0..10_000).contains(&year) {
             push_two_digits(&mut s, (year / 100) as u32);
@@ -115,13 +116,13 @@ impl OccContract {
             push_two_digits(&mut s, self.expiry.day());
             s
         } else {
-            self.expiry.format("%Y-%m-%d").to_string()
+            self.expiry.format("%Y-%m-%d").to_string().into()
         }
     }
 }
 
 /// Appends `n` (0–99) as two digits.
-fn push_two_digits(s: &mut String, n: u32) {
+fn push_two_digits(s: &mut CompactString, n: u32) {
     s.push(char::from(b'0' + (n / 10 % 10) as u8));
     s.push(char::from(b'0' + (n % 10) as u8));
 }
@@ -172,7 +173,7 @@ pub fn parse_occ(symbol: &str) -> Result<OccContract, String> {
         return Err(bad());
     }
     Ok(OccContract {
-        root: root.to_string(),
+        root: root.into(),
         expiry,
         right,
         strike,
@@ -185,12 +186,11 @@ pub fn parse_occ(symbol: &str) -> Result<OccContract, String> {
 fn root_matches(root: &str, underlying: &str) -> bool {
     let base = root.trim_end_matches(|c: char| c.is_ascii_digit());
     let underlying = underlying.strip_prefix("I:").unwrap_or(underlying);
-    let joined: String = underlying
-        .chars()
-        .filter(|c| !matches!(c, '.' | '/'))
-        .collect();
+    // Compared character by character rather than by building the joined spelling: every
+    // quote passes here.
+    let joined = underlying.chars().filter(|c| !matches!(c, '.' | '/'));
     base == underlying
-        || base == joined
+        || base.chars().eq(joined)
         || matches!(
             (base, underlying),
             ("SPXW", "SPX") | ("NDXP", "NDX") | ("RUTW", "RUT") | ("VIXW", "VIX")
@@ -218,12 +218,12 @@ pub fn expiry_instant(root: &str, date: NaiveDate) -> Option<i64> {
 struct Underlying {
     price: f64,
     at: i64,
-    sector: Option<String>,
+    sector: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    underlyings: BTreeMap<String, Underlying>,
+    underlyings: BTreeMap<CompactString, Underlying>,
     rejects: BTreeMap<String, u64>,
 }
 
@@ -397,7 +397,7 @@ impl Normalize {
         &self,
         q: &RawQuote,
         (c, expiry_time, spot): (OccContract, i64, f64),
-        (underlying, source_event_id): (String, String),
+        (underlying, source_event_id): (CompactString, String),
     ) -> NormalizedQuote {
         let mid = 0.5 * (q.bid + q.ask);
         let (symbol, expiry) = (c.symbol(), c.expiry_iso());
@@ -415,7 +415,7 @@ impl Normalize {
             root: c.root,
             expiry,
             expiry_time,
-            right: c.right.as_str().to_string(),
+            right: CompactString::const_new(c.right.as_str()),
             strike: c.strike,
             bid: q.bid,
             ask: q.ask,

@@ -263,7 +263,7 @@ fn quotes(events: &[RawEvent]) -> Vec<(String, f64, f64, i64)> {
     events
         .iter()
         .filter_map(|e| match e {
-            RawEvent::Quote(q) => Some((q.symbol.clone(), q.bid, q.ask, q.open_interest)),
+            RawEvent::Quote(q) => Some((q.symbol.to_string(), q.bid, q.ask, q.open_interest)),
             RawEvent::Tick(_) => None,
         })
         .collect()

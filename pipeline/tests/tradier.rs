@@ -318,7 +318,7 @@ fn tick(underlying: &str, price: f64, volume: i64, sector: Option<&str>) -> Unde
         source: "tradier".into(),
         price,
         volume,
-        sector: sector.map(str::to_string),
+        sector: sector.map(Into::into),
     }
 }
 
@@ -621,7 +621,7 @@ async fn history_comes_first_as_daily_ticks() {
         .1
         .iter()
         .map(|e| match e {
-            RawEvent::Tick(t) => (t.underlying.clone(), t.price),
+            RawEvent::Tick(t) => (t.underlying.to_string(), t.price),
             RawEvent::Quote(_) => panic!("ticks only"),
         })
         .collect();

@@ -57,7 +57,7 @@ pub fn label(
         match ev {
             RawEvent::Tick(tick) => {
                 spots.resolve_before(tick.event_time, &last_spot);
-                last_spot.insert(tick.underlying.clone(), tick.price);
+                last_spot.insert(tick.underlying.to_string(), tick.price);
                 end_tick = end_tick.max(tick.event_time);
             }
             RawEvent::Quote(q) => {

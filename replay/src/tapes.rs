@@ -251,7 +251,7 @@ mod tests {
             event_time: t,
             underlying: u.into(),
             source: "test".into(),
-            symbol: format!("{u:<6}240119C00100000"),
+            symbol: format!("{u:<6}240119C00100000").into(),
             bid: 1.0,
             ask: 1.1,
             bid_size: 1,

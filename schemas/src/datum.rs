@@ -162,12 +162,13 @@ fn get_double(buf: &mut &[u8], what: &'static str) -> Result<f64, DatumError> {
     Ok(f64::from_le_bytes(le))
 }
 
-fn get_str(buf: &mut &[u8], what: &'static str) -> Result<String, DatumError> {
+/// A string as `String` or, for the short fields, `CompactString` (no allocation up to 24 bytes).
+fn get_str<S: for<'a> From<&'a str>>(buf: &mut &[u8], what: &'static str) -> Result<S, DatumError> {
     let len = get_long(buf)?;
     let len = usize::try_from(len).map_err(|_| DatumError::NegativeLength(len))?;
     let bytes = take(buf, len, what)?;
     std::str::from_utf8(bytes)
-        .map(str::to_owned)
+        .map(S::from)
         .map_err(|_| DatumError::NotUtf8(what))
 }
 

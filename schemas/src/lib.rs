@@ -26,6 +26,10 @@ pub mod topics;
 pub mod types;
 
 pub use codec::{CodecError, SINGLE_OBJECT_MAGIC};
+/// The string type of the short fields every quote carries (underlying, symbol, root, expiry,
+/// right, sector, exercise style): up to 24 bytes inline, so a quote passing through the stages
+/// allocates nothing for them; serialized exactly as a `String` is (Avro, JSON, postcard).
+pub use compact_str::{format_compact, CompactString, ToCompactString};
 pub use event::Event;
 pub use id::EventId;
 pub use registry::{SchemaEntry, SCHEMAS};

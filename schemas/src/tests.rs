@@ -93,7 +93,7 @@ fn every_event_round_trips_through_its_schema() {
     round_trip(RawQuote {
         event_id: id.clone(),
         event_time: t,
-        underlying: u.clone(),
+        underlying: u.clone().into(),
         source: "simulator".into(),
         symbol: "GME   210122C00060000".into(),
         bid: 4.1,
@@ -108,7 +108,7 @@ fn every_event_round_trips_through_its_schema() {
     round_trip(UnderlyingTick {
         event_id: id.clone(),
         event_time: t,
-        underlying: u.clone(),
+        underlying: u.clone().into(),
         source: "simulator".into(),
         price: 65.01,
         volume: 1,
@@ -117,7 +117,7 @@ fn every_event_round_trips_through_its_schema() {
     round_trip(NormalizedQuote {
         event_id: id.clone(),
         event_time: t,
-        underlying: u.clone(),
+        underlying: u.clone().into(),
         source_event_id: id.clone(),
         symbol: "GME   210122C00060000".into(),
         root: "GME".into(),
@@ -151,7 +151,7 @@ fn every_event_round_trips_through_its_schema() {
     round_trip(ContractGreeks {
         event_id: id.clone(),
         event_time: t,
-        underlying: u.clone(),
+        underlying: u.clone().into(),
         source_event_id: id.clone(),
         symbol: "GME   210122C00060000".into(),
         root: "GME".into(),
@@ -310,7 +310,7 @@ fn single_object_rejects_garbage_with_a_reason() {
     let tick = UnderlyingTick {
         event_id: id,
         event_time: t,
-        underlying: u,
+        underlying: u.into(),
         source: "s".into(),
         price: 1.0,
         volume: 1,
@@ -349,7 +349,7 @@ proptest! {
                                   sym in "[A-Z ]{1,21}", last in proptest::option::of(-1e3f64..1e3)) {
         let ev = RawQuote {
             event_id: "x".into(), event_time: vol, underlying: "U".into(), source: "s".into(),
-            symbol: sym, bid, ask, bid_size: 1, ask_size: 2, last, volume: vol, open_interest: 0,
+            symbol: sym.into(), bid, ask, bid_size: 1, ask_size: 2, last, volume: vol, open_interest: 0,
             underlying_price: last,
         };
         let mut buf = Vec::new();
@@ -403,9 +403,9 @@ fn arb_raw_quote() -> impl Strategy<Value = RawQuote> {
             )| RawQuote {
                 event_id,
                 event_time,
-                underlying,
-                source,
-                symbol,
+                underlying: underlying.into(),
+                source: source.into(),
+                symbol: symbol.into(),
                 bid,
                 ask,
                 bid_size,
@@ -432,11 +432,11 @@ fn arb_tick() -> impl Strategy<Value = UnderlyingTick> {
             |(event_id, event_time, underlying, source, price, volume, sector)| UnderlyingTick {
                 event_id,
                 event_time,
-                underlying,
-                source,
+                underlying: underlying.into(),
+                source: source.into(),
                 price,
                 volume,
-                sector,
+                sector: sector.map(Into::into),
             },
         )
 }

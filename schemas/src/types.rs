@@ -3,6 +3,7 @@
 //! Field docs live in the `.avsc` files (the source of truth); the round-trip tests in
 //! [`crate::codec`] prove each struct encodes against its schema and decodes back unchanged.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -32,9 +33,9 @@ pub mod direction {
 pub struct RawQuote {
     pub event_id: String,
     pub event_time: i64,
-    pub underlying: String,
-    pub source: String,
-    pub symbol: String,
+    pub underlying: CompactString,
+    pub source: CompactString,
+    pub symbol: CompactString,
     pub bid: f64,
     pub ask: f64,
     pub bid_size: i64,
@@ -51,11 +52,11 @@ pub struct RawQuote {
 pub struct UnderlyingTick {
     pub event_id: String,
     pub event_time: i64,
-    pub underlying: String,
-    pub source: String,
+    pub underlying: CompactString,
+    pub source: CompactString,
     pub price: f64,
     pub volume: i64,
-    pub sector: Option<String>,
+    pub sector: Option<CompactString>,
 }
 
 /// A validated option quote with its parsed contract and derived prices.
@@ -64,13 +65,13 @@ pub struct UnderlyingTick {
 pub struct NormalizedQuote {
     pub event_id: String,
     pub event_time: i64,
-    pub underlying: String,
+    pub underlying: CompactString,
     pub source_event_id: String,
-    pub symbol: String,
-    pub root: String,
-    pub expiry: String,
+    pub symbol: CompactString,
+    pub root: CompactString,
+    pub expiry: CompactString,
     pub expiry_time: i64,
-    pub right: String,
+    pub right: CompactString,
     pub strike: f64,
     pub bid: f64,
     pub ask: f64,
@@ -83,7 +84,7 @@ pub struct NormalizedQuote {
     pub open_interest: i64,
     pub underlying_price: f64,
     pub years_to_expiry: f64,
-    pub sector: Option<String>,
+    pub sector: Option<CompactString>,
 }
 
 /// An input that could not be used, and why.
@@ -106,12 +107,12 @@ pub struct RejectedQuote {
 pub struct ContractGreeks {
     pub event_id: String,
     pub event_time: i64,
-    pub underlying: String,
+    pub underlying: CompactString,
     pub source_event_id: String,
-    pub symbol: String,
-    pub root: String,
-    pub expiry: String,
-    pub right: String,
+    pub symbol: CompactString,
+    pub root: CompactString,
+    pub expiry: CompactString,
+    pub right: CompactString,
     pub strike: f64,
     pub spot: f64,
     pub years_to_expiry: f64,
@@ -128,8 +129,8 @@ pub struct ContractGreeks {
     pub rho: f64,
     pub volume: i64,
     pub open_interest: i64,
-    pub sector: Option<String>,
-    pub exercise_style: String,
+    pub sector: Option<CompactString>,
+    pub exercise_style: CompactString,
     pub vanna: f64,
     pub charm: f64,
     pub vomma: f64,

@@ -91,7 +91,7 @@ fn to_contract(underlying: &str, symbol: &str, c: &ContractBook) -> ChainContrac
     ChainContract {
         symbol: symbol.to_string(),
         root: root_of(symbol, underlying).to_string(),
-        expiry: c.expiry.clone(),
+        expiry: c.expiry.to_string(),
         right: if c.is_call { right::CALL } else { right::PUT }.to_string(),
         strike: c.strike,
         years_to_expiry: c.years,
@@ -105,7 +105,7 @@ fn to_contract(underlying: &str, symbol: &str, c: &ContractBook) -> ChainContrac
         theta: c.theta,
         volume: c.cum_volume,
         open_interest: c.open_interest,
-        exercise_style: c.exercise_style.clone(),
+        exercise_style: c.exercise_style.to_string(),
         rate: c.rate,
         dividend_yield: c.dividend_yield,
     }

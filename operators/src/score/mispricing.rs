@@ -150,7 +150,7 @@ pub fn chain<'a>(
         let slice = by_expiry
             .entry(c.expiry.as_str())
             .or_insert_with(|| ExpirySlice {
-                expiry: c.expiry.clone(),
+                expiry: c.expiry.to_string(),
                 ..Default::default()
             });
         let leg = Leg {

@@ -28,7 +28,7 @@ pub mod unusual_flow;
 use crate::config::{ConfigErrors, Problems};
 use crate::operator::{decode_state, encode_state, Ctx, Emit, OpError, Operator};
 use optionflow_schemas::{
-    time::MICROS_PER_SECOND, ContractGreeks, EventId, FactorScore, GreeksEvent,
+    time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, FactorScore, GreeksEvent,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -267,9 +267,9 @@ pub struct ContractBook {
     #[serde(default)]
     pub theta: f64,
     /// Expiry date, `YYYY-MM-DD`.
-    pub expiry: String,
+    pub expiry: CompactString,
     /// `european` or `american`.
-    pub exercise_style: String,
+    pub exercise_style: CompactString,
     /// Best bid at the last quote.
     pub bid: f64,
     /// Best ask at the last quote.
@@ -298,7 +298,7 @@ pub struct ContractBook {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UnderlyingBook {
     /// Sector, when known.
-    pub sector: Option<String>,
+    pub sector: Option<CompactString>,
     /// Last underlying price.
     pub spot: f64,
     /// Underlying price when the current window opened.
@@ -487,7 +487,7 @@ fn close_window(
             samples: r.samples,
             detail: r.detail,
             spot: book.spot,
-            sector: book.sector.clone(),
+            sector: book.sector.as_ref().map(ToString::to_string),
             metadata: r.metadata,
             contracts,
         });

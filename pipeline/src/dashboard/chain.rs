@@ -6,6 +6,7 @@ use super::hub::{Chain, ChainRow};
 use optionflow_operators::score::gamma_exposure::flip::GexCurve;
 use optionflow_operators::score::gamma_exposure::gex_profile;
 use optionflow_operators::score::{ContractBook, GexSign};
+use optionflow_schemas::CompactString;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -97,7 +98,7 @@ pub fn view(
     flip_range_pct: f64,
 ) -> ChainView {
     // In symbol order, so the view (and every sum over it) does not depend on the hash map's.
-    let mut live: Vec<(&String, &ChainRow)> = chain
+    let mut live: Vec<(&CompactString, &ChainRow)> = chain
         .contracts
         .iter()
         .filter(|(_, r)| !r.expired_at(chain.updated))
@@ -155,7 +156,7 @@ pub fn view(
         GexCurve::new(convention, books.iter()).flip_near(chain.spot, flip_range_pct / 100.0);
     ChainView {
         underlying: underlying.to_string(),
-        sector: chain.sector.clone(),
+        sector: chain.sector.as_ref().map(ToString::to_string),
         spot: chain.spot,
         updated: chain.updated,
         expiries,

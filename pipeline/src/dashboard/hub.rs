@@ -6,8 +6,8 @@
 use crate::runtime::stage::StageObserver;
 use crate::telemetry::Metrics;
 use optionflow_schemas::{
-    time::MICROS_PER_YEAR, Alert, ContractGreeks, Explanation, GreeksEvent, RejectedQuote,
-    RiskDecision, Signal,
+    time::MICROS_PER_YEAR, Alert, CompactString, ContractGreeks, Explanation, GreeksEvent,
+    RejectedQuote, RiskDecision, Signal,
 };
 use serde::Serialize;
 use std::any::Any;
@@ -38,7 +38,7 @@ pub struct Card {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChainRow {
     /// Expiry date.
-    pub expiry: String,
+    pub expiry: CompactString,
     /// Call or put.
     pub is_call: bool,
     /// Strike.
@@ -105,13 +105,13 @@ pub struct Chain {
     /// Last underlying price seen.
     pub spot: f64,
     /// Sector, when known.
-    pub sector: Option<String>,
+    pub sector: Option<CompactString>,
     /// Event time of the last update.
     pub updated: i64,
     /// Contracts by OCC symbol. Hashed, not ordered: every greeks event of a session looks its
     /// contract up here (an ordered map's string comparisons were ~2% of a replay), and the
     /// views sort what they show ([`super::chain::view`]).
-    pub contracts: HashMap<String, ChainRow>,
+    pub contracts: HashMap<CompactString, ChainRow>,
 }
 
 #[derive(Debug, Default)]
@@ -220,7 +220,7 @@ impl Hub {
             .map(|(u, c)| {
                 (
                     u.clone(),
-                    c.sector.clone(),
+                    c.sector.as_ref().map(ToString::to_string),
                     c.spot,
                     c.contracts.len(),
                     signals.get(u.as_str()).copied().unwrap_or(0),

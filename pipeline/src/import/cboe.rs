@@ -88,9 +88,9 @@ impl Layout {
         Ok(Parsed::quote(RawQuote {
             event_id: String::new(),
             event_time,
-            underlying,
-            source: SOURCE.to_string(),
-            symbol,
+            underlying: underlying.into(),
+            source: SOURCE.into(),
+            symbol: symbol.into(),
             bid: self.bid.number(rec)?,
             ask: self.ask.number(rec)?,
             bid_size: self.bid_size.count(rec)?,

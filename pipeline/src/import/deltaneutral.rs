@@ -56,7 +56,7 @@ impl Layout {
             Some(c) => parse_occ(c.text(rec)?).ok().map(|occ| occ.root),
             None => None,
         }
-        .unwrap_or_else(|| fields::root_of(&underlying));
+        .unwrap_or_else(|| fields::root_of(&underlying).into());
         let symbol = fields::occ_symbol(
             &root,
             self.expiration.date(rec)?,
@@ -66,9 +66,9 @@ impl Layout {
         Ok(Parsed::quote(RawQuote {
             event_id: String::new(),
             event_time,
-            underlying,
-            source: SOURCE.to_string(),
-            symbol,
+            underlying: underlying.into(),
+            source: SOURCE.into(),
+            symbol: symbol.into(),
             bid: self.bid.number(rec)?,
             ask: self.ask.number(rec)?,
             bid_size: 0,

@@ -245,14 +245,14 @@ pub(super) fn occ_symbol(
         return Err(bad(format!("expiry {expiry} is outside 2000-2099")));
     }
     let symbol = OccContract {
-        root,
+        root: root.into(),
         expiry,
         right,
         strike,
     }
     .symbol();
     parse_occ(&symbol).map_err(bad)?;
-    Ok(symbol)
+    Ok(symbol.into())
 }
 
 #[cfg(test)]

@@ -199,8 +199,8 @@ pub(super) fn spot_tick(underlying: &str, time: i64, price: f64, volume: i64) ->
     UnderlyingTick {
         event_id: String::new(),
         event_time: time,
-        underlying: underlying.to_string(),
-        source: SOURCE.to_string(),
+        underlying: underlying.into(),
+        source: SOURCE.into(),
         price,
         volume,
         sector: None,
@@ -458,7 +458,7 @@ fn read_file(
                     // as the sort would have it, and the rest never take memory.
                     if let Some(t) = p
                         .spot
-                        .filter(|t| spots.insert((t.event_time, t.underlying.clone())))
+                        .filter(|t| spots.insert((t.event_time, t.underlying.to_string())))
                     {
                         items.push(Item {
                             event: RawEvent::Tick(t),

@@ -306,8 +306,8 @@ impl Projector {
     fn quote(&mut self, g: &ContractGreeks, rows: &mut Vec<Row>) {
         let minute = g.event_time.div_euclid(60_000_000) * 60_000_000;
         let row = IvRow {
-            underlying: g.underlying.clone(),
-            contract: g.symbol.clone(),
+            underlying: g.underlying.to_string(),
+            contract: g.symbol.to_string(),
             minute,
             event_time: g.event_time,
             event_id: g.event_id.clone(),
@@ -316,7 +316,7 @@ impl Projector {
             mid: g.mid,
             spot: g.spot,
         };
-        match self.open_minutes.get_mut(&g.symbol) {
+        match self.open_minutes.get_mut(g.symbol.as_str()) {
             Some(open) => {
                 let prev = std::mem::replace(open, row);
                 if prev.minute != minute {
@@ -324,7 +324,7 @@ impl Projector {
                 }
             }
             None => {
-                self.open_minutes.insert(g.symbol.clone(), row);
+                self.open_minutes.insert(g.symbol.to_string(), row);
             }
         }
     }

@@ -46,7 +46,8 @@ pub fn stamp_batch(vendor: &str, t: i64, events: Vec<RawEvent>) -> Batch {
         RawEvent::Tick(u) => (1u8, u.underlying.clone()),
     };
     // Position of the last row of each key; only used to filter, never iterated into output.
-    let mut last: HashMap<(u8, String), usize> = HashMap::with_capacity(events.len());
+    let mut last: HashMap<(u8, optionflow_schemas::CompactString), usize> =
+        HashMap::with_capacity(events.len());
     for (i, ev) in events.iter().enumerate() {
         last.insert(key(ev), i);
     }

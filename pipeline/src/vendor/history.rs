@@ -64,11 +64,11 @@ pub fn daily_bar_ticks(
             Some(UnderlyingTick {
                 event_id: String::new(),
                 event_time: ny_micros(date, h, m)?,
-                underlying: underlying.to_string(),
-                source: source.to_string(),
+                underlying: underlying.into(),
+                source: source.into(),
                 price,
                 volume,
-                sector: sector.map(str::to_string),
+                sector: sector.map(Into::into),
             })
         })
         .collect()

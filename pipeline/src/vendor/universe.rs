@@ -65,11 +65,11 @@ impl Universe {
         UnderlyingTick {
             event_id: String::new(),
             event_time: 0,
-            underlying: underlying.to_string(),
-            source: vendor.to_string(),
+            underlying: underlying.into(),
+            source: vendor.into(),
             price,
             volume,
-            sector: self.sector(underlying).map(str::to_string),
+            sector: self.sector(underlying).map(Into::into),
         }
     }
 }

@@ -218,8 +218,8 @@ impl Simulator {
         match ev {
             RawEvent::Tick(k) => {
                 if k.price.is_finite() && k.price > 0.0 {
-                    self.spots.insert(k.underlying.clone(), k.price);
-                    self.ticked.insert(k.underlying.clone(), true);
+                    self.spots.insert(k.underlying.to_string(), k.price);
+                    self.ticked.insert(k.underlying.to_string(), true);
                 }
             }
             RawEvent::Quote(q) => self.on_quote(q),
@@ -313,16 +313,16 @@ impl Simulator {
             return;
         };
         if let Some(s) = q.underlying_price.filter(|s| s.is_finite() && *s > 0.0) {
-            if !self.ticked.contains_key(&q.underlying) {
-                self.spots.insert(q.underlying.clone(), s);
+            if !self.ticked.contains_key(q.underlying.as_str()) {
+                self.spots.insert(q.underlying.to_string(), s);
             }
         }
         let quote = Quote {
             bid: q.bid,
             ask: q.ask,
         };
-        let chain = self.chains.entry(q.underlying.clone()).or_default();
-        match chain.get_mut(&q.symbol) {
+        let chain = self.chains.entry(q.underlying.to_string()).or_default();
+        match chain.get_mut(q.symbol.as_str()) {
             Some(c) => c.quote = quote,
             None => {
                 let Some(expiry_time) = expiry_instant(&occ.root, occ.expiry) else {
@@ -330,7 +330,7 @@ impl Simulator {
                     return;
                 };
                 chain.insert(
-                    q.symbol.clone(),
+                    q.symbol.to_string(),
                     Contract {
                         right: occ.right,
                         strike: occ.strike,

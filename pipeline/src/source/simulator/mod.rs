@@ -40,7 +40,7 @@ use chain::{Chain, Listing};
 use chrono::NaiveDate;
 use market::{Dynamics, EventPlan, ExpiryNow, Regime};
 use optionflow_operators::pricing::ExerciseStyle;
-use optionflow_schemas::{EventId, RawEvent, RawQuote, UnderlyingTick};
+use optionflow_schemas::{CompactString, EventId, RawEvent, RawQuote, UnderlyingTick};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Exp1;
@@ -416,11 +416,11 @@ impl Simulator {
             out.push(RawEvent::Tick(UnderlyingTick {
                 event_id: EventId::new("sim").part(spec.symbol).part_i64(t).finish(),
                 event_time: t,
-                underlying: spec.symbol.to_string(),
-                source: SOURCE.to_string(),
+                underlying: spec.symbol.into(),
+                source: SOURCE.into(),
                 price,
                 volume: book.day_volume,
-                sector: Some(spec.sector.to_string()),
+                sector: Some(spec.sector.into()),
             }));
             self.scratch.clear();
             self.scratch.extend(book.chain.expiries.iter().map(|&e| {
@@ -543,7 +543,7 @@ impl QuoteCtx<'_> {
                 .part(&c.symbol)
                 .part_i64(self.t)
                 .finish();
-            let mut symbol = c.symbol.clone();
+            let mut symbol = CompactString::from(c.symbol.as_str());
             if *bad_countdown == 0 {
                 *bad_countdown = bad_gap(self.bad_rate, rng);
                 match rng.random_range(0..5u8) {
@@ -553,7 +553,7 @@ impl QuoteCtx<'_> {
                     3 => ask = -ask,
                     _ => {
                         if rng.random::<bool>() {
-                            symbol = "GARBAGE".to_string();
+                            symbol = "GARBAGE".into();
                         } else {
                             symbol.truncate(12);
                         }
@@ -565,8 +565,8 @@ impl QuoteCtx<'_> {
             out.push(RawEvent::Quote(RawQuote {
                 event_id,
                 event_time: self.t,
-                underlying: self.spec.symbol.to_string(),
-                source: SOURCE.to_string(),
+                underlying: self.spec.symbol.into(),
+                source: SOURCE.into(),
                 symbol,
                 bid,
                 ask,

@@ -326,7 +326,7 @@ impl PolygonSource {
         }
         if let Ok(mut books) = self.books.lock() {
             for q in &quotes {
-                books.insert(q.symbol.clone(), (q.open_interest, q.volume));
+                books.insert(q.symbol.to_string(), (q.open_interest, q.volume));
             }
         }
         snap.events.extend(quotes.into_iter().map(RawEvent::Quote));

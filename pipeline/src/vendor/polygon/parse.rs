@@ -46,7 +46,7 @@ fn i64_at(v: &Value, path: &[&str]) -> Option<i64> {
 /// Canonical OCC symbol from Polygon's `O:AAPL240119C00190000`.
 pub fn occ_from_ticker(ticker: &str) -> Result<(String, String, NaiveDate, f64), String> {
     let c = parse_occ(ticker)?;
-    Ok((c.symbol(), c.root, c.expiry, c.strike))
+    Ok((c.symbol().into(), c.root.into(), c.expiry, c.strike))
 }
 
 /// Parses one page of `/v3/snapshot/options/{underlying}`. A page that is not an object with a
@@ -143,9 +143,9 @@ fn snapshot_row(
     let q = RawQuote {
         event_id: String::new(),
         event_time: at,
-        underlying: underlying.to_string(),
-        source: SOURCE.to_string(),
-        symbol,
+        underlying: underlying.into(),
+        source: SOURCE.into(),
+        symbol: symbol.into(),
         bid,
         ask,
         bid_size: i64_at(quote, &["bid_size"]).unwrap_or(0),
@@ -243,11 +243,11 @@ pub fn minute_bar_tick(
     UnderlyingTick {
         event_id: String::new(),
         event_time: millis_to_micros(bar.start_ms + 60_000),
-        underlying: underlying.to_string(),
-        source: SOURCE.to_string(),
+        underlying: underlying.into(),
+        source: SOURCE.into(),
         price: bar.close,
         volume: cumulative_volume,
-        sector: sector.map(str::to_string),
+        sector: sector.map(Into::into),
     }
 }
 

@@ -390,7 +390,7 @@ impl TradierSource {
             books.retain(|_, b| b.underlying != underlying);
             for r in &rows {
                 books.insert(
-                    r.quote.symbol.clone(),
+                    r.quote.symbol.to_string(),
                     Book {
                         underlying: underlying.to_string(),
                         vendor_symbol: r.vendor_symbol.clone(),
@@ -412,7 +412,7 @@ impl TradierSource {
             .iter()
             .filter_map(|r| {
                 r.mid_iv
-                    .map(|iv| ((r.strike - spot).abs(), iv, &r.quote.symbol))
+                    .map(|iv| ((r.strike - spot).abs(), iv, r.quote.symbol.as_str()))
             })
             .min_by(|a, b| a.0.total_cmp(&b.0));
         if let Some((_, iv, symbol)) = atm {

@@ -224,8 +224,8 @@ fn chain_row(
     let quote = RawQuote {
         event_id: String::new(),
         event_time: at.unwrap_or(0),
-        underlying: underlying.to_string(),
-        source: SOURCE.to_string(),
+        underlying: underlying.into(),
+        source: SOURCE.into(),
         symbol: c.symbol(),
         bid,
         ask,

@@ -270,9 +270,9 @@ async fn flush_batch(src: &TradierSource, sink: &BatchSink, state: &mut State) -
         events.push(RawEvent::Quote(RawQuote {
             event_id: String::new(),
             event_time: at,
-            underlying: c.underlying.clone(),
-            source: VENDOR.to_string(),
-            symbol: c.symbol.clone(),
+            underlying: c.underlying.as_str().into(),
+            source: VENDOR.into(),
+            symbol: c.symbol.as_str().into(),
             bid: c.bid,
             ask: c.ask,
             bid_size: c.bid_size,

@@ -154,7 +154,7 @@ pub fn build(spec_path: &Path, out: &Path) -> Result<ScenarioReport, ScenarioErr
             RawEvent::Tick(t) => (&t.underlying, true),
             RawEvent::Quote(q) => (&q.underlying, false),
         };
-        if let Some(c) = counts.iter_mut().find(|c| &c.0 == u) {
+        if let Some(c) = counts.iter_mut().find(|c| c.0 == u.as_str()) {
             if tick {
                 c.1 += 1;
             } else {
@@ -489,11 +489,11 @@ impl<'a> Synth<'a> {
                     .part_i64(t)
                     .finish(),
                 event_time: t,
-                underlying: self.u.symbol.clone(),
-                source: TICK_SOURCE.to_string(),
+                underlying: self.u.symbol.as_str().into(),
+                source: TICK_SOURCE.into(),
                 price,
                 volume: (bar.volume * share).round() as i64,
-                sector: Some(self.name.sector.to_string()),
+                sector: Some(self.name.sector.into()),
             }));
             if !self.spec.chain_minutes.contains(&m) {
                 continue;

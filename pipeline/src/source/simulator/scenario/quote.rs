@@ -105,9 +105,9 @@ impl Quoting<'_> {
                     .part_i64(self.t)
                     .finish(),
                 event_time: self.t,
-                underlying: self.symbol.to_string(),
-                source: QUOTE_SOURCE.to_string(),
-                symbol: c.symbol.clone(),
+                underlying: self.symbol.into(),
+                source: QUOTE_SOURCE.into(),
+                symbol: c.symbol.as_str().into(),
                 bid,
                 ask,
                 bid_size,
