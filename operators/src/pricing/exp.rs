@@ -3,9 +3,10 @@
 //!
 //! `f64::exp` is a call into the C library: it cannot be inlined or vectorized, and which
 //! variant runs (with or without fused multiply-add) is picked at load time from the CPU, so its
-//! last bit can differ between machines. This one is plain IEEE additions and multiplications
-//! on [`wide`]'s vectors (SSE2 on baseline x86-64, AVX where the build enables it, scalar
-//! elsewhere): the same bits on every build, four results for the price of about one.
+//! last bit can differ between machines. This one is IEEE additions, multiplications and fused
+//! multiply-adds (each rounded once, see [`mul_add`]) on [`wide`]'s vectors (SSE2 on baseline
+//! x86-64, AVX and FMA where the build enables them, scalar elsewhere): the same bits on every
+//! build, four results for the price of about one.
 
 use wide::{bytemuck::cast, f64x4, u64x4};
 
@@ -45,8 +46,9 @@ const C: [f64; 12] = [
 /// of 2 of overflowing: the pricing code forms larger products in logs); NaN stays NaN.
 ///
 /// x = k·ln 2 + r with |r| ≤ ½ln 2, e^r by its Taylor series to r¹³ (truncation below 1e-17
-/// relative), evaluated in Estrin's scheme for instruction-level parallelism, then scaled by 2^k
-/// built directly in the exponent bits.
+/// relative), evaluated in Estrin's scheme for instruction-level parallelism with a fused
+/// multiply-add per step (11% off a Bjerksund-Stensland price against a multiply and an add),
+/// then scaled by 2^k built directly in the exponent bits.
 #[inline(always)]
 pub(crate) fn exp4(x: f64x4) -> f64x4 {
     // x + (−0) is x for every x (+0 and NaN included), so the compiler drops the correction's
@@ -72,18 +74,18 @@ pub(crate) fn exp4_sum(hi: f64x4, lo: f64x4) -> f64x4 {
     let r4 = r2 * r2;
     let r8 = r4 * r4;
     let p01 = f64x4::ONE + r;
-    let p23 = c(0) + c(1) * r;
-    let p45 = c(2) + c(3) * r;
-    let p67 = c(4) + c(5) * r;
-    let p89 = c(6) + c(7) * r;
-    let p1011 = c(8) + c(9) * r;
-    let p03 = p01 + p23 * r2;
-    let p47 = p45 + p67 * r2;
-    let p811 = p89 + p1011 * r2;
-    let p07 = p03 + p47 * r4;
-    let p1213 = c(10) + c(11) * r;
-    let p813 = p811 + p1213 * r4;
-    let er = p07 + p813 * r8;
+    let p23 = mul_add(c(1), r, c(0));
+    let p45 = mul_add(c(3), r, c(2));
+    let p67 = mul_add(c(5), r, c(4));
+    let p89 = mul_add(c(7), r, c(6));
+    let p1011 = mul_add(c(9), r, c(8));
+    let p03 = mul_add(p23, r2, p01);
+    let p47 = mul_add(p67, r2, p45);
+    let p811 = mul_add(p1011, r2, p89);
+    let p07 = mul_add(p47, r4, p03);
+    let p1213 = mul_add(c(11), r, c(10));
+    let p813 = mul_add(p1213, r4, p811);
+    let er = mul_add(p813, r8, p07);
     // The low bits of `shifted` hold k (two's complement); shifted into the exponent field and
     // biased, they are 2^k.
     let bits: u64x4 = cast(shifted);
@@ -93,6 +95,24 @@ pub(crate) fn exp4_sum(hi: f64x4, lo: f64x4) -> f64x4 {
         .select(f64x4::ZERO, er * scale);
     x.simd_gt(f64x4::splat(OVERFLOW))
         .select(f64x4::splat(f64::INFINITY), finite)
+}
+
+/// a·b + c lane by lane, rounded once: the same bits on every build. Where the build has FMA
+/// (the x86-64-v3 target of `.cargo/config.toml`) it is one fused instruction; elsewhere each
+/// lane is `f64::mul_add`, the C library's correctly rounded `fma`: slower, never different.
+/// (`wide`'s own `mul_add` falls back to a multiply then an add, two roundings, on AVX
+/// without FMA, so its bits would depend on the target.)
+#[inline(always)]
+fn mul_add(a: f64x4, b: f64x4, c: f64x4) -> f64x4 {
+    #[cfg(all(target_feature = "avx", target_feature = "fma"))]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(all(target_feature = "avx", target_feature = "fma")))]
+    {
+        let (a, b, c) = (a.to_array(), b.to_array(), c.to_array());
+        f64x4::new(std::array::from_fn(|i| a[i].mul_add(b[i], c[i])))
+    }
 }
 
 #[cfg(test)]
