@@ -7,6 +7,7 @@ use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError,
 use crate::pricing::{is_am_settled, Right};
 use chrono::{Datelike, NaiveDate, TimeZone};
 use optionflow_schemas::{
+    format_compact,
     time::{years_between, MICROS_PER_SECOND},
     CompactString, EventId, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote, RejectedQuote,
     UnderlyingTick,
@@ -80,51 +81,63 @@ pub struct OccContract {
 impl OccContract {
     /// The canonical 21-character symbol.
     pub fn symbol(&self) -> CompactString {
-        // Written digit by digit: every quote passes here, and `format!` with a strftime-style
-        // date costs more than the rest of the quote's normalization.
-        let mut s = CompactString::with_capacity(21);
-        s.push_str(&self.root);
-        for _ in self.root.len()..6 {
-            s.push(' ');
-        }
-        push_two_digits(&mut s, self.expiry.year().rem_euclid(100) as u32);
-        push_two_digits(&mut s, self.expiry.month());
-        push_two_digits(&mut s, self.expiry.day());
-        s.push(if self.right == Right::Call { 'C' } else { 'P' });
+        // Written byte by byte into a buffer on the stack, then made a string once: every
+        // quote passes here, and `format!` with a strftime-style date (or a push per
+        // character) costs more than the rest of the quote's normalization.
         let milli = (self.strike * 1000.0).round() as i64;
-        if (0..100_000_000).contains(&milli) {
-            for place in (0..8).rev() {
-                s.push(char::from(b'0' + (milli / 10_i64.pow(place) % 10) as u8));
+        let root = self.root.as_bytes();
+        if root.len() <= 6 && (0..100_000_000).contains(&milli) {
+            let mut b = [b' '; 21];
+            b[..root.len()].copy_from_slice(root);
+            b[6..8].copy_from_slice(&two_digits(self.expiry.year().rem_euclid(100) as u32));
+            b[8..10].copy_from_slice(&two_digits(self.expiry.month()));
+            b[10..12].copy_from_slice(&two_digits(self.expiry.day()));
+            b[12] = if self.right == Right::Call {
+                b'C'
+            } else {
+                b'P'
+            };
+            for (place, digit) in b[13..].iter_mut().rev().enumerate() {
+                *digit = b'0' + (milli / 10_i64.pow(place as u32) % 10) as u8;
             }
-        } else {
-            // Not an OCC strike (the parser never makes one); kept readable rather than cut.
-            s.push_str(&format!("{milli:08}"));
+            // Valid UTF-8 by construction (the root's own bytes, then ASCII).
+            if let Ok(s) = std::str::from_utf8(&b) {
+                return s.into();
+            }
         }
-        s
+        // A root longer than six or a strike the OCC format cannot hold (the parser makes
+        // neither): kept readable rather than cut.
+        let right = if self.right == Right::Call { 'C' } else { 'P' };
+        let e = self.expiry;
+        format_compact!(
+            "{:<6}{:02}{:02}{:02}{right}{milli:08}",
+            self.root,
+            e.year().rem_euclid(100),
+            e.month(),
+            e.day()
+        )
     }
 
     /// The expiry as `YYYY-MM-DD`.
     pub fn expiry_iso(&self) -> CompactString {
-        let mut s = CompactString::with_capacity(10);
         let year = self.expiry.year();
         if (0..10_000).contains(&year) {
-            push_two_digits(&mut s, (year / 100) as u32);
-            push_two_digits(&mut s, (year % 100) as u32);
-            s.push('-');
-            push_two_digits(&mut s, self.expiry.month());
-            s.push('-');
-            push_two_digits(&mut s, self.expiry.day());
-            s
-        } else {
-            self.expiry.format("%Y-%m-%d").to_string().into()
+            let mut b = *b"0000-00-00";
+            b[0..2].copy_from_slice(&two_digits((year / 100) as u32));
+            b[2..4].copy_from_slice(&two_digits((year % 100) as u32));
+            b[5..7].copy_from_slice(&two_digits(self.expiry.month()));
+            b[8..10].copy_from_slice(&two_digits(self.expiry.day()));
+            if let Ok(s) = std::str::from_utf8(&b) {
+                return s.into();
+            }
         }
+        format_compact!("{}", self.expiry.format("%Y-%m-%d"))
     }
 }
 
-/// Appends `n` (0–99) as two digits.
-fn push_two_digits(s: &mut CompactString, n: u32) {
-    s.push(char::from(b'0' + (n / 10 % 10) as u8));
-    s.push(char::from(b'0' + (n % 10) as u8));
+/// `n` (0–99) as two ASCII digits.
+fn two_digits(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
 }
 
 /// YYMMDD as chrono's `%y%m%d` reads it (years 70–99 are 19xx, the rest 20xx), without its
@@ -582,7 +595,13 @@ mod tests {
                         "{text}"
                     );
                     let Some(expiry) = ours else { continue };
-                    for (root, strike) in [("A", 0.5), ("SPXW", 4500.5), ("BRKB12", 99_999.999)] {
+                    for (root, strike) in [
+                        ("A", 0.5),
+                        ("SPXW", 4500.5),
+                        ("BRKB12", 99_999.999),
+                        // Neither an OCC root nor an OCC strike: the slow path.
+                        ("LONGROOT", 250_000.0),
+                    ] {
                         let c = OccContract {
                             root: root.into(),
                             expiry,
