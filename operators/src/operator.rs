@@ -163,7 +163,18 @@ impl OpError {
 /// Serialises operator state for a checkpoint (postcard: compact, deterministic for
 /// `BTreeMap`/`Vec` state).
 pub fn encode_state<S: Serialize>(stage: &'static str, state: &S) -> Result<Vec<u8>, OpError> {
-    postcard::to_stdvec(state).map_err(|e| OpError::fatal(stage, format!("snapshot failed: {e}")))
+    encode_state_into(stage, state, Vec::new())
+}
+
+/// [`encode_state`] appended to `buffer` (one the caller sized, e.g. from its last snapshot):
+/// the same bytes.
+pub fn encode_state_into<S: Serialize>(
+    stage: &'static str,
+    state: &S,
+    buffer: Vec<u8>,
+) -> Result<Vec<u8>, OpError> {
+    postcard::to_extend(state, buffer)
+        .map_err(|e| OpError::fatal(stage, format!("snapshot failed: {e}")))
 }
 
 /// Reads operator state written by [`encode_state`].

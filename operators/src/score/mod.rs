@@ -26,11 +26,12 @@ pub mod term_structure;
 pub mod unusual_flow;
 
 use crate::config::{ConfigErrors, Problems};
-use crate::operator::{decode_state, encode_state, Ctx, Emit, OpError, Operator};
+use crate::operator::{decode_state, encode_state_into, Ctx, Emit, OpError, Operator};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, FactorScore, GreeksEvent,
 };
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 const STAGE: &str = "score";
@@ -238,6 +239,7 @@ impl ScoreConfig {
         Ok(Score {
             cfg: self.clone(),
             state: State::default(),
+            snapshot_len: Cell::new(0),
         })
     }
 
@@ -354,6 +356,10 @@ pub struct Reading {
 pub struct Score {
     cfg: ScoreConfig,
     state: State,
+    /// Bytes of the last snapshot: the next one's buffer starts that large. The books of a
+    /// 20-underlying session come to megabytes, and growing a vector to that by doubling
+    /// copied them about twice over and faulted in fresh pages on every checkpoint.
+    snapshot_len: Cell<usize>,
 }
 
 /// The value at `key`, made by `make` the first time. The key is copied only then: an
@@ -560,7 +566,10 @@ impl Operator for Score {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, OpError> {
-        encode_state(STAGE, &self.state)
+        let buffer = Vec::with_capacity(self.snapshot_len.get());
+        let bytes = encode_state_into(STAGE, &self.state, buffer)?;
+        self.snapshot_len.set(bytes.len());
+        Ok(bytes)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), OpError> {
