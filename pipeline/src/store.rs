@@ -66,7 +66,7 @@ pub trait StateStore: Send + 'static {
 }
 
 /// Checkpoints as files in a directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FileStateStore {
     dir: PathBuf,
     /// The last checkpoint's encoding buffer, kept for the next one: a fresh multi-megabyte
