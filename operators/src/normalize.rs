@@ -13,7 +13,7 @@ use optionflow_schemas::{
     UnderlyingTick,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 const STAGE: &str = "normalize";
 
@@ -61,6 +61,7 @@ impl NormalizeConfig {
         Ok(Normalize {
             cfg: self.clone(),
             state: State::default(),
+            expiries: ExpiryInstants::default(),
         })
     }
 }
@@ -215,11 +216,12 @@ fn root_matches(root: &str, underlying: &str) -> bool {
 /// the 16:00 New York close of the expiry date, except for AM-settled index options (see
 /// [`is_am_settled`]), whose value is fixed by the 09:30 opening prints of that date.
 pub fn expiry_instant(root: &str, date: NaiveDate) -> Option<i64> {
-    let (hour, minute) = if is_am_settled(root, date) {
-        (9, 30)
-    } else {
-        (16, 0)
-    };
+    settlement_instant(date, is_am_settled(root, date))
+}
+
+/// 09:30 (`am_settled`) or 16:00 New York time on `date`, in µs.
+fn settlement_instant(date: NaiveDate, am_settled: bool) -> Option<i64> {
+    let (hour, minute) = if am_settled { (9, 30) } else { (16, 0) };
     let at = date.and_hms_opt(hour, minute, 0)?;
     chrono_tz::America::New_York
         .from_local_datetime(&at)
@@ -245,6 +247,36 @@ struct State {
 pub struct Normalize {
     cfg: NormalizeConfig,
     state: State,
+    expiries: ExpiryInstants,
+}
+
+/// [`expiry_instant`] remembered per settlement date and time: a chain has a few dozen
+/// expiries, and the time-zone lookup behind each instant cost more than the rest of a quote's
+/// checks. A pure function's memo, so not part of the checkpointed state.
+#[derive(Debug, Default)]
+struct ExpiryInstants {
+    /// (expiry date, AM-settled) → the instant.
+    known: HashMap<(NaiveDate, bool), Option<i64>>,
+}
+
+impl ExpiryInstants {
+    /// Dates remembered at most: symbols from outside may carry any date, and the memo must
+    /// not grow with them.
+    const CAPACITY: usize = 4096;
+
+    /// [`expiry_instant`] of `root` expiring on `date`.
+    fn instant(&mut self, root: &str, date: NaiveDate) -> Option<i64> {
+        let key = (date, is_am_settled(root, date));
+        if let Some(known) = self.known.get(&key) {
+            return *known;
+        }
+        if self.known.len() >= Self::CAPACITY {
+            self.known.clear();
+        }
+        let instant = settlement_instant(date, key.1);
+        self.known.insert(key, instant);
+        instant
+    }
 }
 
 impl Normalize {
@@ -284,7 +316,7 @@ impl Normalize {
         out.emit(NormalizedEvent::Tick(t.clone()));
     }
 
-    fn check(&self, q: &RawQuote) -> Result<(OccContract, i64, f64), (&'static str, String)> {
+    fn check(&mut self, q: &RawQuote) -> Result<(OccContract, i64, f64), (&'static str, String)> {
         let c = parse_occ(&q.symbol).map_err(|e| ("bad_symbol", e))?;
         if !root_matches(&c.root, &q.underlying) {
             return Err((
@@ -330,10 +362,14 @@ impl Normalize {
                 ),
             ));
         }
-        let expiry = expiry_instant(&c.root, c.expiry).ok_or((
-            "bad_symbol",
-            format!("expiry {} has no settlement time in New York", c.expiry),
-        ))?;
+        // The reason is formatted only for a rejection (an eager `ok_or` built it for every
+        // quote: 3% of a replay's instructions).
+        let expiry = self.expiries.instant(&c.root, c.expiry).ok_or_else(|| {
+            (
+                "bad_symbol",
+                format!("expiry {} has no settlement time in New York", c.expiry),
+            )
+        })?;
         if expiry <= q.event_time {
             return Err((
                 "expired",
