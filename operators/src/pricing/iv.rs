@@ -8,7 +8,7 @@
 //! inside the bracket, with bisection whenever a step would leave it or the bracket stops
 //! halving. It usually needs three or four model evaluations.
 
-use super::american::Bs2002;
+use super::american::{Bs2002, Sensitivities};
 use super::bsm::BsmContract;
 use super::{check_inputs, IvError, Right};
 use implied_vol::solver::{BlackSolver, Experimental, Hybrid};
@@ -99,6 +99,47 @@ pub fn implied_vol_american(
     dividend: f64,
     price: f64,
 ) -> Result<f64, IvError> {
+    let contract = (right, spot, strike, years, rate, dividend);
+    solve_american(contract, price, false).map(|solved| solved.vol)
+}
+
+/// The contract the American solver works on: right, spot, strike, years, rate, dividend.
+pub(crate) type Contract = (Right, f64, f64, f64, f64, f64);
+
+/// A point where the American solver evaluated the model with its analytic derivatives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModelPoint {
+    /// The volatility evaluated at.
+    pub(crate) vol: f64,
+    /// The model's price there.
+    pub(crate) price: f64,
+    /// Its sensitivities there.
+    pub(crate) sensitivities: Sensitivities,
+}
+
+/// What [`solve_american`] found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AmericanIv {
+    /// The implied volatility.
+    pub(crate) vol: f64,
+    /// Where the model was last evaluated with its derivatives, within ~1e-6 relative of
+    /// `vol` (the final step was taken from there with the model's own vega and vomma).
+    pub(crate) near: Option<ModelPoint>,
+}
+
+/// The American solver behind [`implied_vol_american`]. With `sensitivities`, an evaluation
+/// that is expected to be the solver's last (the secant's predicted error is below 1e-7) is
+/// made with the model's analytic derivatives instead of its price alone, and the root is
+/// finished from there by a second-order step in the model's own vega and vomma: the greeks
+/// stage then has the sensitivities close to the IV without another evaluation. Only when the
+/// early-exercise premium is worth the derivatives (see [`super::NEGLIGIBLE_EARLY_EXERCISE`]).
+pub(crate) fn solve_american(
+    contract: Contract,
+    price: f64,
+    sensitivities: bool,
+) -> Result<AmericanIv, IvError> {
+    let (right, spot, strike, years, rate, dividend) = contract;
+    let done = |vol: f64| Ok(AmericanIv { vol, near: None });
     check_inputs(spot, strike, years, rate, dividend, price)?;
     let (intrinsic, bound) = match right {
         Right::Call => ((spot - strike).max(0.0), spot),
@@ -111,7 +152,7 @@ pub fn implied_vol_american(
         return Err(IvError::AboveUpperBound { price, bound });
     }
     if super::never_exercised_early(right, rate, dividend) {
-        return implied_vol(right, spot, strike, years, rate, dividend, price);
+        return implied_vol(right, spot, strike, years, rate, dividend, price).and_then(done);
     }
     let european = BsmContract::new(right, spot, strike, years, rate, dividend);
     let model = Bs2002::new(right, spot, strike, years, rate, dividend);
@@ -130,6 +171,7 @@ pub fn implied_vol_american(
     });
     let mut lo = AMERICAN_VOL_FLOOR;
     let mut lo_checked = false;
+    let mut with_derivatives = sensitivities;
 
     // First guess: the European IV of the price less the early-exercise premium at the upper
     // end (the premium moves slowly with vol), else the middle of the bracket in log terms.
@@ -138,7 +180,7 @@ pub fn implied_vol_american(
         Some(v) => {
             let f_eu = f(v);
             if f_eu.abs() <= f_tol {
-                return Ok(v);
+                return done(v);
             }
             if f_eu < 0.0 {
                 // Only by rounding (the model is floored at the European price): the European
@@ -148,6 +190,9 @@ pub fn implied_vol_american(
             // Kept as the secant's other point: it carries the model's own vega.
             prev = Some((v, f_eu));
             let premium = f_eu + price - european.price(v);
+            // A premium this small leaves the greeks European (see `streaming_greeks_at_quote`):
+            // no derivatives are formed for it.
+            with_derivatives &= premium > 0.5 * super::NEGLIGIBLE_EARLY_EXERCISE * price;
             european_iv(&european, price - premium).map_or(0.5 * (lo + hi), |g| g.clamp(lo, hi))
         }
         None => (lo * hi).sqrt(),
@@ -164,7 +209,7 @@ pub fn implied_vol_american(
             return Err(IvError::NoSolution);
         }
         if fx.abs() <= f_tol {
-            return Ok(x);
+            return done(x);
         }
         if fx < 0.0 {
             lo = x;
@@ -192,7 +237,7 @@ pub fn implied_vol_american(
             // the evaluation that would only confirm it. That holds from the first step: a
             // small early-exercise premium puts the guess within 1e-3 of the European IV.
             // (Quotes carry four or five digits; the tests check 1e-9.)
-            return Ok(next);
+            return done(next);
         }
         if !(next > lo && next < hi) || step.abs() > 0.5 * dx_old.abs() {
             next = if lo_checked || lo > AMERICAN_VOL_FLOOR {
@@ -206,8 +251,46 @@ pub fn implied_vol_american(
         dx_old = dx;
         dx = next - x;
         prev = Some((x, fx));
+        // The secant's error after this step is about c·|step|·spread (above): below 1e-7 this
+        // is expected to be the last evaluation.
+        let last = dx.abs() * spread <= 1e-7 * x * x;
         x = next;
-        fx = f(x);
+        if !(with_derivatives && last) {
+            fx = f(x);
+            continue;
+        }
+        let (model_price, sensitivities) = model.price_sensitivities(x);
+        fx = model_price - price;
+        let Some(sensitivities) = sensitivities else {
+            with_derivatives = false;
+            continue;
+        };
+        let point = ModelPoint {
+            vol: x,
+            price: model_price,
+            sensitivities,
+        };
+        if fx.abs() <= f_tol {
+            return Ok(AmericanIv {
+                vol: x,
+                near: Some(point),
+            });
+        }
+        // The root of the model's second-order expansion around x: the error left is of the
+        // order of the step cubed (the step is ~1e-7 relative, so ~1e-20).
+        let (vega, vomma) = (sensitivities.vega, sensitivities.vomma);
+        let newton = -fx / vega;
+        let step = newton - 0.5 * vomma * newton * newton / vega;
+        let (below, above) = if fx < 0.0 { (x, hi) } else { (lo, x) };
+        let root = x + step;
+        if step.abs() <= 1e-6 * x && root > below && root < above {
+            return Ok(AmericanIv {
+                vol: root,
+                near: Some(point),
+            });
+        }
+        // Not converging as predicted: the loop carries on from x, on prices alone.
+        with_derivatives = false;
     }
     if !lo_checked {
         // Converged onto the floor from above: the price is below the model's least value.
@@ -222,5 +305,5 @@ pub fn implied_vol_american(
     if hi >= AMERICAN_VOL_CAP && fx < 0.0 {
         return Err(IvError::NoSolution);
     }
-    Ok(x)
+    done(x)
 }
