@@ -511,6 +511,8 @@ impl Operator for Normalize {
         out: &mut Emit<NormalizedEvent>,
         _errors: &mut Vec<OpError>,
     ) {
+        // At most one output per input: room for all of them at once.
+        out.events.reserve(events.len());
         for ev in events {
             match ev {
                 RawEvent::Quote(q) => self.on_owned_quote(q, out),

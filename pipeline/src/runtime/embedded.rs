@@ -590,15 +590,16 @@ impl SourceTask {
         let pace_start = tokio::time::Instant::now();
         let mut market_elapsed = Duration::ZERO;
         let mut previous = None;
-        // Ticks are of similar sizes: sizing each batch like the last saves regrowing it.
-        let mut last_len = 0;
+        // Ticks are of similar sizes: sizing each batch like the largest so far saves regrowing
+        // it (sized like the last one, a tick larger than it grew the vector, copying it).
+        let mut largest = 0;
         loop {
-            let mut batch = Vec::with_capacity(last_len);
+            let mut batch = Vec::with_capacity(largest);
             let Some(t) = self.source.next_tick(&mut batch)? else {
                 break;
             };
             self.ticks += 1;
-            last_len = batch.len();
+            largest = largest.max(batch.len());
             if let Some(speed) = self.speed {
                 market_elapsed += self.source.market_step(previous, t);
                 let due = pace_start + market_elapsed.div_f64(speed);
