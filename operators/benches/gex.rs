@@ -40,7 +40,7 @@ fn chain() -> UnderlyingBook {
                 let oi = (20_000.0 * round * side * put_tilt * (-12.0 * m * m).exp()
                     / (1.0 + e as f64 * 0.2)) as i64;
                 book.contracts.insert(
-                    format!("XYZ{e:02}{}{strike:03}", if is_call { 'C' } else { 'P' }),
+                    format!("XYZ{e:02}{}{strike:03}", if is_call { 'C' } else { 'P' }).into(),
                     ContractBook {
                         is_call,
                         strike,

@@ -264,10 +264,7 @@ mod tests {
         UnderlyingBook {
             spot,
             window_open_spot: spot,
-            contracts: contracts
-                .into_iter()
-                .map(|(s, c)| (s.to_string(), c))
-                .collect(),
+            contracts: contracts.into_iter().map(|(s, c)| (s.into(), c)).collect(),
             ..Default::default()
         }
     }

@@ -136,7 +136,7 @@ mod tests {
         for (exp, days, iv) in [("A", 20.0, iv_20d), ("B", 40.0, iv_40d)] {
             for call in [true, false] {
                 b.contracts.insert(
-                    format!("{exp}{call}"),
+                    format!("{exp}{call}").into(),
                     ContractBook {
                         is_call: call,
                         strike: 100.0,

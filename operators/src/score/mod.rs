@@ -308,7 +308,7 @@ pub struct UnderlyingBook {
     /// Start of the open window, if any event arrived in it.
     pub open_window: Option<i64>,
     /// Contracts by OCC symbol.
-    pub contracts: BTreeMap<String, ContractBook>,
+    pub contracts: BTreeMap<CompactString, ContractBook>,
     /// State of the IV z-score factor.
     pub iv: iv_zscore::IvState,
     /// State of the gamma exposure factor.
@@ -331,7 +331,7 @@ pub struct UnderlyingBook {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    books: BTreeMap<String, UnderlyingBook>,
+    books: BTreeMap<CompactString, UnderlyingBook>,
 }
 
 /// What one factor read for one window.
@@ -362,22 +362,21 @@ pub struct Score {
     snapshot_len: Cell<usize>,
 }
 
-/// The value at `key`, made by `make` the first time. The key is copied only then: an
-/// `entry(key.clone())` would allocate a string for every quote of a book that already exists.
+/// The value at `key`, made by `make` the first time: one search of the map, and no
+/// allocation for a key the length of an OCC symbol (`CompactString` holds up to 24 bytes
+/// inline). With `String` keys this took a lookup and then a second search, so as not to copy
+/// the key for every quote of a book that already exists.
 fn get_or_insert_with<'a, V>(
-    map: &'a mut BTreeMap<String, V>,
-    key: &str,
+    map: &'a mut BTreeMap<CompactString, V>,
+    key: &CompactString,
     make: impl FnOnce() -> V,
 ) -> &'a mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), make());
-    }
-    map.get_mut(key).expect("the key was inserted above")
+    map.entry(key.clone()).or_insert_with(make)
 }
 
 impl Score {
     /// The books, for inspection in tests and tools.
-    pub fn books(&self) -> &BTreeMap<String, UnderlyingBook> {
+    pub fn books(&self) -> &BTreeMap<CompactString, UnderlyingBook> {
         &self.state.books
     }
 

@@ -296,7 +296,7 @@ mod tests {
         let deltas = [0.05, 0.10, 0.20, 0.30];
         let mut add = |sym: String, is_call: bool, strike: f64, delta: f64, iv: f64| {
             book.contracts.insert(
-                sym,
+                sym.into(),
                 ContractBook {
                     is_call,
                     strike,

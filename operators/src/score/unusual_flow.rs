@@ -252,10 +252,7 @@ mod tests {
         ];
         UnderlyingBook {
             spot: 100.0,
-            contracts: contracts
-                .into_iter()
-                .map(|(s, c)| (s.to_string(), c))
-                .collect(),
+            contracts: contracts.into_iter().map(|(s, c)| (s.into(), c)).collect(),
             ..Default::default()
         }
     }
