@@ -354,6 +354,28 @@ fn streaming_greeks_near(
     let dv = iv - near.vol;
     let d = near.sensitivities;
     let american = near.price + dv * (d.vega + 0.5 * d.vomma * dv);
+    let intrinsic = match right {
+        Right::Call => spot - strike,
+        Right::Put => strike - spot,
+    }
+    .max(0.0);
+    let margin = 1e3 * (american - near.price).abs() + 1e-9 * strike;
+    if near.price - intrinsic <= margin || quote_price - intrinsic <= margin {
+        // At or so close to the exercise value that the model's exercise trigger may lie
+        // between the two volatilities, where its greeks jump (delta to ±1, vega to 0; and
+        // on the floor itself the IV is not unique): evaluated at the IV itself instead.
+        return streaming_greeks_at_quote(
+            ExerciseStyle::American,
+            right,
+            spot,
+            strike,
+            years,
+            rate,
+            dividend,
+            iv,
+            Some(quote_price),
+        );
+    }
     let carried = Sensitivities {
         delta: d.delta + european.vanna * dv,
         vega: d.vega + d.vomma * dv,
