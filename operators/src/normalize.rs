@@ -98,8 +98,12 @@ impl OccContract {
             } else {
                 b'P'
             };
-            for (place, digit) in b[13..].iter_mut().rev().enumerate() {
-                *digit = b'0' + (milli / 10_i64.pow(place as u32) % 10) as u8;
+            // Least significant digit first, one division each (a power of ten per digit
+            // cost more than the rest of the symbol).
+            let mut rest = milli;
+            for digit in b[13..].iter_mut().rev() {
+                *digit = b'0' + (rest % 10) as u8;
+                rest /= 10;
             }
             // Valid UTF-8 by construction (the root's own bytes, then ASCII).
             if let Ok(s) = std::str::from_utf8(&b) {
