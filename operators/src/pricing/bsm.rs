@@ -127,6 +127,14 @@ impl BsmContract {
         self.spot * self.dq * norm_pdf(d1) * self.sqrt_t
     }
 
+    /// Vega and vomma at `vol` (per 1.00 of vol, and squared).
+    #[inline]
+    pub(crate) fn vega_vomma(&self, vol: f64) -> (f64, f64) {
+        let (d1, d2) = self.d1_d2(vol * self.sqrt_t);
+        let vega = self.spot * self.dq * norm_pdf(d1) * self.sqrt_t;
+        (vega, vega * d1 * d2 / vol)
+    }
+
     /// Price and greeks at `vol`. The two normal CDFs and the density come out of one vector
     /// exponential: they are the expensive part.
     #[inline]
