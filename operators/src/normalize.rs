@@ -13,7 +13,7 @@ use optionflow_schemas::{
     UnderlyingTick,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 const STAGE: &str = "normalize";
 
@@ -260,7 +260,7 @@ pub struct Normalize {
 #[derive(Debug, Default)]
 struct ExpiryInstants {
     /// (expiry date, AM-settled) → the instant.
-    known: HashMap<(NaiveDate, bool), Option<i64>>,
+    known: BTreeMap<(NaiveDate, bool), Option<i64>>,
 }
 
 impl ExpiryInstants {

@@ -337,19 +337,21 @@ fn american_streaming_greeks(
 /// carried to `iv` along the volatility: the price by its vega and vomma, vega by vomma, delta
 /// by vanna. What is left out (the other greeks' own change with vol over that distance) is of
 /// the order of 1e-7 of each greek, far inside what the quote's bid/ask leaves uncertain.
+/// `None` where the carry could cross the model's exercise trigger: the caller evaluates at
+/// the IV itself.
 fn streaming_greeks_near(
     contract: iv::Contract,
     iv: f64,
     near: iv::ModelPoint,
     quote_price: f64,
-) -> Greeks {
+) -> Option<Greeks> {
     let (right, spot, strike, years, rate, dividend) = contract;
     let european = bsm_greeks(right, spot, strike, years, rate, dividend, iv);
     if quote_price - european.price <= NEGLIGIBLE_EARLY_EXERCISE * quote_price {
-        return Greeks {
+        return Some(Greeks {
             price: quote_price,
             ..european
-        };
+        });
     }
     let dv = iv - near.vol;
     let d = near.sensitivities;
@@ -363,25 +365,17 @@ fn streaming_greeks_near(
     if near.price - intrinsic <= margin || quote_price - intrinsic <= margin {
         // At or so close to the exercise value that the model's exercise trigger may lie
         // between the two volatilities, where its greeks jump (delta to ±1, vega to 0; and
-        // on the floor itself the IV is not unique): evaluated at the IV itself instead.
-        return streaming_greeks_at_quote(
-            ExerciseStyle::American,
-            right,
-            spot,
-            strike,
-            years,
-            rate,
-            dividend,
-            iv,
-            Some(quote_price),
-        );
+        // on the floor itself the IV is not unique): for the caller to evaluate at the IV.
+        return None;
     }
     let carried = Sensitivities {
         delta: d.delta + european.vanna * dv,
         vega: d.vega + d.vomma * dv,
         ..d
     };
-    american_streaming_greeks(contract, iv, american, carried, &european)
+    Some(american_streaming_greeks(
+        contract, iv, american, carried, &european,
+    ))
 }
 
 /// The greeks stage's whole pricing step for one quote: the implied volatility of `price` under
@@ -414,20 +408,13 @@ pub fn implied_vol_and_greeks(
     let contract = (right, spot, strike, years, rate, dividend);
     let solved = iv::solve_american(contract, price, true)?;
     let iv = solved.vol;
-    let greeks = match solved.near {
-        Some(near) => streaming_greeks_near(contract, iv, near, price),
-        None => streaming_greeks_at_quote(
-            style,
-            right,
-            spot,
-            strike,
-            years,
-            rate,
-            dividend,
-            iv,
-            Some(price),
-        ),
-    };
+    let greeks = solved
+        .near
+        .and_then(|near| streaming_greeks_near(contract, iv, near, price))
+        .unwrap_or_else(|| {
+            let quote = Some(price);
+            streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, iv, quote)
+        });
     Ok((iv, greeks))
 }
 

@@ -553,6 +553,22 @@ fn deep_in_the_money_american_put_is_exercised() {
     assert!((g.delta + 1.0).abs() < 1e-9 && g.gamma.abs() < 1e-9 && g.vega.abs() < 1e-9);
 }
 
+/// Each field of two sets of greeks, with its name, in a fixed order (price and the five
+/// first-order greeks first, then the second-order ones).
+fn side_by_side(a: &Greeks, b: &Greeks) -> [(&'static str, f64, f64); 9] {
+    [
+        ("price", a.price, b.price),
+        ("delta", a.delta, b.delta),
+        ("gamma", a.gamma, b.gamma),
+        ("vega", a.vega, b.vega),
+        ("theta", a.theta, b.theta),
+        ("rho", a.rho, b.rho),
+        ("vanna", a.vanna, b.vanna),
+        ("charm", a.charm, b.charm),
+        ("vomma", a.vomma, b.vomma),
+    ]
+}
+
 #[test]
 fn american_greeks_are_bsm_greeks_where_no_early_exercise_pays() {
     // With no dividend the American call is the European one, so the finite-difference greeks
@@ -564,17 +580,7 @@ fn american_greeks_are_bsm_greeks_where_no_early_exercise_pays() {
     ] {
         let a = bs2002_greeks(Right::Call, s, k, t, 0.04, 0.0, v);
         let e = bsm_greeks(Right::Call, s, k, t, 0.04, 0.0, v);
-        let pairs = [
-            ("price", a.price, e.price),
-            ("delta", a.delta, e.delta),
-            ("gamma", a.gamma, e.gamma),
-            ("vega", a.vega, e.vega),
-            ("theta", a.theta, e.theta),
-            ("rho", a.rho, e.rho),
-            ("vanna", a.vanna, e.vanna),
-            ("charm", a.charm, e.charm),
-            ("vomma", a.vomma, e.vomma),
-        ];
+        let pairs = side_by_side(&a, &e);
         for (i, (name, x, y)) in pairs.into_iter().enumerate() {
             // Second-order greeks are differences of differences: a looser bound.
             let tol = if i < 6 { 1e-5 } else { 1e-4 };
@@ -869,17 +875,7 @@ fn implied_vol_and_greeks_is_the_iv_then_the_greeks_at_it() {
                             continue;
                         }
                         carried += 1;
-                        for (name, a, b) in [
-                            ("price", g_1.price, g_2.price),
-                            ("delta", g_1.delta, g_2.delta),
-                            ("gamma", g_1.gamma, g_2.gamma),
-                            ("vega", g_1.vega, g_2.vega),
-                            ("theta", g_1.theta, g_2.theta),
-                            ("rho", g_1.rho, g_2.rho),
-                            ("vanna", g_1.vanna, g_2.vanna),
-                            ("charm", g_1.charm, g_2.charm),
-                            ("vomma", g_1.vomma, g_2.vomma),
-                        ] {
+                        for (name, a, b) in side_by_side(&g_1, &g_2) {
                             assert!(close(a, b, 1e-6), "{case}: {name} {a} {b}");
                         }
                     }
