@@ -390,7 +390,7 @@ impl Operator for GreeksStage {
         let mut priced = inputs.iter().zip(solved);
         // One output per input but the rejected: room for all of them at once, where growing
         // the vector of 376-byte events copied it on every doubling.
-        out.events.reserve(events.len());
+        out.reserve(events.len());
         for ev in events {
             match ev {
                 NormalizedEvent::Quote(q) => {

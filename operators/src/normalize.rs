@@ -516,7 +516,7 @@ impl Operator for Normalize {
         _errors: &mut Vec<OpError>,
     ) {
         // At most one output per input: room for all of them at once.
-        out.events.reserve(events.len());
+        out.reserve(events.len());
         for ev in events {
             match ev {
                 RawEvent::Quote(q) => self.on_owned_quote(q, out),

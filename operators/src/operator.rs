@@ -104,11 +104,26 @@ impl<T> Emit<T> {
     pub fn reject(&mut self, r: RejectedQuote) {
         self.rejected.push(r);
     }
+    /// Makes room for `n` more events, for an operator that knows how many a batch gives. An
+    /// empty collector too small for them gets a new vector instead: growing one copies its
+    /// whole old allocation, used or not (a batch of greeks events is ~200 kB).
+    pub fn reserve(&mut self, n: usize) {
+        if self.events.is_empty() && self.events.capacity() < n {
+            self.events = Vec::with_capacity(n);
+        } else {
+            self.events.reserve(n);
+        }
+    }
     /// Takes everything collected so far, leaving the collector empty with room for as many
     /// events as recent drains gave: batches are alike in size (a watermark's few outputs in
     /// between do not reset it), and a vector of large events grown from nothing copies each of
     /// them about twice on the way.
     pub fn drain(&mut self) -> (Vec<T>, Vec<RejectedQuote>) {
+        if self.events.is_empty() {
+            // Nothing to hand over (a watermark's usual outcome): the vector keeps its room,
+            // where a new one would be allocated and the old one freed.
+            return (Vec::new(), std::mem::take(&mut self.rejected));
+        }
         let events = Vec::with_capacity(self.events.len().max(self.events_hint));
         self.events_hint = self.events.len().max(self.events_hint / 2);
         (
@@ -256,5 +271,32 @@ mod tests {
         let kinds: Vec<_> = errors.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [ErrorKind::Skip, ErrorKind::Fatal]);
         assert_eq!(events, [0, 3]);
+    }
+
+    /// A batch's events come out whole and in order; an empty drain (a watermark's) keeps the
+    /// collector's room, and `reserve` on an empty collector makes room for the whole batch.
+    #[test]
+    fn emit_hands_over_batches_and_keeps_its_room() {
+        let mut emit: Emit<u32> = Emit::default();
+        emit.reserve(500);
+        assert!(emit.events.capacity() >= 500);
+        for i in 0..300u32 {
+            emit.emit(i);
+        }
+        let (events, rejected) = emit.drain();
+        assert_eq!(events, (0..300).collect::<Vec<_>>());
+        assert!(rejected.is_empty());
+        let room = emit.events.capacity();
+        assert!(room >= 300, "{room}");
+        let (events, _) = emit.drain();
+        assert!(events.is_empty());
+        assert_eq!(
+            emit.events.capacity(),
+            room,
+            "an empty drain keeps the vector"
+        );
+        emit.emit(7u32);
+        emit.reserve(1000);
+        assert_eq!(emit.drain().0, vec![7]);
     }
 }
