@@ -10,6 +10,9 @@ pub struct JsonlFile {
     out: BufWriter<File>,
     len: u64,
     name: String,
+    /// The line being written, kept from one to the next: a fresh vector per line grew from
+    /// nothing through two or three reallocations (a replay writes a line per rejected quote).
+    line: Vec<u8>,
 }
 
 impl JsonlFile {
@@ -30,6 +33,7 @@ impl JsonlFile {
             out: BufWriter::with_capacity(1 << 16, f),
             len: keep,
             name,
+            line: Vec::with_capacity(1024),
         })
     }
 
@@ -40,10 +44,11 @@ impl JsonlFile {
 
     /// Appends one value as a line.
     pub fn write<T: Serialize>(&mut self, value: &T) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.out.write_all(&line)?;
-        self.len += line.len() as u64;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, value).map_err(std::io::Error::other)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.len += self.line.len() as u64;
         Ok(())
     }
 
