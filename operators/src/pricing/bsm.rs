@@ -123,8 +123,7 @@ impl BsmContract {
     /// Vega at `vol` (per 1.00 of vol).
     #[inline]
     pub(crate) fn vega(&self, vol: f64) -> f64 {
-        let (d1, _) = self.d1_d2(vol * self.sqrt_t);
-        self.spot * self.dq * norm_pdf(d1) * self.sqrt_t
+        self.vega_vomma(vol).0
     }
 
     /// Vega and vomma at `vol` (per 1.00 of vol, and squared).

@@ -122,8 +122,9 @@ pub(crate) struct ModelPoint {
 pub(crate) struct AmericanIv {
     /// The implied volatility.
     pub(crate) vol: f64,
-    /// Where the model was last evaluated with its derivatives, within ~1e-6 relative of
-    /// `vol` (the final step was taken from there with the model's own vega and vomma).
+    /// Where the model was last evaluated with its derivatives, within 1e-6 relative of
+    /// `vol` (the final step, taken from there with the model's own vega and vomma, is
+    /// accepted only that small).
     pub(crate) near: Option<ModelPoint>,
 }
 

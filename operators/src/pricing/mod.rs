@@ -55,6 +55,13 @@ impl Right {
             _ => None,
         }
     }
+    /// What exercising now pays per unit, signed: S − K for a call, K − S for a put.
+    pub fn exercise_value(self, spot: f64, strike: f64) -> f64 {
+        match self {
+            Right::Call => spot - strike,
+            Right::Put => strike - spot,
+        }
+    }
     /// `"call"` / `"put"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -280,11 +287,8 @@ pub fn streaming_greeks_at_quote(
     let here = american::Bs2002::new(right, spot, strike, years, rate, dividend);
     let model = || here.price(vol);
     let near = quote_price.unwrap_or_else(model);
-    if near - european.price <= NEGLIGIBLE_EARLY_EXERCISE * near {
-        return Greeks {
-            price: near,
-            ..european
-        };
+    if let Some(greeks) = european_when_negligible(near, &european) {
+        return greeks;
     }
     let (s, t, r, v) = (spot, years, rate, vol);
     // Delta, gamma, vega, vomma and rho from the closed form's own derivatives, with the
@@ -299,6 +303,13 @@ pub fn streaming_greeks_at_quote(
     american_streaming_greeks(contract, vol, american, d, &european)
 }
 
+/// The European greeks with the American `price`, when the early-exercise premium in that
+/// price is below [`NEGLIGIBLE_EARLY_EXERCISE`] of it.
+fn european_when_negligible(price: f64, european: &Greeks) -> Option<Greeks> {
+    (price - european.price <= NEGLIGIBLE_EARLY_EXERCISE * price)
+        .then_some(Greeks { price, ..*european })
+}
+
 /// The streaming greeks of an American contract whose early exercise is worth something, from
 /// the model's price and [`Sensitivities`] at `vol` (see [`streaming_greeks_at_quote`] for
 /// theta, vanna and charm).
@@ -310,10 +321,7 @@ fn american_streaming_greeks(
     european: &Greeks,
 ) -> Greeks {
     let (right, s, strike, _, r, dividend) = contract;
-    let intrinsic = match right {
-        Right::Call => s - strike,
-        Right::Put => strike - s,
-    };
+    let intrinsic = right.exercise_value(s, strike);
     let theta = if american <= intrinsic + 1e-12 * strike {
         0.0
     } else {
@@ -333,10 +341,11 @@ fn american_streaming_greeks(
 }
 
 /// [`streaming_greeks_at_quote`] at the implied volatility `iv`, from the model's
-/// sensitivities at `near`, the solver's last evaluation (within ~1e-7 relative of `iv`),
+/// sensitivities at `near`, the solver's last evaluation (within 1e-6 relative of `iv`),
 /// carried to `iv` along the volatility: the price by its vega and vomma, vega by vomma, delta
 /// by vanna. What is left out (the other greeks' own change with vol over that distance) is of
-/// the order of 1e-7 of each greek, far inside what the quote's bid/ask leaves uncertain.
+/// the order of that distance relative to each greek, far inside what the quote's bid/ask
+/// leaves uncertain.
 /// `None` where the carry could cross the model's exercise trigger: the caller evaluates at
 /// the IV itself.
 fn streaming_greeks_near(
@@ -347,20 +356,13 @@ fn streaming_greeks_near(
 ) -> Option<Greeks> {
     let (right, spot, strike, years, rate, dividend) = contract;
     let european = bsm_greeks(right, spot, strike, years, rate, dividend, iv);
-    if quote_price - european.price <= NEGLIGIBLE_EARLY_EXERCISE * quote_price {
-        return Some(Greeks {
-            price: quote_price,
-            ..european
-        });
+    if let Some(greeks) = european_when_negligible(quote_price, &european) {
+        return Some(greeks);
     }
     let dv = iv - near.vol;
     let d = near.sensitivities;
     let american = near.price + dv * (d.vega + 0.5 * d.vomma * dv);
-    let intrinsic = match right {
-        Right::Call => spot - strike,
-        Right::Put => strike - spot,
-    }
-    .max(0.0);
+    let intrinsic = right.exercise_value(spot, strike).max(0.0);
     let margin = 1e3 * (american - near.price).abs() + 1e-9 * strike;
     if near.price - intrinsic <= margin || quote_price - intrinsic <= margin {
         // At or so close to the exercise value that the model's exercise trigger may lie
@@ -384,7 +386,7 @@ fn streaming_greeks_near(
 /// with the terms both share (√T, the log-moneyness, the discount factors) computed once. For
 /// an American one whose early exercise is worth something, the solver's last evaluation is
 /// made with the model's derivatives and the greeks are carried from there to the IV (within
-/// ~1e-7 relative of it): one Bjerksund-Stensland evaluation fewer than the two calls, the
+/// 1e-6 relative of it): one Bjerksund-Stensland evaluation fewer than the two calls, the
 /// IV within 1e-10 and the greeks within 1e-6 of theirs.
 #[allow(clippy::too_many_arguments)] // the textbook argument list, in the textbook order
 pub fn implied_vol_and_greeks(

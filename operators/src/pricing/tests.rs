@@ -864,11 +864,7 @@ fn implied_vol_and_greeks_is_the_iv_then_the_greeks_at_it() {
                         };
                         solved += 1;
                         assert!(close(iv_1, iv_2, 1e-10), "{case}: {iv_1} {iv_2}");
-                        let intrinsic = match right {
-                            Right::Call => s - k,
-                            Right::Put => k - s,
-                        };
-                        if price <= intrinsic.max(0.0) + 1e-9 * k {
+                        if price <= right.exercise_value(s, k).max(0.0) + 1e-9 * k {
                             // Worth exactly its exercise value: every vol below the model's
                             // exercise trigger reproduces it, and the two IVs (1e-14 apart)
                             // may fall on either side of the trigger, where the greeks jump.
