@@ -19,10 +19,24 @@
 //! so a pair quoted a few seconds ago still serves the quote at hand. An expiry without a usable
 //! pair, or whose implied yield is implausible (|q| ≥ [`MAX_IMPLIED_YIELD`]), uses the configured
 //! yield.
+//!
+//! The warm start: the stage remembers, per American contract that can be exercised early, the
+//! early-exercise premium its last quote was solved with and that premium's sensitivities, and
+//! seeds the contract's next solve with them ([`crate::pricing::solve_quote`]). Quote to quote a
+//! premium barely moves, so the solver usually needs one Bjerksund-Stensland evaluation (with
+//! derivatives) where it made three or four, the way a vol desk seeds each contract's solve
+//! with its last one. The memory is state like the parity quotes:
+//! checkpointed, dropped at expiry, and a function of the contract's own quotes in order, so a
+//! replay, a resumed run and every runtime give the same bits.
 
 use crate::config::{ConfigErrors, Problems};
-use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
-use crate::pricing::{implied_vol_and_greeks, ExerciseStyle, Greeks, IvError, Right};
+use crate::operator::{
+    decode_state, decode_state_prefix, encode_state, encode_state_into, rejection, Ctx, Emit,
+    OpError, Operator,
+};
+use crate::pricing::{
+    never_exercised_early, solve_quote, ExerciseStyle, IvError, QuoteSolution, Right, WarmStart,
+};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, GreeksEvent, NormalizedEvent,
     NormalizedQuote,
@@ -98,6 +112,8 @@ impl GreeksConfig {
         Ok(GreeksStage {
             cfg: self.clone(),
             state: State::default(),
+            seeds: BTreeMap::new(),
+            batch: 0,
         })
     }
 }
@@ -133,11 +149,37 @@ struct State {
     chains: BTreeMap<(CompactString, CompactString), Expiry>,
 }
 
+/// What an American contract's last solve leaves for its next quote.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Seed {
+    /// What the contract's last quote was solved with, if it was.
+    start: Option<WarmStart>,
+    /// The contract's settlement instant, to drop it once expired.
+    expiry_time: i64,
+    /// The batch that last priced the contract (not saved): a second quote of the contract in
+    /// one batch must wait for the first's premium, as it would one event at a time.
+    #[serde(skip)]
+    batch: u64,
+}
+
 /// The greeks operator.
 #[derive(Debug)]
 pub struct GreeksStage {
     cfg: GreeksConfig,
     state: State,
+    /// The warm start of each American contract that can be exercised early, by a 64-bit hash
+    /// of its OCC symbol ([`seed_key`]): an integer search where a string one cost more than a
+    /// tenth of what the warm start saves. Two symbols sharing a hash would only hand each other
+    /// a poor seed, which costs the solver evaluations, never accuracy. Saved after `state` in
+    /// a snapshot, so checkpoints from before it restore (to no seeds).
+    seeds: BTreeMap<u64, Seed>,
+    /// Counts batches, for [`Seed::batch`].
+    batch: u64,
+}
+
+/// The warm-start key of a contract: its OCC symbol hashed.
+fn seed_key(symbol: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(symbol.as_bytes())
 }
 
 /// Strike in thousandths, the OCC symbol's own resolution.
@@ -212,8 +254,17 @@ impl GreeksStage {
         (n > 0 && q_implied.is_finite() && q_implied.abs() < MAX_IMPLIED_YIELD).then_some(q_implied)
     }
 
+    /// Whether `q` is a contract with a warm start that the current batch already prices: it
+    /// must then wait for that quote's premium.
+    fn priced_in_batch(&self, q: &NormalizedQuote) -> bool {
+        self.seeds
+            .get(&seed_key(&q.symbol))
+            .is_some_and(|seed| seed.batch == self.batch)
+    }
+
     /// The quote's pricing inputs. Sequential: a European quote's mid goes into the parity
-    /// state, which the next quote of its chain reads.
+    /// state, which the next quote of its chain reads, and an American contract's warm start
+    /// is looked up (and claimed for the current batch).
     fn prepare(&mut self, q: &NormalizedQuote) -> Pricing {
         let right = if q.right == "call" {
             Right::Call
@@ -233,6 +284,23 @@ impl GreeksStage {
         } else {
             configured
         };
+        // Contracts the American solver prices with the model (not as European) get a warm start.
+        let seeded =
+            style == ExerciseStyle::American && !never_exercised_early(right, rate, dividend);
+        let seed_key = seeded.then(|| seed_key(&q.symbol));
+        let seed = seed_key.map(|key| {
+            let batch = self.batch;
+            let seed = self
+                .seeds
+                .entry(key)
+                .and_modify(|seed| seed.batch = batch)
+                .or_insert(Seed {
+                    start: None,
+                    expiry_time: q.expiry_time,
+                    batch,
+                });
+            seed.start
+        });
         Pricing {
             style,
             right,
@@ -242,6 +310,42 @@ impl GreeksStage {
             rate,
             dividend,
             mid: q.mid,
+            seed: seed.flatten(),
+            seed_key,
+        }
+    }
+
+    /// Prices a run of quotes in which no warm-started contract appears twice, on every core
+    /// when there are enough of them, and emits their outputs in input order; the contracts'
+    /// premiums are kept for their next quotes.
+    fn price_run(
+        &mut self,
+        events: Vec<NormalizedEvent>,
+        inputs: &[Pricing],
+        out: &mut Emit<GreeksEvent>,
+    ) {
+        let solved: Vec<_> = if inputs.len() < PARALLEL_MIN_QUOTES {
+            inputs.iter().map(Pricing::solve).collect()
+        } else {
+            inputs
+                .par_iter()
+                .with_min_len(QUOTES_PER_TASK)
+                .map(Pricing::solve)
+                .collect()
+        };
+        let mut priced = inputs.iter().zip(solved);
+        for ev in events {
+            match ev {
+                NormalizedEvent::Quote(q) => {
+                    if let Some((pricing, result)) = priced.next() {
+                        if let Some(seed) = pricing.seed_key.and_then(|k| self.seeds.get_mut(&k)) {
+                            seed.start = result.as_ref().ok().and_then(|s| s.warm_start);
+                        }
+                        pricing.emit(q, result, out);
+                    }
+                }
+                NormalizedEvent::Tick(t) => out.emit(GreeksEvent::Tick(t)),
+            }
         }
     }
 }
@@ -257,16 +361,19 @@ struct Pricing {
     rate: f64,
     dividend: f64,
     mid: f64,
+    /// What the contract's last quote was solved with.
+    seed: Option<WarmStart>,
+    /// The contract's key in the warm starts, if it keeps one.
+    seed_key: Option<u64>,
 }
 
 impl Pricing {
-    /// The implied vol of the mid and the greeks there ([`implied_vol_and_greeks`]): a pure
-    /// function of the inputs, so it may run on any thread.
-    fn solve(&self) -> Result<(f64, Greeks), IvError> {
+    /// The implied vol of the mid and the greeks there ([`solve_quote`]): a pure function of
+    /// the inputs (the seed among them), so it may run on any thread.
+    fn solve(&self) -> Result<QuoteSolution, IvError> {
         let p = *self;
-        implied_vol_and_greeks(
-            p.style, p.right, p.spot, p.strike, p.years, p.rate, p.dividend, p.mid,
-        )
+        let contract = (p.right, p.spot, p.strike, p.years, p.rate, p.dividend);
+        solve_quote(p.style, contract, p.mid, p.seed.as_ref())
     }
 
     /// The quote's greeks event, or its rejection when no vol reproduces the mid.
@@ -275,12 +382,12 @@ impl Pricing {
     fn emit(
         &self,
         q: NormalizedQuote,
-        solved: Result<(f64, Greeks), IvError>,
+        solved: Result<QuoteSolution, IvError>,
         out: &mut Emit<GreeksEvent>,
     ) {
         let style = self.style;
         let (iv, g) = match solved {
-            Ok(v) => v,
+            Ok(v) => (v.iv, v.greeks),
             Err(e) => {
                 let reason = format!("{} mid {:.4}: {e}", style.as_str(), q.mid);
                 out.reject(rejection(
@@ -350,10 +457,11 @@ impl Operator for GreeksStage {
         _ctx: &Ctx,
         out: &mut Emit<GreeksEvent>,
     ) -> Result<(), OpError> {
+        self.batch += 1;
         match ev {
             NormalizedEvent::Quote(q) => {
                 let pricing = self.prepare(q);
-                pricing.emit(q.clone(), pricing.solve(), out);
+                self.price_run(vec![ev.clone()], &[pricing], out);
             }
             NormalizedEvent::Tick(t) => out.emit(GreeksEvent::Tick(t.clone())),
         }
@@ -362,8 +470,9 @@ impl Operator for GreeksStage {
 
     /// Three passes, so the pricing (nearly all of the stage's work) runs on every core: the
     /// inputs of each quote in order (the parity state sees the quotes as `on_event` would),
-    /// the pricing of all of them in parallel, then the outputs in input order. The events,
-    /// rejections and state are those of `on_event` on each in turn.
+    /// the pricing of all of them in parallel, then the outputs in input order. A contract
+    /// quoted twice in the batch splits it there: its second quote starts from the first's
+    /// premium. The events, rejections and state are those of `on_event` on each in turn.
     fn on_batch(
         &mut self,
         events: Vec<NormalizedEvent>,
@@ -371,36 +480,24 @@ impl Operator for GreeksStage {
         out: &mut Emit<GreeksEvent>,
         _errors: &mut Vec<OpError>,
     ) {
-        let inputs: Vec<Pricing> = events
-            .iter()
-            .filter_map(|ev| match ev {
-                NormalizedEvent::Quote(q) => Some(self.prepare(q)),
-                NormalizedEvent::Tick(_) => None,
-            })
-            .collect();
-        let solved: Vec<_> = if inputs.len() < PARALLEL_MIN_QUOTES {
-            inputs.iter().map(Pricing::solve).collect()
-        } else {
-            inputs
-                .par_iter()
-                .with_min_len(QUOTES_PER_TASK)
-                .map(Pricing::solve)
-                .collect()
-        };
-        let mut priced = inputs.iter().zip(solved);
         // One output per input but the rejected: room for all of them at once, where growing
         // the vector of 376-byte events copied it on every doubling.
         out.reserve(events.len());
+        self.batch += 1;
+        let mut run = Vec::with_capacity(events.len());
+        let mut inputs = Vec::with_capacity(events.len());
         for ev in events {
-            match ev {
-                NormalizedEvent::Quote(q) => {
-                    if let Some((pricing, result)) = priced.next() {
-                        pricing.emit(q, result, out);
-                    }
+            if let NormalizedEvent::Quote(q) = &ev {
+                if self.priced_in_batch(q) {
+                    self.price_run(std::mem::take(&mut run), &inputs, out);
+                    inputs.clear();
+                    self.batch += 1;
                 }
-                NormalizedEvent::Tick(t) => out.emit(GreeksEvent::Tick(t)),
+                inputs.push(self.prepare(q));
             }
+            run.push(ev);
         }
+        self.price_run(run, &inputs, out);
     }
 
     fn on_watermark(
@@ -414,19 +511,29 @@ impl Operator for GreeksStage {
         self.state
             .chains
             .retain(|_, chain| chain.expiry_time > event_time);
+        self.seeds.retain(|_, seed| seed.expiry_time > event_time);
         Ok(())
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, OpError> {
-        encode_state(STAGE, &self.state)
+        let state = encode_state(STAGE, &self.state)?;
+        encode_state_into(STAGE, &self.seeds, state)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), OpError> {
-        // Checkpoints from before the stage kept state are empty: they restore to no state.
-        self.state = if state.is_empty() {
-            State::default()
+        // Checkpoints from before the stage kept state are empty, and those from before the
+        // warm start end after the parity state: they restore to no state, or no seeds.
+        if state.is_empty() {
+            self.state = State::default();
+            self.seeds = BTreeMap::new();
+            return Ok(());
+        }
+        let (parity, rest) = decode_state_prefix(STAGE, state)?;
+        self.state = parity;
+        self.seeds = if rest.is_empty() {
+            BTreeMap::new()
         } else {
-            decode_state(STAGE, state)?
+            decode_state(STAGE, rest)?
         };
         Ok(())
     }
@@ -602,6 +709,48 @@ mod tests {
         assert!(!restored.state.chains.is_empty());
         restored.restore(&[]).unwrap();
         assert!(restored.state.chains.is_empty());
+    }
+
+    #[test]
+    fn warm_starts_are_state_restored_with_the_rest_and_dropped_at_expiry() {
+        // One in-the-money American put quoted as the spot and its vol drift: from the second
+        // quote on, each solve starts from the one before.
+        let quotes: Vec<_> = (0..6)
+            .map(|i| {
+                let (spot, vol) = (100.0 - 0.1 * i as f64, 0.3 + 0.001 * i as f64);
+                let mid = bs2002_price(Right::Put, spot, 110.0, 0.5, 0.04, 0.0, vol);
+                quote("XYZ", "put", 110.0, mid, spot, 0.5, i * MICROS_PER_SECOND)
+            })
+            .collect();
+        let mut whole = GreeksConfig::default().build().unwrap();
+        let all = run_events(&mut whole, quotes.clone()).unwrap();
+        assert_eq!(whole.seeds.len(), 1);
+        for (i, g) in greeks(&all).iter().enumerate() {
+            let vol = 0.3 + 0.001 * i as f64;
+            assert!((g.iv - vol).abs() < 1e-9, "{i}: {}", g.iv);
+        }
+
+        // Interrupted after three quotes and restored: the rest comes out the same, bit for bit.
+        let mut first = GreeksConfig::default().build().unwrap();
+        run_events(&mut first, quotes[..3].to_vec()).unwrap();
+        let mut restored = GreeksConfig::default().build().unwrap();
+        restored.restore(&first.snapshot().unwrap()).unwrap();
+        assert_eq!(restored.snapshot().unwrap(), first.snapshot().unwrap());
+        let rest = run_events(&mut restored, quotes[3..].to_vec()).unwrap();
+        assert_eq!(greeks(&rest), greeks(&all)[3..]);
+
+        // A checkpoint from before the warm start (the parity state alone) restores to no seeds.
+        let old = encode_state(STAGE, &first.state).unwrap();
+        restored.restore(&old).unwrap();
+        assert!(restored.seeds.is_empty());
+
+        // At its expiry a contract's seed goes.
+        restored.restore(&first.snapshot().unwrap()).unwrap();
+        let mut emit = Emit::default();
+        restored
+            .on_watermark(1_000_000_000, &Ctx::default(), &mut emit)
+            .unwrap();
+        assert!(restored.seeds.is_empty());
     }
 
     /// A session-like batch: American puts and calls on two underlyings (early exercise worth

@@ -194,12 +194,24 @@ pub fn encode_state_into<S: Serialize>(
 
 /// Reads operator state written by [`encode_state`].
 pub fn decode_state<S: DeserializeOwned>(stage: &'static str, bytes: &[u8]) -> Result<S, OpError> {
-    postcard::from_bytes(bytes).map_err(|e| {
-        OpError::fatal(
-            stage,
-            format!("checkpoint state does not decode ({e}); it was written by another version: start with a fresh data directory"),
-        )
-    })
+    postcard::from_bytes(bytes).map_err(|e| undecodable(stage, e))
+}
+
+/// The error for state that does not decode.
+fn undecodable(stage: &'static str, e: postcard::Error) -> OpError {
+    OpError::fatal(
+        stage,
+        format!("checkpoint state does not decode ({e}); it was written by another version: start with a fresh data directory"),
+    )
+}
+
+/// Reads operator state written by [`encode_state`] at the start of `bytes`, and returns what
+/// follows it (state a later version appended).
+pub fn decode_state_prefix<'a, S: DeserializeOwned>(
+    stage: &'static str,
+    bytes: &'a [u8],
+) -> Result<(S, &'a [u8]), OpError> {
+    postcard::take_from_bytes(bytes).map_err(|e| undecodable(stage, e))
 }
 
 /// Builds a [`RejectedQuote`] for an input a stage cannot use.

@@ -102,6 +102,8 @@ impl Bs2002 {
 
     /// The price at volatility `v`.
     pub(crate) fn price(&self, v: f64) -> f64 {
+        #[cfg(test)]
+        evaluations::count(false);
         bs_call::<false>(self, v).0
     }
 
@@ -110,6 +112,8 @@ impl Bs2002 {
     /// and rate. Those are `None` where the formula's terms are formed in logarithms
     /// (exponents past e^700), for the caller to difference prices instead.
     pub(crate) fn price_sensitivities(&self, v: f64) -> (f64, Option<Sensitivities>) {
+        #[cfg(test)]
+        evaluations::count(true);
         let (price, jet) = bs_call::<true>(self, v);
         let Some(j) = jet else {
             return (price, None);
@@ -150,6 +154,32 @@ impl Bs2002 {
         let mut bj = Jet::constant(b);
         bj.d[RATE] = seed_b;
         (rj, bj)
+    }
+}
+
+/// Counts this thread's evaluations of the model, for tests of what a solver costs.
+#[cfg(test)]
+pub(crate) mod evaluations {
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNTS: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+    }
+
+    pub(super) fn count(with_derivatives: bool) {
+        COUNTS.with(|c| {
+            let (prices, passes) = c.get();
+            c.set(if with_derivatives {
+                (prices, passes + 1)
+            } else {
+                (prices + 1, passes)
+            });
+        });
+    }
+
+    /// The (price-only, with-derivatives) evaluations since the last call, and resets them.
+    pub(crate) fn take() -> (u32, u32) {
+        COUNTS.with(|c| c.replace((0, 0)))
     }
 }
 

@@ -10,7 +10,7 @@
 
 use super::american::{Bs2002, Sensitivities};
 use super::bsm::BsmContract;
-use super::{check_inputs, IvError, Right};
+use super::{check_inputs, IvError, Right, WarmStart};
 use implied_vol::solver::{BlackSolver, Experimental, Hybrid};
 use implied_vol::DefaultSpecialFn;
 
@@ -100,7 +100,7 @@ pub fn implied_vol_american(
     price: f64,
 ) -> Result<f64, IvError> {
     let contract = (right, spot, strike, years, rate, dividend);
-    solve_american(contract, price, false).map(|solved| solved.vol)
+    solve_american(contract, price, false, None).map(|solved| solved.vol)
 }
 
 /// The contract the American solver works on: right, spot, strike, years, rate, dividend.
@@ -124,9 +124,20 @@ pub(crate) struct AmericanIv {
     pub(crate) vol: f64,
     /// Where the model was last evaluated with its derivatives, within 1e-6 relative of
     /// `vol` (the final step, taken from there with the model's own vega and vomma, is
-    /// accepted only that small).
+    /// accepted only that small), or within [`SEEDED_STEP`] of it on the seeded path.
     pub(crate) near: Option<ModelPoint>,
+    /// Whether the model is the American one (not the European one it reduces to).
+    pub(crate) american: bool,
 }
+
+/// The largest last step, relative to the vol, that the seeded path takes from an evaluation
+/// with derivatives. The second-order step's error is of the order of the step cubed times
+/// the model's third derivative in vol over its vega (below 1e-13 relative at this size even
+/// far out of the money), and the greeks carried over it (`streaming_greeks_near`) are within
+/// about the step times their own log-sensitivity to vol (gamma and vomma are not carried):
+/// 1e-5 keeps them within 1e-4 relative of those at the IV (9e-5 at worst in the tests, for
+/// vomma), far below what a cent on the quote moves them.
+pub(crate) const SEEDED_STEP: f64 = 1e-5;
 
 /// The American solver behind [`implied_vol_american`]. With `sensitivities`, an evaluation
 /// that is expected to be the solver's last (the secant's predicted error is below 1e-7) is
@@ -134,13 +145,22 @@ pub(crate) struct AmericanIv {
 /// finished from there by a second-order step in the model's own vega and vomma: the greeks
 /// stage then has the sensitivities close to the IV without another evaluation. Only when the
 /// early-exercise premium is worth the derivatives (see [`super::NEGLIGIBLE_EARLY_EXERCISE`]).
+///
+/// `seed` is what the contract's previous quote was solved with ([`WarmStart`]): its
+/// early-exercise premium, carried to this quote's spot and time by the premium's own delta,
+/// gamma and theta and to its vol by its vega, moves little from one quote to the next, so the
+/// European IV of the price less it is close to the root. With derivatives wanted, the model is
+/// evaluated there with its derivatives and finished by [`finish_from`]: usually one
+/// evaluation where the unseeded path makes three or four, and the same root to ~1e-12.
+/// Otherwise (no seed, a negligible premium, a step that does not converge) the unseeded path
+/// runs.
 pub(crate) fn solve_american(
     contract: Contract,
     price: f64,
     sensitivities: bool,
+    seed: Option<&WarmStart>,
 ) -> Result<AmericanIv, IvError> {
     let (right, spot, strike, years, rate, dividend) = contract;
-    let done = |vol: f64| Ok(AmericanIv { vol, near: None });
     check_inputs(spot, strike, years, rate, dividend, price)?;
     let (intrinsic, bound) = match right {
         Right::Call => ((spot - strike).max(0.0), spot),
@@ -153,9 +173,23 @@ pub(crate) fn solve_american(
         return Err(IvError::AboveUpperBound { price, bound });
     }
     if super::never_exercised_early(right, rate, dividend) {
-        return implied_vol(right, spot, strike, years, rate, dividend, price).and_then(done);
+        return implied_vol(right, spot, strike, years, rate, dividend, price).map(|vol| {
+            AmericanIv {
+                vol,
+                near: None,
+                american: false,
+            }
+        });
     }
     let european = BsmContract::new(right, spot, strike, years, rate, dividend);
+    let solved = |vol: f64, near: Option<ModelPoint>| {
+        Ok(AmericanIv {
+            vol,
+            near,
+            american: true,
+        })
+    };
+    let done = |vol: f64| solved(vol, None);
     let model = Bs2002::new(right, spot, strike, years, rate, dividend);
     let f = |v: f64| model.price(v) - price;
     // The model's price is a sum of terms of the order of S and K, so it is known to a few ulps
@@ -173,6 +207,38 @@ pub(crate) fn solve_american(
     let mut lo = AMERICAN_VOL_FLOOR;
     let mut lo_checked = false;
     let mut with_derivatives = sensitivities;
+    // The European IV of the price less an early-exercise premium: for a premium small against
+    // the time value, from the European IV `v` by the European price's expansion to second
+    // order in vol (the third-order error, ~1e-6 relative at a 1% correction, is far below the
+    // premium's own uncertainty); otherwise solved for.
+    let less_premium = |v: f64, premium: f64, lo: f64, hi: f64| {
+        let (vega, vomma) = european.vega_vomma(v);
+        let newton = -premium / vega;
+        let correction = newton - 0.5 * vomma * newton * newton / vega;
+        if newton.abs() <= 0.05 * v && correction.is_finite() {
+            (v + correction).clamp(lo, hi)
+        } else {
+            european_iv(&european, price - premium).map_or(0.5 * (lo + hi), |g| g.clamp(lo, hi))
+        }
+    };
+
+    // Seeded: from the guess the last quote's premium gives (carried to this spot and time by
+    // its delta, gamma and theta, then to the vol that guess gives by its vega). Only for a
+    // premium worth the derivatives: below it the greeks are the European ones and the
+    // unseeded path's two price evaluations are the cheaper way.
+    if let (Some(seed), Some(v), true) = (seed, v_eu, with_derivatives) {
+        let ds = spot - seed.spot;
+        let premium = seed.premium + seed.premium_delta * ds + 0.5 * seed.premium_gamma * ds * ds
+            - seed.premium_theta * (years - seed.years);
+        let worth_it = premium > 0.5 * super::NEGLIGIBLE_EARLY_EXERCISE * price;
+        if worth_it && premium < price {
+            let guess = less_premium(v, premium, lo, hi);
+            let x = less_premium(v, premium + seed.premium_vega * (guess - seed.vol), lo, hi);
+            if let Some((vol, point)) = finish_from(&model, price, x, (lo, hi), f_tol) {
+                return solved(vol, Some(point));
+            }
+        }
+    }
 
     // First guess: the European IV of the price less the early-exercise premium at the upper
     // end (the premium moves slowly with vol), else the middle of the bracket in log terms.
@@ -194,18 +260,8 @@ pub(crate) fn solve_american(
             // A premium this small leaves the greeks European (see `streaming_greeks_at_quote`):
             // no derivatives are formed for it.
             with_derivatives &= premium > 0.5 * super::NEGLIGIBLE_EARLY_EXERCISE * price;
-            // The European IV of the price less the premium: for a premium small against
-            // the time value, from v by the European price's expansion to second order in vol
-            // (the third-order error, ~1e-6 relative at a 1% correction, is far below the
-            // guess's own, from the premium's movement with vol); otherwise solved for.
-            let (vega, vomma) = european.vega_vomma(v);
-            let newton = -premium / vega;
-            let correction = newton - 0.5 * vomma * newton * newton / vega;
-            if newton.abs() <= 0.05 * v && correction.is_finite() {
-                (v + correction).clamp(lo, hi)
-            } else {
-                european_iv(&european, price - premium).map_or(0.5 * (lo + hi), |g| g.clamp(lo, hi))
-            }
+            // The premium at v, not at the root: it moves slowly with vol.
+            less_premium(v, premium, lo, hi)
         }
         None => (lo * hi).sqrt(),
     };
@@ -283,10 +339,7 @@ pub(crate) fn solve_american(
             sensitivities,
         };
         if fx.abs() <= f_tol {
-            return Ok(AmericanIv {
-                vol: x,
-                near: Some(point),
-            });
+            return solved(x, Some(point));
         }
         // The root of the model's second-order expansion around x: the error left is of the
         // order of the step cubed (the step is ~1e-7 relative, so ~1e-20).
@@ -296,10 +349,7 @@ pub(crate) fn solve_american(
         let (below, above) = if fx < 0.0 { (x, hi) } else { (lo, x) };
         let root = x + step;
         if step.abs() <= 1e-6 * x && root > below && root < above {
-            return Ok(AmericanIv {
-                vol: root,
-                near: Some(point),
-            });
+            return solved(root, Some(point));
         }
         // Not converging as predicted: the loop carries on from x, on prices alone.
         with_derivatives = false;
@@ -318,4 +368,44 @@ pub(crate) fn solve_american(
         return Err(IvError::NoSolution);
     }
     done(x)
+}
+
+/// The seeded path's end: the model evaluated with its derivatives at `x`, and the root of its
+/// second-order expansion there when that step is under [`SEEDED_STEP`]; otherwise once more
+/// from that root, whose error is then about the step cubed. `None` where that does not
+/// converge (a step past 1% of the vol, out of the bracket, or no derivatives), for the
+/// unseeded path to take over.
+fn finish_from(
+    model: &Bs2002,
+    price: f64,
+    mut x: f64,
+    (lo, hi): (f64, f64),
+    f_tol: f64,
+) -> Option<(f64, ModelPoint)> {
+    for _ in 0..2 {
+        let (model_price, Some(sensitivities)) = model.price_sensitivities(x) else {
+            return None;
+        };
+        let fx = model_price - price;
+        let point = ModelPoint {
+            vol: x,
+            price: model_price,
+            sensitivities,
+        };
+        if fx.abs() <= f_tol {
+            return Some((x, point));
+        }
+        let (vega, vomma) = (sensitivities.vega, sensitivities.vomma);
+        let newton = -fx / vega;
+        let step = newton - 0.5 * vomma * newton * newton / vega;
+        let root = x + step;
+        if !(vega > 0.0 && root > lo && root < hi) || step.abs() > 1e-2 * x {
+            return None;
+        }
+        if step.abs() <= SEEDED_STEP * x {
+            return Some((root, point));
+        }
+        x = root;
+    }
+    None
 }

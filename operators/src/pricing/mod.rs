@@ -227,7 +227,7 @@ fn american_greeks(
     bs2002_greeks(right, spot, strike, years, rate, dividend, vol)
 }
 
-fn never_exercised_early(right: Right, rate: f64, dividend: f64) -> bool {
+pub(crate) fn never_exercised_early(right: Right, rate: f64, dividend: f64) -> bool {
     match right {
         Right::Call => dividend <= 0.0,
         Right::Put => rate <= 0.0,
@@ -353,10 +353,10 @@ fn streaming_greeks_near(
     iv: f64,
     near: iv::ModelPoint,
     quote_price: f64,
+    european: &Greeks,
 ) -> Option<Greeks> {
-    let (right, spot, strike, years, rate, dividend) = contract;
-    let european = bsm_greeks(right, spot, strike, years, rate, dividend, iv);
-    if let Some(greeks) = european_when_negligible(quote_price, &european) {
+    let (right, spot, strike, ..) = contract;
+    if let Some(greeks) = european_when_negligible(quote_price, european) {
         return Some(greeks);
     }
     let dv = iv - near.vol;
@@ -376,7 +376,7 @@ fn streaming_greeks_near(
         ..d
     };
     Some(american_streaming_greeks(
-        contract, iv, american, carried, &european,
+        contract, iv, american, carried, european,
     ))
 }
 
@@ -399,25 +399,95 @@ pub fn implied_vol_and_greeks(
     dividend: f64,
     price: f64,
 ) -> Result<(f64, Greeks), IvError> {
+    let contract = (right, spot, strike, years, rate, dividend);
+    solve_quote(style, contract, price, None).map(|solved| (solved.iv, solved.greeks))
+}
+
+/// What [`solve_quote`] found for one quote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuoteSolution {
+    /// The implied volatility.
+    pub iv: f64,
+    /// The greeks at it.
+    pub greeks: Greeks,
+    /// Where the model is the American one: what the contract's next quote starts from.
+    pub warm_start: Option<WarmStart>,
+}
+
+/// An American contract's solved quote, as the seed of its next one ([`solve_quote`]): the
+/// early-exercise premium (the price less the European price at the IV) and its first
+/// derivatives in spot and vol, with the spot and the IV they were taken at.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WarmStart {
+    /// The premium.
+    pub premium: f64,
+    /// Its delta: the American delta less the European one.
+    pub premium_delta: f64,
+    /// Its vega: the American vega less the European one.
+    pub premium_vega: f64,
+    /// Its gamma.
+    pub premium_gamma: f64,
+    /// Its theta (per year of calendar time passing).
+    pub premium_theta: f64,
+    /// The years to expiry at the quote.
+    pub years: f64,
+    /// The spot of the quote.
+    pub spot: f64,
+    /// Its implied volatility.
+    pub vol: f64,
+}
+
+/// [`implied_vol_and_greeks`], seeded with what the contract's previous quote was solved with
+/// ([`QuoteSolution::warm_start`]), which the American solver starts from: one
+/// Bjerksund-Stensland evaluation (with derivatives) where an unseeded solve makes three or
+/// four, and the same IV within ~1e-12 relative. The contract is (right, spot, strike, years,
+/// rate, dividend yield).
+pub fn solve_quote(
+    style: ExerciseStyle,
+    contract: (Right, f64, f64, f64, f64, f64),
+    price: f64,
+    seed: Option<&WarmStart>,
+) -> Result<QuoteSolution, IvError> {
+    let (right, spot, strike, years, rate, dividend) = contract;
     if style == ExerciseStyle::European {
         check_inputs(spot, strike, years, rate, dividend, price)?;
         let contract = bsm::BsmContract::new(right, spot, strike, years, rate, dividend);
         let iv = iv::european_iv(&contract, price)?;
-        return Ok((iv, contract.greeks(iv)));
+        return Ok(QuoteSolution {
+            iv,
+            greeks: contract.greeks(iv),
+            warm_start: None,
+        });
     }
     // The solver's last evaluation, where it is worth it, is made with the model's
     // derivatives (`iv::solve_american`), and the greeks come from there.
-    let contract = (right, spot, strike, years, rate, dividend);
-    let solved = iv::solve_american(contract, price, true)?;
+    let solved = iv::solve_american(contract, price, true, seed)?;
     let iv = solved.vol;
+    // The European greeks at the IV: the ones a negligible premium leaves, the vanna and charm
+    // of the American ones, and what the premium's seed is measured against.
+    let european = bsm_greeks(right, spot, strike, years, rate, dividend, iv);
     let greeks = solved
         .near
-        .and_then(|near| streaming_greeks_near(contract, iv, near, price))
+        .and_then(|near| streaming_greeks_near(contract, iv, near, price, &european))
         .unwrap_or_else(|| {
             let quote = Some(price);
             streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, iv, quote)
         });
-    Ok((iv, greeks))
+    let warm_start = solved.american.then(|| WarmStart {
+        premium: price - european.price,
+        premium_delta: greeks.delta - european.delta,
+        premium_vega: greeks.vega - european.vega,
+        premium_gamma: greeks.gamma - european.gamma,
+        premium_theta: greeks.theta - european.theta,
+        years,
+        spot,
+        vol: iv,
+    });
+    Ok(QuoteSolution {
+        iv,
+        greeks,
+        warm_start,
+    })
 }
 
 /// Implied volatility under the model the exercise style calls for: Let's Be Rational on
