@@ -473,7 +473,7 @@ pub fn solve_quote(
             let quote = Some(price);
             streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, iv, quote)
         });
-    let warm_start = solved.american.then(|| WarmStart {
+    let warm_start = solved.american.then_some(WarmStart {
         premium: price - european.price,
         premium_delta: greeks.delta - european.delta,
         premium_vega: greeks.vega - european.vega,
