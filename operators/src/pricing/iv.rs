@@ -213,8 +213,7 @@ pub(crate) fn solve_american(
     // premium's own uncertainty); otherwise solved for.
     let less_premium = |v: f64, premium: f64, lo: f64, hi: f64| {
         let (vega, vomma) = european.vega_vomma(v);
-        let newton = -premium / vega;
-        let correction = newton - 0.5 * vomma * newton * newton / vega;
+        let (newton, correction) = second_order_step(premium, vega, vomma);
         if newton.abs() <= 0.05 * v && correction.is_finite() {
             (v + correction).clamp(lo, hi)
         } else {
@@ -344,8 +343,7 @@ pub(crate) fn solve_american(
         // The root of the model's second-order expansion around x: the error left is of the
         // order of the step cubed (the step is ~1e-7 relative, so ~1e-20).
         let (vega, vomma) = (sensitivities.vega, sensitivities.vomma);
-        let newton = -fx / vega;
-        let step = newton - 0.5 * vomma * newton * newton / vega;
+        let (_, step) = second_order_step(fx, vega, vomma);
         let (below, above) = if fx < 0.0 { (x, hi) } else { (lo, x) };
         let root = x + step;
         if step.abs() <= 1e-6 * x && root > below && root < above {
@@ -368,6 +366,14 @@ pub(crate) fn solve_american(
         return Err(IvError::NoSolution);
     }
     done(x)
+}
+
+/// The root of a price's second-order expansion in vol, for a `residual` (the price less its
+/// target) with slope `vega` and curvature `vomma`: the Newton step, and that step corrected
+/// by the curvature (error of the order of the step cubed).
+fn second_order_step(residual: f64, vega: f64, vomma: f64) -> (f64, f64) {
+    let newton = -residual / vega;
+    (newton, newton - 0.5 * vomma * newton * newton / vega)
 }
 
 /// The seeded path's end: the model evaluated with its derivatives at `x`, and the root of its
@@ -396,8 +402,7 @@ fn finish_from(
             return Some((x, point));
         }
         let (vega, vomma) = (sensitivities.vega, sensitivities.vomma);
-        let newton = -fx / vega;
-        let step = newton - 0.5 * vomma * newton * newton / vega;
+        let (_, step) = second_order_step(fx, vega, vomma);
         let root = x + step;
         if !(vega > 0.0 && root > lo && root < hi) || step.abs() > 1e-2 * x {
             return None;
