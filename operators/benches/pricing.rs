@@ -6,14 +6,19 @@
 //!     reported per chain — divide by 18 for the per-contract average;
 //! (d) one Bjerksund-Stensland price, the streaming stage's American greeks (analytic delta and
 //!     gamma in the price's own pass, vega, vomma and rho by differences), and the full
-//!     American greeks (for reference).
+//!     American greeks (for reference);
+//! (e) the greeks stage's American step (IV and greeks, `solve_quote`) from cold and
+//!     warm-started from the contract's previous quote (five seconds earlier, spot 0.1% higher,
+//!     vol 0.3 of a point lower).
 //!
 //! Run with `cargo bench -p optionflow-operators --bench pricing`.
 
 use criterion::Criterion;
 use optionflow_operators::pricing::{
     bs2002_greeks, bs2002_price, bsm_greeks, bsm_price, implied_vol, implied_vol_american,
-    implied_vol_and_greeks, streaming_greeks, ExerciseStyle, ExerciseStyle::European, Right,
+    implied_vol_and_greeks, solve_quote, streaming_greeks, ExerciseStyle,
+    ExerciseStyle::{American, European},
+    Right,
 };
 use std::hint::black_box;
 
@@ -68,6 +73,22 @@ fn american(c: &mut Criterion) {
             for &(right, k, p) in black_box(&chain) {
                 black_box(implied_vol_american(right, s, k, t, r, q, p).unwrap());
             }
+        })
+    });
+    // The greeks stage's step, cold and from the contract's previous quote.
+    let contract = (Right::Put, s, k, t, r, q);
+    let earlier = (Right::Put, s * 1.001, k, t + 5.0 / (365.0 * 86400.0), r, q);
+    let earlier_price = bs2002_price(Right::Put, s * 1.001, k, earlier.3, r, q, v - 0.003);
+    let seed = solve_quote(American, earlier, earlier_price, None)
+        .unwrap()
+        .warm_start;
+    c.bench_function("american_iv_and_greeks_cold", |b| {
+        b.iter(|| black_box(solve_quote(American, black_box(contract), price, None).unwrap()))
+    });
+    c.bench_function("american_iv_and_greeks_warm", |b| {
+        b.iter(|| {
+            let seed = black_box(seed.as_ref());
+            black_box(solve_quote(American, black_box(contract), price, seed).unwrap())
         })
     });
     c.bench_function("american_price", |b| {
