@@ -415,8 +415,8 @@ pub struct QuoteSolution {
 }
 
 /// An American contract's solved quote, as the seed of its next one ([`solve_quote`]): the
-/// early-exercise premium (the price less the European price at the IV) and its first
-/// derivatives in spot and vol, with the spot and the IV they were taken at.
+/// early-exercise premium (the price less the European price at the IV) and its delta, gamma,
+/// theta and vega, with the spot, time and IV they were taken at.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WarmStart {
     /// The premium.
@@ -438,7 +438,7 @@ pub struct WarmStart {
 }
 
 /// [`implied_vol_and_greeks`], seeded with what the contract's previous quote was solved with
-/// ([`QuoteSolution::warm_start`]), which the American solver starts from: one
+/// ([`QuoteSolution::warm_start`]), which the American solver starts from: usually one
 /// Bjerksund-Stensland evaluation (with derivatives) where an unseeded solve makes three or
 /// four, and the same IV within ~1e-12 relative. The contract is (right, spot, strike, years,
 /// rate, dividend yield).
@@ -463,6 +463,17 @@ pub fn solve_quote(
     // derivatives (`iv::solve_american`), and the greeks come from there.
     let solved = iv::solve_american(contract, price, true, seed)?;
     let iv = solved.vol;
+    let quote = Some(price);
+    if !solved.american {
+        // Early exercise never pays: the European model, its greeks, and nothing to seed.
+        let greeks =
+            streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, iv, quote);
+        return Ok(QuoteSolution {
+            iv,
+            greeks,
+            warm_start: None,
+        });
+    }
     // The European greeks at the IV: the ones a negligible premium leaves, the vanna and charm
     // of the American ones, and what the premium's seed is measured against.
     let european = bsm_greeks(right, spot, strike, years, rate, dividend, iv);
@@ -470,10 +481,9 @@ pub fn solve_quote(
         .near
         .and_then(|near| streaming_greeks_near(contract, iv, near, price, &european))
         .unwrap_or_else(|| {
-            let quote = Some(price);
             streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, iv, quote)
         });
-    let warm_start = solved.american.then_some(WarmStart {
+    let warm_start = Some(WarmStart {
         premium: price - european.price,
         premium_delta: greeks.delta - european.delta,
         premium_vega: greeks.vega - european.vega,
