@@ -20,6 +20,8 @@
 //! - [`risk_gate`]: open-signal, sector and underlying caps, a drawdown throttle on the tracked
 //!   signal P&L, blackout windows from a calendar file.
 //! - [`dispatch`]: dedupe and cooldown, producing alerts.
+//! - [`key`]: [`key::TextKey`], the map key for tickers and OCC symbols (the text's order, cheap
+//!   comparisons).
 //! - [`ordering`]: `(event_time, event_id)` ordering behind the watermark for merging stages.
 //! - [`testing`]: drive any operator over a list of events.
 
@@ -29,6 +31,7 @@ pub mod consensus;
 pub mod dispatch;
 pub mod explain;
 pub mod greeks;
+pub mod key;
 pub mod normalize;
 pub mod operator;
 pub mod ordering;

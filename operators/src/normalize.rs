@@ -3,6 +3,7 @@
 //! with a reason. Underlying ticks pass through and supply the underlying price.
 
 use crate::config::{ConfigErrors, Problems};
+use crate::key::TextKey;
 use crate::operator::{decode_state, encode_state, rejection, Ctx, Emit, OpError, Operator};
 use crate::pricing::{is_am_settled, Right};
 use chrono::{Datelike, NaiveDate, TimeZone};
@@ -240,9 +241,20 @@ struct Underlying {
     sector: Option<CompactString>,
 }
 
+/// What the checks of an accepted quote found.
+struct Accepted {
+    contract: OccContract,
+    /// The settlement instant.
+    expiry_time: i64,
+    /// The quote's own underlying price, or the last tick's.
+    spot: f64,
+    /// The underlying's sector, when its ticks gave one.
+    sector: Option<CompactString>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    underlyings: BTreeMap<CompactString, Underlying>,
+    underlyings: BTreeMap<TextKey, Underlying>,
     rejects: BTreeMap<String, u64>,
 }
 
@@ -291,11 +303,13 @@ impl Normalize {
 
     /// Counts a rejection by its reason code and emits it.
     fn reject(&mut self, out: &mut Emit<NormalizedEvent>, rejected: RejectedQuote) {
-        *self
-            .state
-            .rejects
-            .entry(rejected.reason_code.clone())
-            .or_default() += 1;
+        // The code is copied into the map once, when it is first seen.
+        match self.state.rejects.get_mut(&rejected.reason_code) {
+            Some(n) => *n += 1,
+            None => {
+                self.state.rejects.insert(rejected.reason_code.clone(), 1);
+            }
+        }
         out.reject(rejected);
     }
 
@@ -310,7 +324,7 @@ impl Normalize {
         let u = self
             .state
             .underlyings
-            .entry(t.underlying.clone())
+            .entry(TextKey::from(&t.underlying))
             .or_default();
         u.price = t.price;
         u.at = t.event_time;
@@ -320,7 +334,7 @@ impl Normalize {
         out.emit(NormalizedEvent::Tick(t.clone()));
     }
 
-    fn check(&mut self, q: &RawQuote) -> Result<(OccContract, i64, f64), (&'static str, String)> {
+    fn check(&mut self, q: &RawQuote) -> Result<Accepted, (&'static str, String)> {
         let c = parse_occ(&q.symbol).map_err(|e| ("bad_symbol", e))?;
         if !root_matches(&c.root, &q.underlying) {
             return Err((
@@ -380,10 +394,10 @@ impl Normalize {
                 format!("expired {} before the quote's time", c.expiry),
             ));
         }
-        let spot = match (
-            q.underlying_price,
-            self.state.underlyings.get(&q.underlying),
-        ) {
+        // One search of the underlyings serves both the spot (when the quote has none) and the
+        // sector.
+        let underlying = self.state.underlyings.get(&TextKey::from(&q.underlying));
+        let spot = match (q.underlying_price, underlying) {
             (Some(p), _) if p > 0.0 => p,
             (_, Some(u))
                 if q.event_time - u.at
@@ -398,7 +412,12 @@ impl Normalize {
                 ))
             }
         };
-        Ok((c, expiry, spot))
+        Ok(Accepted {
+            contract: c,
+            expiry_time: expiry,
+            spot,
+            sector: underlying.and_then(|u| u.sector.clone()),
+        })
     }
 
     fn on_quote(&mut self, q: &RawQuote, out: &mut Emit<NormalizedEvent>) {
@@ -426,11 +445,7 @@ impl Normalize {
 
     /// Checks a quote: its contract, settlement instant and spot, or `None` once it has been
     /// rejected with the reason.
-    fn accept(
-        &mut self,
-        q: &RawQuote,
-        out: &mut Emit<NormalizedEvent>,
-    ) -> Option<(OccContract, i64, f64)> {
+    fn accept(&mut self, q: &RawQuote, out: &mut Emit<NormalizedEvent>) -> Option<Accepted> {
         match self.check(q) {
             Ok(v) => Some(v),
             Err((code, reason)) => {
@@ -449,7 +464,12 @@ impl Normalize {
     fn normalized(
         &self,
         q: &RawQuote,
-        (c, expiry_time, spot): (OccContract, i64, f64),
+        Accepted {
+            contract: c,
+            expiry_time,
+            spot,
+            sector,
+        }: Accepted,
         (underlying, source_event_id): (CompactString, String),
     ) -> NormalizedQuote {
         let mid = 0.5 * (q.bid + q.ask);
@@ -457,11 +477,7 @@ impl Normalize {
         NormalizedQuote {
             event_id: EventId::new(STAGE).part(&source_event_id).finish(),
             event_time: q.event_time,
-            sector: self
-                .state
-                .underlyings
-                .get(&underlying)
-                .and_then(|u| u.sector.clone()),
+            sector,
             underlying,
             source_event_id,
             symbol,

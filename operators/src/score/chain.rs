@@ -5,7 +5,8 @@
 //! positive ask not below its bid, a positive mid, a finite positive IV and time left.
 
 use super::{ContractBook, UnderlyingBook};
-use optionflow_schemas::{right, ChainContract, CompactString};
+use crate::key::TextKey;
+use optionflow_schemas::{right, ChainContract};
 use std::collections::BTreeMap;
 
 /// The factor whose [`optionflow_schemas::FactorScore`] carries the candidates.
@@ -58,14 +59,14 @@ pub fn candidates(underlying: &str, book: &UnderlyingBook) -> Vec<ChainContract>
     let mut picked: BTreeMap<&str, ChainContract> = BTreeMap::new();
     for (expiry, _) in order.into_iter().take(2) {
         for is_call in [true, false] {
-            let side: Vec<(&CompactString, &ContractBook)> = book
+            let side: Vec<(&TextKey, &ContractBook)> = book
                 .contracts
                 .iter()
                 .filter(|(_, c)| c.expiry == expiry && c.is_call == is_call && usable(c))
                 .collect();
             let mut nearest = |key: &dyn Fn(&ContractBook) -> f64| {
                 // Strictly smaller wins: ties go to the first symbol, so the pick is stable.
-                let mut best: Option<(&CompactString, &ContractBook, f64)> = None;
+                let mut best: Option<(&TextKey, &ContractBook, f64)> = None;
                 for &(sym, c) in &side {
                     let d = key(c);
                     if best.is_none_or(|(_, _, bd)| d < bd) {

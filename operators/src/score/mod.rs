@@ -26,6 +26,7 @@ pub mod term_structure;
 pub mod unusual_flow;
 
 use crate::config::{ConfigErrors, Problems};
+use crate::key::TextKey;
 use crate::operator::{decode_state, encode_state_into, Ctx, Emit, OpError, Operator};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, FactorScore, GreeksEvent,
@@ -308,7 +309,7 @@ pub struct UnderlyingBook {
     /// Start of the open window, if any event arrived in it.
     pub open_window: Option<i64>,
     /// Contracts by OCC symbol.
-    pub contracts: BTreeMap<CompactString, ContractBook>,
+    pub contracts: BTreeMap<TextKey, ContractBook>,
     /// State of the IV z-score factor.
     pub iv: iv_zscore::IvState,
     /// State of the gamma exposure factor.
@@ -331,7 +332,7 @@ pub struct UnderlyingBook {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct State {
-    books: BTreeMap<CompactString, UnderlyingBook>,
+    books: BTreeMap<TextKey, UnderlyingBook>,
 }
 
 /// What one factor read for one window.
@@ -367,16 +368,16 @@ pub struct Score {
 /// inline). With `String` keys this took a lookup and then a second search, so as not to copy
 /// the key for every quote of a book that already exists.
 fn get_or_insert_with<'a, V>(
-    map: &'a mut BTreeMap<CompactString, V>,
+    map: &'a mut BTreeMap<TextKey, V>,
     key: &CompactString,
     make: impl FnOnce() -> V,
 ) -> &'a mut V {
-    map.entry(key.clone()).or_insert_with(make)
+    map.entry(TextKey::from(key)).or_insert_with(make)
 }
 
 impl Score {
     /// The books, for inspection in tests and tools.
-    pub fn books(&self) -> &BTreeMap<CompactString, UnderlyingBook> {
+    pub fn books(&self) -> &BTreeMap<TextKey, UnderlyingBook> {
         &self.state.books
     }
 
