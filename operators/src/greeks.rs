@@ -195,6 +195,11 @@ fn earliest_expiry(seeds: &BTreeMap<u64, Seed>) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// The id of the greeks event of the quote whose id is `source_id`.
+fn output_id(source_id: &str) -> String {
+    EventId::new(STAGE).part(source_id).finish()
+}
+
 /// Strike in thousandths, the OCC symbol's own resolution.
 fn strike_key(strike: f64) -> i64 {
     (strike * 1000.0).round() as i64
@@ -352,24 +357,37 @@ impl GreeksStage {
         inputs: &[Pricing],
         out: &mut Emit<GreeksEvent>,
     ) {
+        // The output ids are hashed with the pricing, off the stage's own thread: the rest of
+        // the run is sequential.
+        let source_ids: Vec<&str> = events
+            .iter()
+            .filter_map(|ev| match ev {
+                NormalizedEvent::Quote(q) => Some(q.event_id.as_str()),
+                NormalizedEvent::Tick(_) => None,
+            })
+            .collect();
+        let work =
+            |(pricing, source_id): (&Pricing, &&str)| (pricing.solve(), output_id(source_id));
         let solved: Vec<_> = if inputs.len() < PARALLEL_MIN_QUOTES {
-            inputs.iter().map(Pricing::solve).collect()
+            inputs.iter().zip(&source_ids).map(work).collect()
         } else {
             inputs
                 .par_iter()
+                .zip(&source_ids)
                 .with_min_len(QUOTES_PER_TASK)
-                .map(Pricing::solve)
+                .map(work)
                 .collect()
         };
+        drop(source_ids);
         let mut priced = inputs.iter().zip(solved);
         for ev in events {
             match ev {
                 NormalizedEvent::Quote(q) => {
-                    if let Some((pricing, result)) = priced.next() {
+                    if let Some((pricing, (result, id))) = priced.next() {
                         if let Some(seed) = pricing.seed_key.and_then(|k| self.seeds.get_mut(&k)) {
                             seed.start = result.as_ref().ok().and_then(|s| s.warm_start);
                         }
-                        pricing.emit(q, result, out);
+                        pricing.emit(q, result, id, out);
                     }
                 }
                 NormalizedEvent::Tick(t) => out.emit(GreeksEvent::Tick(t)),
@@ -411,6 +429,7 @@ impl Pricing {
         &self,
         q: NormalizedQuote,
         solved: Result<QuoteSolution, IvError>,
+        event_id: String,
         out: &mut Emit<GreeksEvent>,
     ) {
         let style = self.style;
@@ -431,7 +450,7 @@ impl Pricing {
             }
         };
         out.emit(GreeksEvent::Greeks(ContractGreeks {
-            event_id: EventId::new(STAGE).part(&q.event_id).finish(),
+            event_id,
             event_time: q.event_time,
             underlying: q.underlying,
             source_event_id: q.event_id,
