@@ -149,6 +149,25 @@ impl<'de> Deserialize<'de> for TextKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A text and another sharing any prefix of it (so long shared prefixes, trailing NULs
+        /// and the 16- and 32-byte boundaries all occur), over a few letters, NUL and a
+        /// two-byte character.
+        #[test]
+        fn texts_order_as_their_keys(
+            a in "[AB\\x00é]{0,40}",
+            shared in 0usize..=40,
+            suffix in "[AB\\x00é]{0,10}",
+        ) {
+            let b: String = a.chars().take(shared).chain(suffix.chars()).collect();
+            let (ka, kb) = (TextKey::from(a.as_str()), TextKey::from(b.as_str()));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(kb.cmp(&ka), b.cmp(&a));
+            prop_assert_eq!(ka == kb, a == b);
+        }
+    }
 
     /// Texts around the 16- and 32-byte boundaries, with NULs and multi-byte characters.
     fn samples() -> Vec<String> {
