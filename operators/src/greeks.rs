@@ -506,20 +506,21 @@ impl Operator for GreeksStage {
     fn on_event(
         &mut self,
         ev: &NormalizedEvent,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         out: &mut Emit<GreeksEvent>,
     ) -> Result<(), OpError> {
         // A batch of one: the batch path is the one definition of the stage.
         let mut errors = Vec::new();
-        self.on_batch(vec![ev.clone()], _ctx, out, &mut errors);
+        self.on_batch(vec![ev.clone()], ctx, out, &mut errors);
         Ok(())
     }
 
     /// Three passes, so the pricing (nearly all of the stage's work) runs on every core: the
     /// inputs of each quote in order (the parity state sees the quotes as `on_event` would),
-    /// the pricing of all of them in parallel, then the outputs in input order. A contract
-    /// quoted twice in the batch splits it there: its second quote starts from the first's
-    /// premium. The events, rejections and state are those of `on_event` on each in turn.
+    /// the pricing of all of them (and their output ids) in parallel, then the outputs in input
+    /// order. A contract quoted twice in the batch splits it there: its second quote starts
+    /// from the first's premium. The events, rejections and state are those of `on_event` on
+    /// each in turn.
     fn on_batch(
         &mut self,
         events: Vec<NormalizedEvent>,
