@@ -423,9 +423,9 @@ impl Normalize {
     fn on_quote(&mut self, q: &RawQuote, out: &mut Emit<NormalizedEvent>) {
         if let Some(accepted) = self.accept(q, out) {
             let strings = (q.underlying.clone(), q.event_id.clone());
-            out.emit(NormalizedEvent::Quote(
-                self.normalized(q, accepted, strings),
-            ));
+            out.emit(NormalizedEvent::Quote(Self::normalized(
+                q, accepted, strings,
+            )));
         }
     }
 
@@ -437,14 +437,14 @@ impl Normalize {
                 std::mem::take(&mut q.underlying),
                 std::mem::take(&mut q.event_id),
             );
-            out.emit(NormalizedEvent::Quote(
-                self.normalized(&q, accepted, strings),
-            ));
+            out.emit(NormalizedEvent::Quote(Self::normalized(
+                &q, accepted, strings,
+            )));
         }
     }
 
-    /// Checks a quote: its contract, settlement instant and spot, or `None` once it has been
-    /// rejected with the reason.
+    /// Checks a quote: its contract, settlement instant, spot and sector, or `None` once it
+    /// has been rejected with the reason.
     fn accept(&mut self, q: &RawQuote, out: &mut Emit<NormalizedEvent>) -> Option<Accepted> {
         match self.check(q) {
             Ok(v) => Some(v),
@@ -462,7 +462,6 @@ impl Normalize {
     /// The normalized form of an accepted quote; `underlying` and `source_event_id` are the
     /// quote's own (read from them, not from `q`, which may have given them up).
     fn normalized(
-        &self,
         q: &RawQuote,
         Accepted {
             contract: c,

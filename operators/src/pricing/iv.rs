@@ -151,7 +151,8 @@ pub(crate) const SEEDED_STEP: f64 = 1e-5;
 /// gamma and theta and to its vol by its vega, moves little from one quote to the next, so the
 /// European IV of the price less it is close to the root. With derivatives wanted, the model is
 /// evaluated there with its derivatives and finished by [`finish_from`]: usually one
-/// evaluation where the unseeded path makes three or four, and the same root to ~1e-12.
+/// evaluation where the unseeded path makes three or four, and the same root within 1e-10
+/// relative (the bound the tests hold it to).
 /// Otherwise (no seed, a negligible premium, a step that does not converge) the unseeded path
 /// runs.
 pub(crate) fn solve_american(

@@ -440,7 +440,7 @@ pub struct WarmStart {
 /// [`implied_vol_and_greeks`], seeded with what the contract's previous quote was solved with
 /// ([`QuoteSolution::warm_start`]), which the American solver starts from: usually one
 /// Bjerksund-Stensland evaluation (with derivatives) where an unseeded solve makes three or
-/// four, and the same IV within ~1e-12 relative. The contract is (right, spot, strike, years,
+/// four, and the same IV within 1e-10 relative (the bound the tests hold it to). The contract is (right, spot, strike, years,
 /// rate, dividend yield).
 pub fn solve_quote(
     style: ExerciseStyle,
