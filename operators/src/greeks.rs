@@ -173,7 +173,8 @@ pub struct GreeksStage {
     /// of its OCC symbol ([`seed_key`]): an integer search where a string one cost more than a
     /// tenth of what the warm start saves. Two symbols sharing a hash would only hand each other
     /// a poor seed, which costs the solver evaluations, never accuracy. Saved after `state` in
-    /// a snapshot, so checkpoints from before it restore (to no seeds).
+    /// a snapshot, so checkpoints from before it restore (to no seeds), and their premiums'
+    /// vommas after them ([`seed_vommas`]).
     seeds: BTreeMap<u64, Seed>,
     /// Counts batches, for [`Seed::batch`].
     batch: u64,
@@ -194,6 +195,32 @@ fn earliest_expiry(seeds: &BTreeMap<u64, Seed>) -> i64 {
         .map(|s| s.expiry_time)
         .min()
         .unwrap_or(i64::MAX)
+}
+
+/// The premiums' vommas of the seeds that hold a warm start, in the map's order: a section of
+/// the checkpoint after the seeds themselves ([`WarmStart::premium_vomma`] is not serialized
+/// with them, so that checkpoints from before it was kept still restore).
+fn seed_vommas(seeds: &BTreeMap<u64, Seed>) -> Vec<f64> {
+    seeds
+        .values()
+        .filter_map(|seed| seed.start.map(|start| start.premium_vomma))
+        .collect()
+}
+
+/// Puts [`seed_vommas`]'s section back into the seeds it was taken from.
+fn restore_seed_vommas(seeds: &mut BTreeMap<u64, Seed>, vommas: &[f64]) -> Result<(), OpError> {
+    let mut starts = seeds.values_mut().filter_map(|seed| seed.start.as_mut());
+    let mut vommas = vommas.iter();
+    for (start, vomma) in starts.by_ref().zip(vommas.by_ref()) {
+        start.premium_vomma = *vomma;
+    }
+    if starts.next().is_some() || vommas.next().is_some() {
+        return Err(OpError::fatal(
+            STAGE,
+            "checkpoint state does not decode (the warm starts and their vommas differ in number); start with a fresh data directory",
+        ));
+    }
+    Ok(())
 }
 
 /// The id of the greeks event of the quote whose id is `source_id`.
@@ -576,7 +603,8 @@ impl Operator for GreeksStage {
 
     fn snapshot(&self) -> Result<Vec<u8>, OpError> {
         let state = encode_state(STAGE, &self.state)?;
-        encode_state_into(STAGE, &self.seeds, state)
+        let state = encode_state_into(STAGE, &self.seeds, state)?;
+        encode_state_into(STAGE, &seed_vommas(&self.seeds), state)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), OpError> {
@@ -590,11 +618,16 @@ impl Operator for GreeksStage {
         }
         let (parity, rest) = decode_state_prefix(STAGE, state)?;
         self.state = parity;
-        self.seeds = if rest.is_empty() {
-            BTreeMap::new()
-        } else {
-            decode_state(STAGE, rest)?
-        };
+        self.seeds = BTreeMap::new();
+        if !rest.is_empty() {
+            let (seeds, rest) = decode_state_prefix(STAGE, rest)?;
+            self.seeds = seeds;
+            // Checkpoints from before the premiums' vommas were kept end here: zero.
+            if !rest.is_empty() {
+                let vommas: Vec<f64> = decode_state(STAGE, rest)?;
+                restore_seed_vommas(&mut self.seeds, &vommas)?;
+            }
+        }
         self.earliest_seed_expiry = earliest_expiry(&self.seeds);
         Ok(())
     }
@@ -800,10 +833,48 @@ mod tests {
         let rest = run_events(&mut restored, quotes[3..].to_vec()).unwrap();
         assert_eq!(greeks(&rest), greeks(&all)[3..]);
 
+        // The premiums' vommas are part of what a checkpoint restores.
+        assert!(first
+            .seeds
+            .values()
+            .all(|seed| seed.start.is_some_and(|start| start.premium_vomma != 0.0)));
+        let mut back = GreeksConfig::default().build().unwrap();
+        back.restore(&first.snapshot().unwrap()).unwrap();
+        let starts = |stage: &GreeksStage| -> Vec<_> {
+            stage.seeds.values().map(|seed| seed.start).collect()
+        };
+        assert_eq!(starts(&back), starts(&first));
+
+        // A checkpoint from before the vommas were kept (parity state and seeds) restores the
+        // seeds with a vomma of zero, and the rest still solves to the same vols.
+        let old = encode_state(STAGE, &first.state).unwrap();
+        let old = encode_state_into(STAGE, &first.seeds, old).unwrap();
+        restored.restore(&old).unwrap();
+        assert_eq!(restored.seeds.len(), 1);
+        assert!(restored
+            .seeds
+            .values()
+            .all(|seed| seed.start.is_some_and(|start| start.premium_vomma == 0.0)));
+        let rest = run_events(&mut restored, quotes[3..].to_vec()).unwrap();
+        for (g, all) in greeks(&rest).iter().zip(&greeks(&all)[3..]) {
+            assert!(
+                (g.iv - all.iv).abs() < 1e-10 * all.iv,
+                "{} vs {}",
+                g.iv,
+                all.iv
+            );
+        }
+
         // A checkpoint from before the warm start (the parity state alone) restores to no seeds.
         let old = encode_state(STAGE, &first.state).unwrap();
         restored.restore(&old).unwrap();
         assert!(restored.seeds.is_empty());
+
+        // A vomma section that does not match the seeds is an error, not a silent mismatch.
+        let mut bad = encode_state(STAGE, &first.state).unwrap();
+        bad = encode_state_into(STAGE, &first.seeds, bad).unwrap();
+        bad = encode_state_into(STAGE, &vec![0.5f64, 0.25], bad).unwrap();
+        assert!(restored.restore(&bad).is_err());
 
         // At its expiry a contract's seed goes.
         restored.restore(&first.snapshot().unwrap()).unwrap();

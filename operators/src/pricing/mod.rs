@@ -416,7 +416,7 @@ pub struct QuoteSolution {
 
 /// An American contract's solved quote, as the seed of its next one ([`solve_quote`]): the
 /// early-exercise premium (the price less the European price at the IV) and its delta, gamma,
-/// theta and vega, with the spot, time and IV they were taken at.
+/// theta, vega and vomma, with the spot, time and IV they were taken at.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WarmStart {
     /// The premium.
@@ -429,6 +429,11 @@ pub struct WarmStart {
     pub premium_gamma: f64,
     /// Its theta (per year of calendar time passing).
     pub premium_theta: f64,
+    /// Its vomma. Not serialized with the rest: the greeks stage's checkpoints keep it in a
+    /// section of their own after the seeds, so that checkpoints from before it was kept still
+    /// restore (to a vomma of zero).
+    #[serde(skip)]
+    pub premium_vomma: f64,
     /// The years to expiry at the quote.
     pub years: f64,
     /// The spot of the quote.
@@ -489,6 +494,7 @@ pub fn solve_quote(
         premium_vega: greeks.vega - european.vega,
         premium_gamma: greeks.gamma - european.gamma,
         premium_theta: greeks.theta - european.theta,
+        premium_vomma: greeks.vomma - european.vomma,
         years,
         spot,
         vol: iv,
