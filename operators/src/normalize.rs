@@ -14,7 +14,9 @@ use optionflow_schemas::{
     UnderlyingTick,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use xxhash_rust::xxh3::xxh3_64;
 
 const STAGE: &str = "normalize";
 
@@ -63,6 +65,7 @@ impl NormalizeConfig {
             cfg: self.clone(),
             state: State::default(),
             expiries: ExpiryInstants::default(),
+            symbols: KnownSymbols::default(),
         })
     }
 }
@@ -243,7 +246,8 @@ struct Underlying {
 
 /// What the checks of an accepted quote found.
 struct Accepted {
-    contract: OccContract,
+    /// The symbol's contract and the strings made from it.
+    parsed: ParsedSymbol,
     /// The settlement instant.
     expiry_time: i64,
     /// The quote's own underlying price, or the last tick's.
@@ -264,6 +268,72 @@ pub struct Normalize {
     cfg: NormalizeConfig,
     state: State,
     expiries: ExpiryInstants,
+    symbols: KnownSymbols,
+}
+
+/// A symbol's contract with what every quote of it carries: the canonical symbol, the expiry
+/// as `YYYY-MM-DD` and the settlement instant.
+#[derive(Debug, Clone)]
+struct ParsedSymbol {
+    contract: OccContract,
+    /// [`OccContract::symbol`].
+    symbol: CompactString,
+    /// [`OccContract::expiry_iso`].
+    expiry_iso: CompactString,
+    /// [`expiry_instant`] (`None`: the date has no settlement time in New York).
+    expiry_time: Option<i64>,
+}
+
+/// [`ParsedSymbol`]s by the symbol as the vendor spelled it: a chain's few thousand symbols are
+/// quoted again and again, and parsing and formatting each quote's symbol cost about a quarter
+/// of the stage's instructions. Keyed by a 64-bit hash of the spelling (an integer search; a
+/// search by the text cost as much as the parsing it saved), with the spelling kept to confirm
+/// a hit: two symbols sharing a hash are parsed each time rather than mixed up. Symbols that
+/// do not parse are not remembered (their rejection is made each time, the same way). A pure
+/// function's memo, so not part of the checkpointed state.
+#[derive(Debug, Default)]
+struct KnownSymbols {
+    known: BTreeMap<u64, (CompactString, ParsedSymbol)>,
+}
+
+impl KnownSymbols {
+    /// Symbols remembered at most (a few MB): quotes from outside may carry any number of
+    /// them, and the memo must not grow with them.
+    const CAPACITY: usize = 65_536;
+
+    /// `symbol` parsed ([`parse_occ`]), with its strings and settlement instant.
+    fn parse(
+        &mut self,
+        symbol: &CompactString,
+        expiries: &mut ExpiryInstants,
+    ) -> Result<ParsedSymbol, String> {
+        let parse = |expiries: &mut ExpiryInstants| {
+            parse_occ(symbol).map(|contract| ParsedSymbol {
+                symbol: contract.symbol(),
+                expiry_iso: contract.expiry_iso(),
+                expiry_time: expiries.instant(&contract.root, contract.expiry),
+                contract,
+            })
+        };
+        if self.known.len() >= Self::CAPACITY {
+            self.known.clear();
+        }
+        match self.known.entry(xxh3_64(symbol.as_bytes())) {
+            Entry::Occupied(known) => {
+                let (spelling, parsed) = known.get();
+                if spelling == symbol {
+                    Ok(parsed.clone())
+                } else {
+                    parse(expiries)
+                }
+            }
+            Entry::Vacant(slot) => {
+                let parsed = parse(expiries)?;
+                slot.insert((symbol.clone(), parsed.clone()));
+                Ok(parsed)
+            }
+        }
+    }
 }
 
 /// [`expiry_instant`] remembered per settlement date and time: a chain has a few dozen
@@ -335,7 +405,10 @@ impl Normalize {
     }
 
     fn check(&mut self, q: &RawQuote) -> Result<Accepted, (&'static str, String)> {
-        let c = parse_occ(&q.symbol).map_err(|e| ("bad_symbol", e))?;
+        let parsed = (self.symbols)
+            .parse(&q.symbol, &mut self.expiries)
+            .map_err(|e| ("bad_symbol", e))?;
+        let c = &parsed.contract;
         if !root_matches(&c.root, &q.underlying) {
             return Err((
                 "underlying_mismatch",
@@ -382,7 +455,7 @@ impl Normalize {
         }
         // The reason is formatted only for a rejection (an eager `ok_or` built it for every
         // quote: 3% of a replay's instructions).
-        let expiry = self.expiries.instant(&c.root, c.expiry).ok_or_else(|| {
+        let expiry = parsed.expiry_time.ok_or_else(|| {
             (
                 "bad_symbol",
                 format!("expiry {} has no settlement time in New York", c.expiry),
@@ -413,7 +486,7 @@ impl Normalize {
             }
         };
         Ok(Accepted {
-            contract: c,
+            parsed,
             expiry_time: expiry,
             spot,
             sector: underlying.and_then(|u| u.sector.clone()),
@@ -464,7 +537,7 @@ impl Normalize {
     fn normalized(
         q: &RawQuote,
         Accepted {
-            contract: c,
+            parsed,
             expiry_time,
             spot,
             sector,
@@ -472,16 +545,16 @@ impl Normalize {
         (underlying, source_event_id): (CompactString, String),
     ) -> NormalizedQuote {
         let mid = 0.5 * (q.bid + q.ask);
-        let (symbol, expiry) = (c.symbol(), c.expiry_iso());
+        let c = parsed.contract;
         NormalizedQuote {
             event_id: EventId::new(STAGE).part(&source_event_id).finish(),
             event_time: q.event_time,
             sector,
             underlying,
             source_event_id,
-            symbol,
+            symbol: parsed.symbol,
             root: c.root,
-            expiry,
+            expiry: parsed.expiry_iso,
             expiry_time,
             right: CompactString::const_new(c.right.as_str()),
             strike: c.strike,
@@ -772,6 +845,65 @@ mod tests {
         let out = run_events(&mut op, vec![spx]).unwrap();
         assert_eq!(out.rejected[0].reason_code, "expired");
     }
+    #[test]
+    fn a_symbol_quoted_again_normalizes_as_the_first_time() {
+        // Every spelling of one contract, a symbol that does not parse and one whose expiry
+        // has passed, each quoted twice: the second pass comes from the remembered symbols,
+        // and gives what a stage that never saw them gives.
+        let events: Vec<_> = [
+            "AAPL  240119C00190000",
+            "AAPL240119C00190000",
+            "O:AAPL240119C00190000",
+            "GARBAGE",
+            "AAPL  231229C00190000",
+            "AAPL  240119P00185000",
+        ]
+        .iter()
+        .map(|symbol| quote(symbol, 4.0, 4.2))
+        .collect();
+        let mut seen = NormalizeConfig::default().build().unwrap();
+        let first = run_events(&mut seen, events.clone()).unwrap();
+        let again = run_events(&mut seen, events.clone()).unwrap();
+        let fresh = run_events(&mut NormalizeConfig::default().build().unwrap(), events).unwrap();
+        assert_eq!(again.events, fresh.events);
+        assert_eq!(again.rejected, fresh.rejected);
+        assert_eq!(first.events, fresh.events);
+        assert_eq!((again.events.len(), again.rejected.len()), (4, 2));
+        // Remembered by spelling, the ones that parsed only.
+        assert_eq!(seen.symbols.known.len(), 5);
+    }
+
+    #[test]
+    fn the_remembered_symbols_stay_bounded() {
+        let mut symbols = KnownSymbols::default();
+        let mut expiries = ExpiryInstants::default();
+        for strike in 1..=KnownSymbols::CAPACITY + 10 {
+            let symbol = CompactString::from(format!("XYZ   240119C{:08}", strike * 10));
+            let parsed = symbols.parse(&symbol, &mut expiries).unwrap();
+            assert_eq!(parsed.contract, parse_occ(&symbol).unwrap());
+            assert_eq!(parsed.symbol, symbol);
+            assert!(symbols.known.len() <= KnownSymbols::CAPACITY);
+        }
+    }
+
+    #[test]
+    fn a_symbol_sharing_a_hash_with_a_remembered_one_is_parsed_for_itself() {
+        let mut symbols = KnownSymbols::default();
+        let mut expiries = ExpiryInstants::default();
+        let (one, other) = (
+            CompactString::from("XYZ   240119C00010000"),
+            CompactString::from("XYZ   240119P00020000"),
+        );
+        let remembered = symbols.parse(&one, &mut expiries).unwrap();
+        // Plant `one` under `other`'s hash, as a collision would.
+        symbols
+            .known
+            .insert(xxh3_64(other.as_bytes()), (one.clone(), remembered));
+        let parsed = symbols.parse(&other, &mut expiries).unwrap();
+        assert_eq!(parsed.symbol, other);
+        assert_eq!(parsed.contract, parse_occ(&other).unwrap());
+    }
+
     #[test]
     fn a_batch_gives_what_its_events_give_one_by_one() {
         let tick = aapl_tick();
