@@ -52,6 +52,19 @@ impl JsonlFile {
         Ok(())
     }
 
+    /// Appends one line that `write_line` writes (without its newline) into the buffer it is
+    /// given: for records with a writer of their own (e.g. [`RejectedQuote::write_json`]).
+    ///
+    /// [`RejectedQuote::write_json`]: optionflow_schemas::RejectedQuote::write_json
+    pub fn write_with(&mut self, write_line: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<()> {
+        self.line.clear();
+        write_line(&mut self.line);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.len += self.line.len() as u64;
+        Ok(())
+    }
+
     /// Flushes and syncs; returns the durable length.
     pub fn commit(&mut self) -> std::io::Result<u64> {
         self.out.flush()?;

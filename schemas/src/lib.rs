@@ -20,6 +20,7 @@ pub mod codec;
 pub mod datum;
 pub mod event;
 pub mod id;
+pub mod json_line;
 pub mod registry;
 pub mod time;
 pub mod topics;

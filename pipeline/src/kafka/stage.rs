@@ -562,7 +562,7 @@ impl Runner {
                 )
                 .await?;
             if let Some(tap) = inst.rejects_tap.as_mut() {
-                tap.write(r)
+                tap.write_with(|line| r.write_json(line))
                     .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
             }
         }

@@ -197,7 +197,7 @@ async fn flush<T: Serialize + 'static>(
         }
         if let Some(f) = io.rejects.as_mut() {
             for r in &rejected {
-                f.write(r)
+                f.write_with(|line| r.write_json(line))
                     .map_err(PipelineError::io(format!("writing {}", f.name())))?;
             }
         }
