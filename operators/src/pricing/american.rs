@@ -26,7 +26,7 @@
 
 use super::bsm::{BsmContract, FRAC_1_SQRT_2PI};
 use super::exp::exp4;
-use super::jet::{compose, Jet, DIRECTIONS, LN_SPOT, RATE, VOL};
+use super::jet::{compose, Jet, LN_SPOT, RATE, VOL};
 use super::log::log4;
 use super::normal::{norm_cdf4, scaled_cdf4};
 use super::{Greeks, Right};
@@ -119,7 +119,7 @@ impl Bs2002 {
             return (price, None);
         };
         // In the call's coordinates, along ln s: ds = s·C_s, dss = s²·C_ss + s·C_s.
-        let (ds, dss) = (j.d[LN_SPOT], j.dd[LN_SPOT]);
+        let (ds, dss) = (j.first(LN_SPOT), j.second(LN_SPOT));
         let BsmContract {
             spot: s, strike: k, ..
         } = self.european;
@@ -136,9 +136,9 @@ impl Bs2002 {
             gamma,
             // The volatility is the same in both coordinates; the rate direction was seeded
             // in the contract's own rate (see `Bs2002::rate_jets`).
-            vega: j.d[VOL],
-            vomma: j.dd[VOL],
-            rho: j.d[RATE],
+            vega: j.first(VOL),
+            vomma: j.second(VOL),
+            rho: j.first(RATE),
         };
         (price, sensitivities.is_finite().then_some(sensitivities))
     }
@@ -150,9 +150,9 @@ impl Bs2002 {
         let (r, b) = (self.european.rate, self.b);
         let (seed_r, seed_b) = if self.put { (0.0, -1.0) } else { (1.0, 1.0) };
         let mut rj = Jet::constant(r);
-        rj.d[RATE] = seed_r;
+        rj.set_first(RATE, seed_r);
         let mut bj = Jet::constant(b);
-        bj.d[RATE] = seed_b;
+        bj.set_first(RATE, seed_b);
         (rj, bj)
     }
 }
@@ -208,22 +208,22 @@ fn european_jet(c: &BsmContract, v: f64, rate: (Jet, Jet)) -> Option<Jet> {
     let g = c.greeks(v);
     let s = c.spot;
     let mut j = Jet::constant(g.price);
-    j.d[LN_SPOT] = s * g.delta;
-    j.dd[LN_SPOT] = s * s * g.gamma + s * g.delta;
-    j.d[VOL] = g.vega;
-    j.dd[VOL] = g.vomma;
+    j.set_first(LN_SPOT, s * g.delta);
+    j.set_second(LN_SPOT, s * s * g.gamma + s * g.delta);
+    j.set_first(VOL, g.vega);
+    j.set_second(VOL, g.vomma);
     // The call's dividend yield is r − b: ∂C/∂q = −T·S·e^(−qT)·N(d1) = −T·S·Δ.
     let (r, b) = rate;
-    let seed_q = r.d[RATE] - b.d[RATE];
-    j.d[RATE] = g.rho * r.d[RATE] - c.years * s * g.delta * seed_q;
+    let seed_q = r.first(RATE) - b.first(RATE);
+    j.set_first(RATE, g.rho * r.first(RATE) - c.years * s * g.delta * seed_q);
     Some(j)
 }
 
 /// The jet of immediate exercise, s − k: it moves with the spot only.
 fn exercise_jet(s: f64, k: f64) -> Option<Jet> {
     let mut j = Jet::constant(s - k);
-    j.d[LN_SPOT] = s;
-    j.dd[LN_SPOT] = s;
+    j.set_first(LN_SPOT, s);
+    j.set_second(LN_SPOT, s);
     Some(j)
 }
 
@@ -715,7 +715,7 @@ impl Model {
         if !moderate {
             // Rare (extreme vol or rates); the caller differences prices instead.
             let mut nan = Jet::constant(v);
-            nan.d = [f64::NAN; DIRECTIONS];
+            nan.d = f64x4::splat(f64::NAN);
             return nan;
         }
         let [gamma, ln_h, ln_c] = arg.jets.expect("arguments carry jets with the model");
