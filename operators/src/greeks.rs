@@ -43,6 +43,7 @@ use optionflow_schemas::{
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::mem::take;
 
@@ -354,7 +355,7 @@ impl GreeksStage {
     fn claim_seed(&mut self, key: u64, expiry_time: i64) -> Option<Option<WarmStart>> {
         let batch = self.batch;
         match self.seeds.entry(key) {
-            std::collections::btree_map::Entry::Occupied(mut held) => {
+            Entry::Occupied(mut held) => {
                 let seed = held.get_mut();
                 if seed.batch == batch {
                     return None;
@@ -362,7 +363,7 @@ impl GreeksStage {
                 seed.batch = batch;
                 Some(seed.start)
             }
-            std::collections::btree_map::Entry::Vacant(slot) => {
+            Entry::Vacant(slot) => {
                 slot.insert(Seed {
                     start: None,
                     expiry_time,

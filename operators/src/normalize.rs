@@ -64,7 +64,6 @@ impl NormalizeConfig {
         Ok(Normalize {
             cfg: self.clone(),
             state: State::default(),
-            expiries: ExpiryInstants::default(),
             symbols: KnownSymbols::default(),
         })
     }
@@ -267,7 +266,6 @@ struct State {
 pub struct Normalize {
     cfg: NormalizeConfig,
     state: State,
-    expiries: ExpiryInstants,
     symbols: KnownSymbols,
 }
 
@@ -294,6 +292,8 @@ struct ParsedSymbol {
 #[derive(Debug, Default)]
 struct KnownSymbols {
     known: BTreeMap<u64, (CompactString, ParsedSymbol)>,
+    /// The settlement instants of the symbols parsed (many share a date).
+    expiries: ExpiryInstants,
 }
 
 impl KnownSymbols {
@@ -302,11 +302,7 @@ impl KnownSymbols {
     const CAPACITY: usize = 65_536;
 
     /// `symbol` parsed ([`parse_occ`]), with its strings and settlement instant.
-    fn parse(
-        &mut self,
-        symbol: &CompactString,
-        expiries: &mut ExpiryInstants,
-    ) -> Result<ParsedSymbol, String> {
+    fn parse(&mut self, symbol: &CompactString) -> Result<ParsedSymbol, String> {
         let parse = |expiries: &mut ExpiryInstants| {
             parse_occ(symbol).map(|contract| ParsedSymbol {
                 symbol: contract.symbol(),
@@ -324,11 +320,11 @@ impl KnownSymbols {
                 if spelling == symbol {
                     Ok(parsed.clone())
                 } else {
-                    parse(expiries)
+                    parse(&mut self.expiries)
                 }
             }
             Entry::Vacant(slot) => {
-                let parsed = parse(expiries)?;
+                let parsed = parse(&mut self.expiries)?;
                 slot.insert((symbol.clone(), parsed.clone()));
                 Ok(parsed)
             }
@@ -405,9 +401,7 @@ impl Normalize {
     }
 
     fn check(&mut self, q: &RawQuote) -> Result<Accepted, (&'static str, String)> {
-        let parsed = (self.symbols)
-            .parse(&q.symbol, &mut self.expiries)
-            .map_err(|e| ("bad_symbol", e))?;
+        let parsed = (self.symbols.parse(&q.symbol)).map_err(|e| ("bad_symbol", e))?;
         let c = &parsed.contract;
         if !root_matches(&c.root, &q.underlying) {
             return Err((
@@ -876,10 +870,9 @@ mod tests {
     #[test]
     fn the_remembered_symbols_stay_bounded() {
         let mut symbols = KnownSymbols::default();
-        let mut expiries = ExpiryInstants::default();
         for strike in 1..=KnownSymbols::CAPACITY + 10 {
             let symbol = CompactString::from(format!("XYZ   240119C{:08}", strike * 10));
-            let parsed = symbols.parse(&symbol, &mut expiries).unwrap();
+            let parsed = symbols.parse(&symbol).unwrap();
             assert_eq!(parsed.contract, parse_occ(&symbol).unwrap());
             assert_eq!(parsed.symbol, symbol);
             assert!(symbols.known.len() <= KnownSymbols::CAPACITY);
@@ -889,17 +882,16 @@ mod tests {
     #[test]
     fn a_symbol_sharing_a_hash_with_a_remembered_one_is_parsed_for_itself() {
         let mut symbols = KnownSymbols::default();
-        let mut expiries = ExpiryInstants::default();
         let (one, other) = (
             CompactString::from("XYZ   240119C00010000"),
             CompactString::from("XYZ   240119P00020000"),
         );
-        let remembered = symbols.parse(&one, &mut expiries).unwrap();
+        let remembered = symbols.parse(&one).unwrap();
         // Plant `one` under `other`'s hash, as a collision would.
         symbols
             .known
             .insert(xxh3_64(other.as_bytes()), (one.clone(), remembered));
-        let parsed = symbols.parse(&other, &mut expiries).unwrap();
+        let parsed = symbols.parse(&other).unwrap();
         assert_eq!(parsed.symbol, other);
         assert_eq!(parsed.contract, parse_occ(&other).unwrap());
     }
