@@ -4,10 +4,13 @@ use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A JSON-lines file written through a buffer, truncated on recovery to a checkpoint's length.
 pub struct JsonlFile {
     out: BufWriter<File>,
+    /// A second handle on the file, for whoever makes a [`JsonlFile::cut`] durable.
+    synced_by: Arc<File>,
     len: u64,
     name: String,
     /// The line being written, kept from one to the next: a fresh vector per line grew from
@@ -30,6 +33,7 @@ impl JsonlFile {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         Ok(Self {
+            synced_by: Arc::new(f.try_clone()?),
             out: BufWriter::with_capacity(1 << 16, f),
             len: keep,
             name,
@@ -67,8 +71,43 @@ impl JsonlFile {
 
     /// Flushes and syncs; returns the durable length.
     pub fn commit(&mut self) -> std::io::Result<u64> {
+        let (len, file) = self.cut()?;
+        file.sync_data()?;
+        Ok(len)
+    }
+
+    /// Flushes to the OS and returns the length so far with a handle on the file, *not* synced:
+    /// the length becomes durable once the handle's `sync_data` returns. A checkpoint barrier
+    /// cuts each stage's files this way and the checkpoint coordinator syncs them before it
+    /// saves the checkpoint that records the lengths, so the stage's own thread never waits on
+    /// the disk (normalize's rejections are ~1 MB per minute of market time in a replay).
+    pub fn cut(&mut self) -> std::io::Result<(u64, Arc<File>)> {
         self.out.flush()?;
-        self.out.get_ref().sync_data()?;
-        Ok(self.len)
+        Ok((self.len, Arc::clone(&self.synced_by)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A barrier's cut hands the lines so far to the OS (another reader sees exactly the
+    /// length it reports) and a handle that syncs that same file.
+    #[test]
+    fn cut_flushes_what_was_written_and_reports_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signals.jsonl");
+        let mut f = JsonlFile::open(&path, 0).unwrap();
+        f.write(&serde_json::json!({"a": 1})).unwrap();
+        f.write_with(|line| line.extend_from_slice(b"{\"b\":2}"))
+            .unwrap();
+        let (len, handle) = f.cut().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(len, 16);
+        handle.sync_data().unwrap();
+        assert_eq!(handle.metadata().unwrap().len(), len);
+        // Written after the cut: not part of its length, and the file goes on from there.
+        f.write(&serde_json::json!({"c": 3})).unwrap();
+        assert_eq!(f.commit().unwrap(), 24);
     }
 }

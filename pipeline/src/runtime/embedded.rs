@@ -26,6 +26,7 @@ use crate::tape::TapeWriter;
 use crate::telemetry::{Metrics, Status};
 use optionflow_schemas::{Alert, RawEvent};
 use serde::{Deserialize, Serialize};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -657,13 +658,20 @@ async fn tape_task(
                 }
             }
             (Message::Barrier(id), tape) => {
-                let (bytes, events) = match tape {
-                    Some(tape) => tape.commit()?,
-                    None => (0, 0),
+                let (bytes, events, unsynced) = match tape {
+                    Some(tape) => {
+                        let (bytes, events, file) = tape.cut()?;
+                        (bytes, events, Some(file))
+                    }
+                    None => (0, 0, None),
                 };
                 acks.send(Ack {
                     id: *id,
-                    parts: vec![Part::Tape { bytes, events }],
+                    parts: vec![Part::Tape {
+                        bytes,
+                        events,
+                        unsynced,
+                    }],
                 })
                 .await
                 .map_err(|_| closed())?;
@@ -728,10 +736,11 @@ impl AlertSink {
                     }
                 }
                 Message::Barrier(id) => {
-                    let len = self.file.commit().map_err(write_err())?;
+                    let (len, unsynced) = self.file.cut().map_err(write_err())?;
                     let part = Part::File {
                         name: files::ALERTS.to_string(),
                         len,
+                        unsynced,
                     };
                     self.acks
                         .send(Ack {
@@ -785,7 +794,8 @@ async fn coordinate(
     participants: usize,
     metrics: Arc<Metrics>,
 ) -> Result<(), PipelineError> {
-    let mut pending: std::collections::BTreeMap<u64, (usize, Checkpoint)> = Default::default();
+    let mut pending: std::collections::BTreeMap<u64, (usize, Checkpoint, Vec<Arc<File>>)> =
+        Default::default();
     while let Some(ack) = acks.recv().await {
         let entry = pending.entry(ack.id).or_insert_with(|| {
             (
@@ -794,12 +804,20 @@ async fn coordinate(
                     id: ack.id,
                     ..Default::default()
                 },
+                Vec::new(),
             )
         });
         entry.0 += 1;
-        entry.1.absorb(ack.parts);
+        entry.1.absorb(ack.parts, &mut entry.2);
         if entry.0 == participants {
-            if let Some((_, ckpt)) = pending.remove(&ack.id) {
+            if let Some((_, ckpt, unsynced)) = pending.remove(&ack.id) {
+                // The lengths the checkpoint records are on disk before it is: the stages
+                // only flushed their files at the barrier, and went on.
+                tokio::task::block_in_place(|| unsynced.iter().try_for_each(|f| f.sync_data()))
+                    .map_err(PipelineError::io(format!(
+                        "syncing the outputs of checkpoint {}",
+                        ckpt.id
+                    )))?;
                 store
                     .save(&ckpt)
                     .await

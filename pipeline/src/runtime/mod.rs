@@ -12,6 +12,8 @@ pub mod embedded;
 pub mod stage;
 
 use crate::store::Checkpoint;
+use std::fs::File;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What travels between stages.
@@ -39,12 +41,15 @@ pub enum Part {
         /// Event time of the last tick.
         event_time: i64,
     },
-    /// The tape's durable length.
+    /// The tape's length at the barrier.
     Tape {
         /// Bytes.
         bytes: u64,
         /// Events.
         events: u64,
+        /// The tape file, synced by the coordinator before it saves the checkpoint (none when
+        /// nothing is recorded).
+        unsynced: Option<Arc<File>>,
     },
     /// An operator's state.
     Stage {
@@ -53,12 +58,14 @@ pub enum Part {
         /// Serialized state.
         state: Vec<u8>,
     },
-    /// An output file's durable length.
+    /// An output file's length at the barrier.
     File {
         /// File name.
         name: String,
         /// Length in bytes.
         len: u64,
+        /// The file, synced by the coordinator before it saves the checkpoint.
+        unsynced: Arc<File>,
     },
 }
 
@@ -72,8 +79,8 @@ pub struct Ack {
 }
 
 impl Checkpoint {
-    /// Adds a participant's parts.
-    pub fn absorb(&mut self, parts: Vec<Part>) {
+    /// Adds a participant's parts; the files it must sync before saving go to `unsynced`.
+    pub fn absorb(&mut self, parts: Vec<Part>, unsynced: &mut Vec<Arc<File>>) {
         for p in parts {
             match p {
                 Part::Source {
@@ -85,12 +92,24 @@ impl Checkpoint {
                     self.ticks = ticks;
                     self.event_time = event_time;
                 }
-                Part::Tape { bytes, events } => self.tape = (bytes, events),
+                Part::Tape {
+                    bytes,
+                    events,
+                    unsynced: file,
+                } => {
+                    self.tape = (bytes, events);
+                    unsynced.extend(file);
+                }
                 Part::Stage { name, state } => {
                     self.stages.insert(name.to_string(), state);
                 }
-                Part::File { name, len } => {
+                Part::File {
+                    name,
+                    len,
+                    unsynced: file,
+                } => {
                     self.files.insert(name, len);
+                    unsynced.push(file);
                 }
             }
         }

@@ -125,13 +125,15 @@ where
                     name,
                     state: op.snapshot()?,
                 }];
+                // Flushed here, synced by the coordinator: the stage goes on meanwhile.
                 for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
-                    let len = f
-                        .commit()
+                    let (len, unsynced) = f
+                        .cut()
                         .map_err(PipelineError::io(format!("writing {}", f.name())))?;
                     parts.push(Part::File {
                         name: f.name().to_string(),
                         len,
+                        unsynced,
                     });
                 }
                 io.acks
