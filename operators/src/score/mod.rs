@@ -566,7 +566,10 @@ impl Operator for Score {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, OpError> {
-        let buffer = Vec::with_capacity(self.snapshot_len.get());
+        // With an eighth to spare: the histories grow between checkpoints until they are
+        // full, and a buffer of exactly the last length was reallocated (copied) every time.
+        let last = self.snapshot_len.get();
+        let buffer = Vec::with_capacity(last + last / 8);
         let bytes = encode_state_into(STAGE, &self.state, buffer)?;
         self.snapshot_len.set(bytes.len());
         Ok(bytes)

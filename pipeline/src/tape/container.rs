@@ -61,8 +61,22 @@ fn expect_long(r: &mut impl BufRead, what: &str) -> Result<i64, String> {
 /// Reads `len` bytes, failing (without allocating them first) if the stream has fewer.
 pub(crate) fn read_exactly(r: &mut impl Read, len: u64, what: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
+    read_exactly_into(r, len, what, &mut out)?;
+    Ok(out)
+}
+
+/// Reads `len` bytes into `out` (replacing what it held), failing if the stream has fewer.
+/// `out`'s capacity is kept from one call to the next: a tape's blocks are read into one
+/// buffer, where a fresh vector per block grew to each block's size by doubling.
+pub(crate) fn read_exactly_into(
+    r: &mut impl Read,
+    len: u64,
+    what: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.clear();
     r.take(len)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(|e| format!("reading {what}: {e}"))?;
     if (out.len() as u64) < len {
         return Err(format!(
@@ -70,7 +84,7 @@ pub(crate) fn read_exactly(r: &mut impl Read, len: u64, what: &str) -> Result<Ve
             out.len()
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn read_bytes(r: &mut impl BufRead, what: &str) -> Result<Vec<u8>, String> {
@@ -175,13 +189,18 @@ impl BlockCodec {
     }
 
     /// Decompresses one block into `out` (replacing its contents).
-    pub(crate) fn decompress(&mut self, block: Vec<u8>, out: &mut Vec<u8>) -> Result<(), String> {
+    pub(crate) fn decompress(
+        &mut self,
+        block: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         match self.codec {
-            TapeCodec::Null => *out = block,
+            // The block is the datums: the two buffers trade places, both kept for the next one.
+            TapeCodec::Null => std::mem::swap(out, block),
             TapeCodec::Zstandard => {
                 // The frame header carries the content size (ours always does); a frame
                 // without one gets the whole budget.
-                let size = zstd::zstd_safe::get_frame_content_size(&block)
+                let size = zstd::zstd_safe::get_frame_content_size(block)
                     .ok()
                     .flatten()
                     .map_or(MAX_BLOCK_BYTES, |n| n as usize);
@@ -198,11 +217,11 @@ impl BlockCodec {
                 };
                 out.clear();
                 out.reserve(size);
-                zstd.decompress_to_buffer(&block, out)
+                zstd.decompress_to_buffer(block, out)
                     .map_err(|e| format!("zstandard: {e}"))?;
             }
             other => {
-                let mut data = block;
+                let mut data = std::mem::take(block);
                 other
                     .avro()
                     .decompress(&mut data)

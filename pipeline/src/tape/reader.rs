@@ -1,6 +1,8 @@
 //! Reading a tape back, block by block.
 
-use super::container::{read_exactly, read_header, read_long, BlockCodec, MAX_BLOCK_BYTES};
+use super::container::{
+    read_exactly, read_exactly_into, read_header, read_long, BlockCodec, MAX_BLOCK_BYTES,
+};
 use super::{TapeCodec, TapeError, RAW_TAPE_SCHEMA};
 use optionflow_schemas::{datum, RawEvent};
 use std::fs::File;
@@ -19,6 +21,8 @@ pub struct TapeReader {
     file: BufReader<File>,
     codec: BlockCodec,
     marker: [u8; 16],
+    /// The current block as stored (compressed), kept for the next block's bytes.
+    block: Vec<u8>,
     /// The current block's datums, and how far they have been decoded.
     datums: Vec<u8>,
     at: usize,
@@ -60,6 +64,7 @@ impl TapeReader {
             file,
             codec: BlockCodec::new(header.codec),
             marker: header.marker,
+            block: Vec::new(),
             datums: Vec::new(),
             at: 0,
             left: 0,
@@ -93,12 +98,12 @@ impl TapeReader {
                     "a block head claims {count} events in {size} bytes"
                 ));
             }
-            let block = read_exactly(&mut self.file, size as u64, "a block")?;
+            read_exactly_into(&mut self.file, size as u64, "a block", &mut self.block)?;
             let marker = read_exactly(&mut self.file, 16, "a block's sync marker")?;
             if marker != self.marker {
                 return Err("a block's sync marker is not the file's".into());
             }
-            self.codec.decompress(block, &mut self.datums)?;
+            self.codec.decompress(&mut self.block, &mut self.datums)?;
             self.at = 0;
             self.left = count as u64;
             if count > 0 {
