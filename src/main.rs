@@ -461,33 +461,37 @@ fn bench(args: BenchArgs) -> Result<()> {
         live: None,
         dashboard: None,
     };
+    let cpu_before = process_cpu_secs();
     let s = runtime()?.block_on(embedded::run(opts))?;
+    let cpu = process_cpu_secs() - cpu_before;
     let Some((kafka_config, name)) = kafka else {
         if args.json {
-            println!("{}", bench_json(&s));
+            println!("{}", bench_json(&s, cpu));
         } else {
-            println!("{}", bench_line(&what, &s));
+            println!("{}", bench_line(&what, &s, cpu));
         }
         return Ok(());
     };
     if !args.json {
         // The embedded figure first: the Kafka run takes a while longer.
-        println!("{}", bench_line(&what, &s));
+        println!("{}", bench_line(&what, &s, cpu));
     }
     let kafka_dir = dir.path().join("kafka");
     let brokers = kafka_config.kafka.brokers.clone();
+    let cpu_before = process_cpu_secs();
     let k = kafka_cli::bench(kafka_config, name, &args.session, &kafka_dir, speed)?;
+    let kafka_cpu = process_cpu_secs() - cpu_before;
     let same_alerts = std::fs::read(embedded_dir.join(embedded::files::ALERTS)).ok()
         == std::fs::read(kafka_dir.join(embedded::files::ALERTS)).ok();
     if args.json {
-        let mut kafka = bench_json(&k.summary);
+        let mut kafka = bench_json(&k.summary, kafka_cpu);
         kafka["brokers"] = brokers.into();
         kafka["partitions"] = k.partitions.into();
         kafka["topic_prefix"] = format!("{}.", k.name).into();
         println!(
             "{}",
             serde_json::json!({
-                "embedded": bench_json(&s), "kafka": kafka, "alerts_identical": same_alerts,
+                "embedded": bench_json(&s, cpu), "kafka": kafka, "alerts_identical": same_alerts,
             })
         );
     } else {
@@ -495,7 +499,7 @@ fn bench(args: BenchArgs) -> Result<()> {
             "the same over Kafka at {brokers} (topics {}.*, {} partitions)",
             k.name, k.partitions
         );
-        println!("{}", bench_line(&what, &k.summary));
+        println!("{}", bench_line(&what, &k.summary, kafka_cpu));
     }
     let k = k.summary;
     if k.quotes != s.quotes {
@@ -514,20 +518,39 @@ fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// This process's CPU time so far, user and system, all threads, in seconds. `bench` reports
+/// it beside the wall clock: on a shared host the wall clock of the same run drifts by ±15%
+/// within minutes, its CPU time far less, so CPU per quote is the steadier figure to compare
+/// builds by. (A Kafka broker is another process: its CPU is not in the figure.)
+fn process_cpu_secs() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// A run's CPU figures: seconds, cores busy on average, microseconds per quote.
+fn cpu_figures(s: &RunSummary, cpu_secs: f64) -> (f64, f64, f64) {
+    let cores = cpu_secs / s.elapsed_secs.max(1e-9);
+    let per_quote_us = 1e6 * cpu_secs / (s.quotes.max(1) as f64);
+    (cpu_secs, cores, per_quote_us)
+}
+
 /// One `bench` result as JSON.
-fn bench_json(s: &RunSummary) -> serde_json::Value {
+fn bench_json(s: &RunSummary, cpu_secs: f64) -> serde_json::Value {
+    let (cpu_secs, cores, per_quote_us) = cpu_figures(s, cpu_secs);
     serde_json::json!({
         "quotes": s.quotes, "elapsed_secs": s.elapsed_secs,
         "quotes_per_sec": s.quotes as f64 / s.elapsed_secs.max(1e-9),
         "signals": s.signals, "alerts": s.alerts,
         "latency_p50_us": s.latency_p50_us, "latency_p99_us": s.latency_p99_us,
+        "cpu_secs": cpu_secs, "cores_busy": cores, "cpu_us_per_quote": per_quote_us,
     })
 }
 
 /// One `bench` result as a line of text.
-fn bench_line(what: &str, s: &RunSummary) -> String {
+fn bench_line(what: &str, s: &RunSummary, cpu_secs: f64) -> String {
+    let (cpu_secs, cores, per_quote_us) = cpu_figures(s, cpu_secs);
     format!(
-        "{what}: {} quotes in {:.2}s = {:.0} quotes/s; {} signals, {} alerts; quote→alert latency p50 {} µs, p99 {} µs",
+        "{what}: {} quotes in {:.2}s = {:.0} quotes/s; {} signals, {} alerts; quote→alert latency p50 {} µs, p99 {} µs; CPU {cpu_secs:.2}s ({cores:.2} cores busy, {per_quote_us:.2} µs per quote)",
         s.quotes,
         s.elapsed_secs,
         s.quotes as f64 / s.elapsed_secs.max(1e-9),

@@ -80,6 +80,34 @@ fn replaying_a_runs_tape_reproduces_its_outputs_byte_for_byte() {
         assert!(!out.path().join("quotes.raw.avro").exists());
     }
 
+    // The replay benchmark replays every quote of the tape and reports what it cost in CPU
+    // beside the wall clock.
+    let bench = optionflow(&["bench", "--json", "--tape"], &[run.path()]);
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    let finished: serde_json::Value =
+        serde_json::from_str(&read(run.path(), "finished.json")).unwrap();
+    assert_eq!(figures["quotes"], finished["quotes"]);
+    let (quotes, elapsed) = (
+        figures["quotes"].as_f64().unwrap(),
+        figures["elapsed_secs"].as_f64().unwrap(),
+    );
+    let cpu = figures["cpu_secs"].as_f64().unwrap();
+    assert!(cpu > 0.0, "{figures}");
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(
+        figures["cores_busy"].as_f64().unwrap(),
+        cpu / elapsed
+    ));
+    assert!(close(
+        figures["cpu_us_per_quote"].as_f64().unwrap(),
+        1e6 * cpu / quotes
+    ));
+
     // Outcomes label the run's signals; the fitted calibration is what consensus loads.
     let cal_dir = tempfile::tempdir().unwrap();
     let cal = cal_dir.path().join("calibration.json");
