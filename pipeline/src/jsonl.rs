@@ -4,13 +4,10 @@ use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Arc;
 
 /// A JSON-lines file written through a buffer, truncated on recovery to a checkpoint's length.
 pub struct JsonlFile {
     out: BufWriter<File>,
-    /// A second handle on the file, for whoever makes a [`JsonlFile::cut`] durable.
-    synced_by: Arc<File>,
     len: u64,
     name: String,
     /// The line being written, kept from one to the next: a fresh vector per line grew from
@@ -33,7 +30,6 @@ impl JsonlFile {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         Ok(Self {
-            synced_by: Arc::new(f.try_clone()?),
             out: BufWriter::with_capacity(1 << 16, f),
             len: keep,
             name,
@@ -71,19 +67,19 @@ impl JsonlFile {
 
     /// Flushes and syncs; returns the durable length.
     pub fn commit(&mut self) -> std::io::Result<u64> {
-        let (len, file) = self.cut()?;
-        file.sync_data()?;
-        Ok(len)
+        self.out.flush()?;
+        self.out.get_ref().sync_data()?;
+        Ok(self.len)
     }
 
-    /// Flushes to the OS and returns the length so far with a handle on the file, *not* synced:
-    /// the length becomes durable once the handle's `sync_data` returns. A checkpoint barrier
+    /// Flushes to the OS and returns the length so far with a second handle on the file, *not*
+    /// synced: the length becomes durable once the handle's `sync_data` returns. A checkpoint barrier
     /// cuts each stage's files this way and the checkpoint coordinator syncs them before it
     /// saves the checkpoint that records the lengths, so the stage's own thread never waits on
     /// the disk (normalize's rejections are ~1 MB per minute of market time in a replay).
-    pub fn cut(&mut self) -> std::io::Result<(u64, Arc<File>)> {
+    pub fn cut(&mut self) -> std::io::Result<(u64, File)> {
         self.out.flush()?;
-        Ok((self.len, Arc::clone(&self.synced_by)))
+        Ok((self.len, self.out.get_ref().try_clone()?))
     }
 }
 

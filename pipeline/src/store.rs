@@ -178,16 +178,22 @@ impl SessionStore {
         }
     }
 
-    /// Durably records `ckpt` as the latest checkpoint (with ScyllaDB, after the query tables
-    /// hold every output it covers).
-    pub async fn save(&mut self, ckpt: &Checkpoint) -> std::io::Result<()> {
+    /// Durably records `ckpt` as the latest checkpoint, after syncing `outputs` (the files
+    /// whose lengths it records, written but not yet synced) and, with ScyllaDB, after the
+    /// query tables hold every output it covers.
+    pub async fn save(&mut self, ckpt: &Checkpoint, outputs: &[fs::File]) -> std::io::Result<()> {
+        let sync_outputs = || outputs.iter().try_for_each(fs::File::sync_data);
         match self {
-            Self::Files(f) => tokio::task::block_in_place(|| f.save(ckpt)),
+            Self::Files(f) => tokio::task::block_in_place(|| {
+                sync_outputs()?;
+                f.save(ckpt)
+            }),
             Self::Scylla {
                 db,
                 session,
                 tables,
             } => {
+                tokio::task::block_in_place(sync_outputs)?;
                 tables.flush().await.map_err(std::io::Error::other)?;
                 let bytes = postcard::to_stdvec(ckpt).map_err(std::io::Error::other)?;
                 db.save_session_checkpoint(session, ckpt.id, &bytes)

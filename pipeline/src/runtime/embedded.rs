@@ -794,7 +794,7 @@ async fn coordinate(
     participants: usize,
     metrics: Arc<Metrics>,
 ) -> Result<(), PipelineError> {
-    let mut pending: std::collections::BTreeMap<u64, (usize, Checkpoint, Vec<Arc<File>>)> =
+    let mut pending: std::collections::BTreeMap<u64, (usize, Checkpoint, Vec<File>)> =
         Default::default();
     while let Some(ack) = acks.recv().await {
         let entry = pending.entry(ack.id).or_insert_with(|| {
@@ -811,15 +811,10 @@ async fn coordinate(
         entry.1.absorb(ack.parts, &mut entry.2);
         if entry.0 == participants {
             if let Some((_, ckpt, unsynced)) = pending.remove(&ack.id) {
-                // The lengths the checkpoint records are on disk before it is: the stages
-                // only flushed their files at the barrier, and went on.
-                tokio::task::block_in_place(|| unsynced.iter().try_for_each(|f| f.sync_data()))
-                    .map_err(PipelineError::io(format!(
-                        "syncing the outputs of checkpoint {}",
-                        ckpt.id
-                    )))?;
+                // The stages only flushed their files at the barrier, and went on: the store
+                // syncs them before the checkpoint that records their lengths.
                 store
-                    .save(&ckpt)
+                    .save(&ckpt, &unsynced)
                     .await
                     .map_err(PipelineError::io(format!("saving checkpoint {}", ckpt.id)))?;
                 Metrics::add(&metrics.checkpoints, 1);

@@ -13,7 +13,6 @@ pub mod stage;
 
 use crate::store::Checkpoint;
 use std::fs::File;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// What travels between stages.
@@ -49,7 +48,7 @@ pub enum Part {
         events: u64,
         /// The tape file, synced by the coordinator before it saves the checkpoint (none when
         /// nothing is recorded).
-        unsynced: Option<Arc<File>>,
+        unsynced: Option<File>,
     },
     /// An operator's state.
     Stage {
@@ -65,7 +64,7 @@ pub enum Part {
         /// Length in bytes.
         len: u64,
         /// The file, synced by the coordinator before it saves the checkpoint.
-        unsynced: Arc<File>,
+        unsynced: File,
     },
 }
 
@@ -80,7 +79,7 @@ pub struct Ack {
 
 impl Checkpoint {
     /// Adds a participant's parts; the files it must sync before saving go to `unsynced`.
-    pub fn absorb(&mut self, parts: Vec<Part>, unsynced: &mut Vec<Arc<File>>) {
+    pub fn absorb(&mut self, parts: Vec<Part>, unsynced: &mut Vec<File>) {
         for p in parts {
             match p {
                 Part::Source {

@@ -7,7 +7,6 @@ use optionflow_schemas::{datum, RawEvent};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Blocks are cut once their datums hold this many bytes (and at every checkpoint).
 const BLOCK_BYTES: usize = 64 * 1024;
@@ -21,8 +20,6 @@ const BLOCK_BYTES: usize = 64 * 1024;
 /// datums, the sync marker.
 pub struct TapeWriter {
     file: File,
-    /// A second handle on the file, for whoever makes a [`TapeWriter::cut`] durable.
-    synced_by: Arc<File>,
     marker: [u8; 16],
     codec: BlockCodec,
     /// Datums of the block being filled.
@@ -92,7 +89,6 @@ impl TapeWriter {
         std::io::Read::read_exact(&mut file, &mut marker).map_err(io)?;
         file.seek(SeekFrom::End(0)).map_err(io)?;
         Ok(Self {
-            synced_by: Arc::new(file.try_clone().map_err(io)?),
             file,
             marker,
             codec: BlockCodec::new(codec),
@@ -148,25 +144,25 @@ impl TapeWriter {
 
     /// Cuts the current block, makes the file durable, and returns (bytes, events) on disk.
     pub fn commit(&mut self) -> Result<(u64, u64), TapeError> {
-        let (bytes, events, file) = self.cut()?;
-        file.sync_data().map_err(|source| TapeError::Io {
+        let (bytes, events, _) = self.cut()?;
+        self.file.sync_data().map_err(|source| TapeError::Io {
             path: self.path.clone(),
             source,
         })?;
         Ok((bytes, events))
     }
 
-    /// Cuts the current block and returns (bytes, events) written with a handle on the file,
-    /// *not* synced: they are durable once the handle's `sync_data` returns (the checkpoint
+    /// Cuts the current block and returns (bytes, events) written with a second handle on the
+    /// file, *not* synced: they are durable once the handle's `sync_data` returns (the checkpoint
     /// coordinator's job, so the tape task does not wait on the disk).
-    pub fn cut(&mut self) -> Result<(u64, u64, Arc<File>), TapeError> {
+    pub fn cut(&mut self) -> Result<(u64, u64, File), TapeError> {
         self.write_block()?;
         let io = |source| TapeError::Io {
             path: self.path.clone(),
             source,
         };
         let len = self.file.stream_position().map_err(io)?;
-        Ok((len, self.events, Arc::clone(&self.synced_by)))
+        Ok((len, self.events, self.file.try_clone().map_err(io)?))
     }
 }
 
