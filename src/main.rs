@@ -527,16 +527,16 @@ fn process_cpu_secs() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-/// A run's CPU figures: seconds, cores busy on average, microseconds per quote.
-fn cpu_figures(s: &RunSummary, cpu_secs: f64) -> (f64, f64, f64) {
+/// What a run's CPU time comes to: cores busy on average, microseconds per quote.
+fn cpu_figures(s: &RunSummary, cpu_secs: f64) -> (f64, f64) {
     let cores = cpu_secs / s.elapsed_secs.max(1e-9);
     let per_quote_us = 1e6 * cpu_secs / (s.quotes.max(1) as f64);
-    (cpu_secs, cores, per_quote_us)
+    (cores, per_quote_us)
 }
 
 /// One `bench` result as JSON.
 fn bench_json(s: &RunSummary, cpu_secs: f64) -> serde_json::Value {
-    let (cpu_secs, cores, per_quote_us) = cpu_figures(s, cpu_secs);
+    let (cores, per_quote_us) = cpu_figures(s, cpu_secs);
     serde_json::json!({
         "quotes": s.quotes, "elapsed_secs": s.elapsed_secs,
         "quotes_per_sec": s.quotes as f64 / s.elapsed_secs.max(1e-9),
@@ -548,7 +548,7 @@ fn bench_json(s: &RunSummary, cpu_secs: f64) -> serde_json::Value {
 
 /// One `bench` result as a line of text.
 fn bench_line(what: &str, s: &RunSummary, cpu_secs: f64) -> String {
-    let (cpu_secs, cores, per_quote_us) = cpu_figures(s, cpu_secs);
+    let (cores, per_quote_us) = cpu_figures(s, cpu_secs);
     format!(
         "{what}: {} quotes in {:.2}s = {:.0} quotes/s; {} signals, {} alerts; quote→alert latency p50 {} µs, p99 {} µs; CPU {cpu_secs:.2}s ({cores:.2} cores busy, {per_quote_us:.2} µs per quote)",
         s.quotes,
