@@ -411,6 +411,11 @@ impl Config {
             scylla: Default::default(),
             // How the tape is compressed never changes what is on it.
             tape: Default::default(),
+            // Nor does which thread prices a quote.
+            greeks: GreeksConfig {
+                pricing_threads: 0,
+                ..self.greeks.clone()
+            },
             ..self.clone()
         };
         let text = toml::to_string(&outputs).unwrap_or_default();
@@ -663,6 +668,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("lz4"), "{err}");
+    }
+
+    #[test]
+    fn pricing_threads_are_outside_the_fingerprint() {
+        let inline =
+            Config::load(None, env(&[("OPTIONFLOW__GREEKS__PRICING_THREADS", "1")])).unwrap();
+        assert_eq!(inline.greeks.pricing_threads, 1);
+        assert_eq!(inline.fingerprint(), Config::default().fingerprint());
+        let err = Config::load(
+            None,
+            env(&[("OPTIONFLOW__GREEKS__PRICING_THREADS", "5000")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("greeks.pricing-threads"), "{err}");
     }
 
     /// The example file documents every key with its default: loading it must give exactly the
