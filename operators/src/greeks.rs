@@ -199,7 +199,7 @@ struct Seed {
 }
 
 /// Where a batch's quotes are priced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Pricer {
     /// On the stage's own thread.
     Inline,
@@ -213,8 +213,8 @@ impl Pricer {
     /// The pricer `[greeks] pricing-threads` asks for. Automatic (0): the stage's own thread
     /// on up to two cores. There the pipeline's other stages already keep the second core busy
     /// (a replay's greeks are about half its work), and a pool's threads only competed with
-    /// them: a replay of the 2h tape took 7% less CPU and ran 6% faster inline, the live
-    /// benchmark 17% faster (README, Performance). On more cores the pool has cores to itself.
+    /// them: a replay of the 2h tape took 5–7% less CPU and ran 6% faster inline, the live
+    /// benchmark 13% faster (README, Performance). On more cores the pool has cores to itself.
     fn for_threads(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
         let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(match threads {
@@ -443,9 +443,10 @@ impl GreeksStage {
         }
     }
 
-    /// Prices a run of quotes in which no warm-started contract appears twice, on every core
-    /// when there are enough of them, and emits their outputs in input order; the contracts'
-    /// premiums are kept for their next quotes. Only the pricing goes to the pool: building
+    /// Prices a run of quotes in which no warm-started contract appears twice (on a pool, when
+    /// the stage has one and there are enough of them), and emits their outputs in input
+    /// order; the contracts' premiums are kept for their next quotes. Only the pricing goes to
+    /// a pool: building
     /// the output events there too measured ~10% slower on the 2h replay (0.6% fewer
     /// instructions, but each output copied twice more, and allocated on the pool's threads).
     /// The run is a slice of the batch, worked in place: its quotes' strings move into the
@@ -476,13 +477,11 @@ impl GreeksStage {
                 .map(work)
                 .collect()
         };
+        let pooled = inputs.len() >= PARALLEL_MIN_QUOTES;
         let solved: Vec<_> = match &self.pricer {
-            _ if inputs.len() < PARALLEL_MIN_QUOTES => {
-                inputs.iter().zip(&source_ids).map(work).collect()
-            }
-            Pricer::Inline => inputs.iter().zip(&source_ids).map(work).collect(),
-            Pricer::SharedPool => in_parallel(),
-            Pricer::OwnPool(pool) => pool.install(in_parallel),
+            Pricer::SharedPool if pooled => in_parallel(),
+            Pricer::OwnPool(pool) if pooled => pool.install(in_parallel),
+            _ => inputs.iter().zip(&source_ids).map(work).collect(),
         };
         drop(source_ids);
         let mut priced = inputs.iter().zip(solved);
@@ -618,10 +617,10 @@ impl Operator for GreeksStage {
         Ok(())
     }
 
-    /// Three passes, so the pricing (nearly all of the stage's work) runs on every core: the
+    /// Three passes, so the pricing (nearly all of the stage's work) can run on every core: the
     /// inputs of each quote in order (the parity state sees the quotes as `on_event` would),
-    /// the pricing of all of them (and their output ids) in parallel, then the outputs in input
-    /// order. A contract quoted twice in the batch splits it there: its second quote starts
+    /// the pricing of all of them (and their output ids), in parallel when the stage has a
+    /// pool, then the outputs in input order. A contract quoted twice in the batch splits it there: its second quote starts
     /// from the first's premium. The events, rejections and state are those of `on_event` on
     /// each in turn.
     fn on_batch(
