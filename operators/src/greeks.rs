@@ -78,9 +78,11 @@ pub struct GreeksConfig {
     pub implied_forward: bool,
     /// Threads that price a batch's quotes: 0 chooses (the stage's own thread on a machine of
     /// up to two cores, a pool of every core otherwise), 1 is the stage's own thread, N ≥ 2 a
-    /// pool of N threads of the stage's own. Where the work runs never changes an output, so
-    /// the key is left out of the configuration's fingerprint (and out of its serialized form
-    /// while it is 0, so configurations from before it keep their fingerprints).
+    /// pool of N threads of the stage's own. It matters to the embedded runtime, which hands the
+    /// stage whole batches; a Kafka stage prices one record at a time, on its own thread. Where
+    /// the work runs never changes an output, so the key is left out of the configuration's
+    /// fingerprint (and out of its serialized form while it is 0, so configurations from before
+    /// it keep their fingerprints).
     #[serde(skip_serializing_if = "is_automatic")]
     pub pricing_threads: usize,
 }
@@ -138,7 +140,8 @@ impl GreeksConfig {
     /// Builds the operator (and its pricing pool, when it has one of its own).
     pub fn build(&self) -> Result<GreeksStage, ConfigErrors> {
         self.validate()?;
-        let pricer = Pricer::for_threads(self.pricing_threads).map_err(|e| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pricer = Pricer::for_threads(self.pricing_threads, cores).map_err(|e| {
             ConfigErrors(vec![format!(
                 "pricing-threads: cannot start the threads: {e}"
             )])
@@ -215,10 +218,9 @@ impl Pricer {
     /// (a replay's greeks are about half its work), and a pool's threads only competed with
     /// them: a replay of the 2h tape took 5–7% less CPU and ran 6% faster inline, the live
     /// benchmark 13% faster (README, Performance). On more cores the pool has cores to itself.
-    fn for_threads(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
-        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    fn for_threads(threads: usize, cores: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
         Ok(match threads {
-            0 if cores() <= 2 => Pricer::Inline,
+            0 if cores <= 2 => Pricer::Inline,
             0 => Pricer::SharedPool,
             1 => Pricer::Inline,
             n => Pricer::OwnPool(Arc::new(
@@ -620,9 +622,9 @@ impl Operator for GreeksStage {
     /// Three passes, so the pricing (nearly all of the stage's work) can run on every core: the
     /// inputs of each quote in order (the parity state sees the quotes as `on_event` would),
     /// the pricing of all of them (and their output ids), in parallel when the stage has a
-    /// pool, then the outputs in input order. A contract quoted twice in the batch splits it there: its second quote starts
-    /// from the first's premium. The events, rejections and state are those of `on_event` on
-    /// each in turn.
+    /// pool, then the outputs in input order. A contract quoted twice in the batch splits it
+    /// there: its second quote starts from the first's premium. The events, rejections and
+    /// state are those of `on_event` on each in turn.
     fn on_batch(
         &mut self,
         mut events: Vec<NormalizedEvent>,
@@ -1057,12 +1059,12 @@ mod tests {
             Pricer::OwnPool(pool) => assert_eq!(pool.current_num_threads(), 3),
             other => panic!("3 threads gave {other:?}"),
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let automatic = build(0).unwrap().pricer;
-        if cores <= 2 {
-            assert!(matches!(automatic, Pricer::Inline), "{automatic:?}");
-        } else {
-            assert!(matches!(automatic, Pricer::SharedPool), "{automatic:?}");
+        // Automatic: the stage's own thread on up to two cores, the shared pool above.
+        for (cores, inline) in [(1, true), (2, true), (3, false), (64, false)] {
+            let automatic = Pricer::for_threads(0, cores).unwrap();
+            let got = matches!(automatic, Pricer::Inline);
+            assert_eq!(got, inline, "{cores} cores gave {automatic:?}");
+            assert_eq!(matches!(automatic, Pricer::SharedPool), !inline);
         }
         let err = build(MAX_PRICING_THREADS + 1).unwrap_err().to_string();
         assert!(err.contains("pricing-threads"), "{err}");
