@@ -23,6 +23,7 @@
 //! - [`key`]: [`key::TextKey`], the map key for tickers and OCC symbols (the text's order, cheap
 //!   comparisons).
 //! - [`ordering`]: `(event_time, event_id)` ordering behind the watermark for merging stages.
+//! - [`shared_work`]: a batch's pure work shared with threads the host lends.
 //! - [`testing`]: drive any operator over a list of events.
 
 pub mod calibration;
@@ -38,6 +39,7 @@ pub mod ordering;
 pub mod pricing;
 pub mod risk_gate;
 pub mod score;
+pub mod shared_work;
 pub mod testing;
 
 pub use config::ConfigErrors;

@@ -12,6 +12,7 @@
 //! an uninterrupted run.
 
 use super::stage::{run_stage, Observers, StageIo, StageObserver};
+use super::workers::LentWorkers;
 use super::{Ack, Message, Part, PipelineError};
 use crate::config::Config;
 use crate::delivery::{Delivery, DeliveryHandle};
@@ -288,6 +289,8 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
 
     let mut normalize = cfg.normalize.build().map_err(cfg_err)?;
     let mut greeks = cfg.greeks.build().map_err(cfg_err)?;
+    let workers = LentWorkers::current();
+    greeks.lend_helpers(Arc::new(workers.clone()));
     let mut score = cfg.score.build().map_err(cfg_err)?;
     let mut consensus = cfg
         .consensus
@@ -340,6 +343,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
         acks: ack_tx.clone(),
         metrics: metrics.clone(),
         observer: observer.clone(),
+        helping: Some(workers.clone()),
     };
 
     let (raw_tx, raw_rx) = mpsc::channel(cap);

@@ -7,9 +7,11 @@
 //!
 //! - [`stage`]: [`stage::run_stage`], the one loop that drives any operator.
 //! - [`embedded`]: the whole pipeline in one process, with tape, checkpoints and resume.
+//! - [`workers`]: the runtime's workers lent to a stage for its batches' pure work.
 
 pub mod embedded;
 pub mod stage;
+pub mod workers;
 
 use crate::store::Checkpoint;
 use std::fs::File;

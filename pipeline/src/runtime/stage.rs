@@ -1,5 +1,6 @@
 //! The stage loop: the same code drives every operator in every mode; only the channels differ.
 
+use super::workers::LentWorkers;
 use super::{Ack, Message, Part, PipelineError};
 use crate::jsonl::JsonlFile;
 use crate::telemetry::Metrics;
@@ -45,6 +46,9 @@ pub struct StageIo {
     pub metrics: Arc<Metrics>,
     /// Who else sees the outputs.
     pub observer: Option<Arc<dyn StageObserver>>,
+    /// The workers a stage lends its batches' pure work to: this stage works what is on offer
+    /// before each of its own messages.
+    pub helping: Option<LentWorkers>,
 }
 
 /// Drives `op` from `input` to `output` until the stream ends.
@@ -66,6 +70,9 @@ where
     let mut logged_causes = BTreeSet::new();
     let closed = || PipelineError::Disconnected(name);
     while let Some(msg) = input.recv().await {
+        if let Some(workers) = &io.helping {
+            workers.help();
+        }
         match msg {
             Message::Batch(events, origin) => {
                 let started = std::time::Instant::now();

@@ -1,0 +1,249 @@
+//! Work an operator shares with threads its host already runs.
+//!
+//! The embedded runtime runs every stage as a task on a small pool of worker threads (two on a
+//! two-core machine). When one stage is the pipeline's slowest, the other worker idles while
+//! it works through a batch; a pool of the stage's own would compete with the workers for the
+//! cores instead. [`Helpers`] lets the host lend its idle workers: the stage cuts a batch's
+//! pure work into chunks and offers them, then works through the chunks itself. Whichever
+//! thread claims a chunk computes it; the stage waits only for chunks another thread has
+//! claimed and not finished, so a helper that starts late, or never, costs nothing but the
+//! offer. The results come back in input order whoever computed them: the outputs are the same
+//! bits as on one thread.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+/// Threads a host lends an operator for part of its work.
+pub trait Helpers: Send + Sync + fmt::Debug {
+    /// Runs `job` on other threads of the host's when they are free: on any number of them,
+    /// any number of times, at once or after the caller has finished the work itself, or never
+    /// (the host shutting down). A job is an offer: [`SharedRun`]'s claims chunks until none
+    /// is left, and the caller waits only for chunks a helper has claimed.
+    fn lend(&self, job: Arc<dyn Fn() + Send + Sync>);
+}
+
+/// A batch of independent items mapped by a pure function, in chunks claimed by whichever
+/// thread gets to them first: the operator's own (through [`SharedRun::map`]) and the helpers
+/// it lent a job to.
+pub struct SharedRun<T, R, F> {
+    items: Vec<T>,
+    chunk: usize,
+    f: F,
+    /// The next chunk to claim.
+    next: AtomicUsize,
+    progress: Mutex<Progress<R>>,
+    finished: Condvar,
+}
+
+/// The chunks' results so far.
+struct Progress<R> {
+    /// One slot per chunk, filled by the thread that computed it.
+    results: Vec<Option<Vec<R>>>,
+    /// Chunks whose results are in.
+    done: usize,
+    /// Chunks whose helper stopped (panicked) before finishing: the owner computes them.
+    abandoned: bool,
+}
+
+impl<T, R, F> SharedRun<T, R, F>
+where
+    T: Send + Sync + 'static,
+    R: Send + 'static,
+    F: Fn(&T) -> R + Send + Sync + 'static,
+{
+    /// `f` over `items`, in input order, shared with `helpers` in chunks of `chunk` items.
+    /// `meanwhile` runs on the calling thread once it has claimed its last chunk, before it
+    /// waits for the chunks still being computed elsewhere: sequential work of the caller's
+    /// that fills that wait.
+    pub fn map<M>(
+        items: Vec<T>,
+        chunk: usize,
+        f: F,
+        helpers: &dyn Helpers,
+        meanwhile: impl FnOnce() -> M,
+    ) -> (Vec<R>, M) {
+        let chunk = chunk.max(1);
+        let chunks = items.len().div_ceil(chunk);
+        let run = Arc::new(SharedRun {
+            items,
+            chunk,
+            f,
+            next: AtomicUsize::new(0),
+            progress: Mutex::new(Progress {
+                results: (0..chunks).map(|_| None).collect(),
+                done: 0,
+                abandoned: false,
+            }),
+            finished: Condvar::new(),
+        });
+        let offered = run.clone();
+        helpers.lend(Arc::new(move || offered.work()));
+        run.work();
+        let extra = meanwhile();
+        (run.collect(), extra)
+    }
+
+    fn chunks(&self) -> usize {
+        self.items.len().div_ceil(self.chunk)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Progress<R>> {
+        // A helper that panicked holding the lock left nothing half-written in it (a slot is
+        // filled in one assignment): the progress is still good.
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Claims and computes chunks until none is left.
+    fn work(&self) {
+        let chunks = self.chunks();
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= chunks {
+                return;
+            }
+            let mut claim = Claim {
+                run: self,
+                done: false,
+            };
+            let start = i * self.chunk;
+            let end = (start + self.chunk).min(self.items.len());
+            let out: Vec<R> = self.items[start..end].iter().map(&self.f).collect();
+            let mut progress = self.lock();
+            // The owner takes the slots once every chunk is in, or one was abandoned (then it
+            // computes what is missing itself, and a late result is dropped).
+            if let Some(slot) = progress.results.get_mut(i) {
+                *slot = Some(out);
+            }
+            progress.done += 1;
+            claim.done = true;
+            if progress.done == chunks {
+                self.finished.notify_all();
+            }
+        }
+    }
+
+    /// Waits for the chunks other threads claimed and returns every result in input order.
+    /// Chunks a helper abandoned are computed here.
+    fn collect(&self) -> Vec<R> {
+        let chunks = self.chunks();
+        let mut progress = self.lock();
+        while progress.done < chunks && !progress.abandoned {
+            progress = self
+                .finished
+                .wait(progress)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let mut results = std::mem::take(&mut progress.results);
+        drop(progress);
+        let mut out = Vec::with_capacity(self.items.len());
+        for (i, slot) in results.iter_mut().enumerate() {
+            match slot.take() {
+                Some(chunk) => out.extend(chunk),
+                None => {
+                    // Abandoned, or still being computed by a helper that will drop its result:
+                    // the function is pure, so computing it again gives the same values.
+                    let start = i * self.chunk;
+                    let end = (start + self.chunk).min(self.items.len());
+                    out.extend(self.items[start..end].iter().map(&self.f));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A claimed chunk: if its thread unwinds before the result is in, the owner is told.
+struct Claim<'a, T, R, F> {
+    run: &'a SharedRun<T, R, F>,
+    done: bool,
+}
+
+impl<T, R, F> Drop for Claim<'_, T, R, F> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut progress = self
+                .run
+                .progress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            progress.abandoned = true;
+            self.run.finished.notify_all();
+        }
+    }
+}
+
+/// Helpers that are plain threads, one per job: for tests and for hosts without a pool.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpawnedThreads;
+
+impl Helpers for SpawnedThreads {
+    fn lend(&self, job: Arc<dyn Fn() + Send + Sync>) {
+        std::thread::spawn(move || job());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Helpers that never run a job, as a host shutting down.
+    #[derive(Debug)]
+    struct Absent;
+
+    impl Helpers for Absent {
+        fn lend(&self, _job: Arc<dyn Fn() + Send + Sync>) {}
+    }
+
+    /// Helpers that run the job at once on the caller's thread: they claim every chunk.
+    #[derive(Debug)]
+    struct Eager;
+
+    impl Helpers for Eager {
+        fn lend(&self, job: Arc<dyn Fn() + Send + Sync>) {
+            job();
+        }
+    }
+
+    fn square(x: &u64) -> u64 {
+        x * x
+    }
+
+    #[test]
+    fn results_come_back_in_input_order_whoever_computes_them() {
+        let items: Vec<u64> = (0..1000).collect();
+        let expected: Vec<u64> = items.iter().map(square).collect();
+        let helpers: [&dyn Helpers; 3] = [&Absent, &Eager, &SpawnedThreads];
+        for helpers in helpers {
+            for chunk in [1, 7, 16, 1000, 5000] {
+                let (got, meanwhile) =
+                    SharedRun::map(items.clone(), chunk, square, helpers, || "ran");
+                assert_eq!(got, expected, "{helpers:?}, chunks of {chunk}");
+                assert_eq!(meanwhile, "ran");
+            }
+        }
+        let (empty, ()) = SharedRun::map(Vec::<u64>::new(), 16, square, &SpawnedThreads, || ());
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn a_chunk_a_helper_abandons_is_computed_by_the_owner() {
+        /// A helper whose thread dies in the first chunk it claims.
+        #[derive(Debug)]
+        struct Dying;
+
+        impl Helpers for Dying {
+            fn lend(&self, job: Arc<dyn Fn() + Send + Sync>) {
+                let helper = std::thread::Builder::new().name("dying-helper".into());
+                let joined = helper.spawn(move || job()).unwrap().join();
+                assert!(joined.is_err(), "the helper died");
+            }
+        }
+        fn fragile(x: &u64) -> u64 {
+            assert_ne!(std::thread::current().name(), Some("dying-helper"));
+            x + 1
+        }
+        let (got, ()) = SharedRun::map((0..10).collect(), 2, fragile, &Dying, || ());
+        assert_eq!(got, (1..11).collect::<Vec<u64>>());
+    }
+}
