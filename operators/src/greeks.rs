@@ -80,8 +80,7 @@ pub struct GreeksConfig {
     pub implied_forward: bool,
     /// Threads that price a batch's quotes: 0 chooses (on a machine of up to two cores the
     /// stage's own thread, with the threads its host lends it, a pool of every core otherwise),
-    /// 1 is the stage's own thread, N ≥ 2 a
-    /// pool of N threads of the stage's own. It matters to the embedded runtime, which hands the
+    /// 1 is the stage's own thread, N ≥ 2 a pool of N threads of the stage's own. It matters to the embedded runtime, which hands the
     /// stage whole batches; a Kafka stage prices one record at a time, on its own thread. Where
     /// the work runs never changes an output, so the key is left out of the configuration's
     /// fingerprint (and out of its serialized form while it is 0, so configurations from before
