@@ -1,9 +1,9 @@
 //! Work an operator shares with threads its host already runs.
 //!
 //! The embedded runtime runs every stage as a task on a small pool of worker threads (two on a
-//! two-core machine). When one stage is the pipeline's slowest, the other worker idles while
-//! it works through a batch; a pool of the stage's own would compete with the workers for the
-//! cores instead. [`Helpers`] lets the host lend its idle workers: the stage cuts a batch's
+//! two-core machine). When one stage is the pipeline's slowest, it sets the pace while the
+//! other worker runs out of work; a pool of the stage's own would compete with the workers for
+//! the cores instead. [`Helpers`] lets the host lend its workers: the stage cuts a batch's
 //! pure work into chunks and offers them, then works through the chunks itself. Whichever
 //! thread claims a chunk computes it; the stage waits only for chunks another thread has
 //! claimed and not finished, so a helper that starts late, or never, costs nothing but the
@@ -18,8 +18,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 pub trait Helpers: Send + Sync + fmt::Debug {
     /// Runs `job` on other threads of the host's when they are free: on any number of them,
     /// any number of times, at once or after the caller has finished the work itself, or never
-    /// (the host shutting down). A job is an offer: [`SharedRun`]'s claims chunks until none
-    /// is left, and the caller waits only for chunks a helper has claimed.
+    /// (the host shutting down). A job is an offer: [`SharedRun`]'s job claims chunks until
+    /// none is left, and the caller waits only for chunks a helper has claimed.
     fn lend(&self, job: Arc<dyn Fn() + Send + Sync>);
 }
 
@@ -42,7 +42,8 @@ struct Progress<R> {
     results: Vec<Option<Vec<R>>>,
     /// Chunks whose results are in.
     done: usize,
-    /// Chunks whose helper stopped (panicked) before finishing: the owner computes them.
+    /// Whether a helper stopped (panicked) in a chunk it claimed: the owner then computes
+    /// the chunks that are missing instead of waiting for them.
     abandoned: bool,
 }
 
