@@ -80,11 +80,11 @@ pub struct GreeksConfig {
     pub implied_forward: bool,
     /// Threads that price a batch's quotes: 0 chooses (on a machine of up to two cores the
     /// stage's own thread, with the threads its host lends it, a pool of every core otherwise),
-    /// 1 is the stage's own thread, N ≥ 2 a pool of N threads of the stage's own. It matters to the embedded runtime, which hands the
-    /// stage whole batches; a Kafka stage prices one record at a time, on its own thread. Where
-    /// the work runs never changes an output, so the key is left out of the configuration's
-    /// fingerprint (and out of its serialized form while it is 0, so configurations from before
-    /// it keep their fingerprints).
+    /// 1 is the stage's own thread, N ≥ 2 a pool of N threads of the stage's own. It matters to
+    /// the embedded runtime, which hands the stage whole batches; a Kafka stage prices one
+    /// record at a time, on its own thread. Where the work runs never changes an output, so the
+    /// key is left out of the configuration's fingerprint (and out of its serialized form while
+    /// it is 0, so configurations from before it keep their fingerprints).
     #[serde(skip_serializing_if = "is_automatic")]
     pub pricing_threads: usize,
 }
@@ -219,10 +219,11 @@ enum Pricer {
 
 impl Pricer {
     /// The pricer `[greeks] pricing-threads` asks for. Automatic (0): the stage's own thread
-    /// on up to two cores. There the pipeline's other stages already keep the second core busy
-    /// (a replay's greeks are about half its work), and a pool's threads only competed with
-    /// them: a replay of the 2h tape took 5–7% less CPU and ran 6% faster inline, the live
-    /// benchmark 13% faster (README, Performance). On more cores the pool has cores to itself.
+    /// on up to two cores (joined by the host's threads when it lends them,
+    /// [`GreeksStage::lend_helpers`]). There a pool's threads only competed with the pipeline's
+    /// other stages for the cores: a replay of the 2h tape took 5–7% less CPU and ran 6% faster
+    /// inline, the live benchmark 13% faster (README, Performance). On more cores the pool has
+    /// cores to itself.
     fn for_threads(threads: usize, cores: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
         Ok(match threads {
             0 if cores <= 2 => Pricer::Inline,
@@ -464,12 +465,12 @@ impl GreeksStage {
         }
     }
 
-    /// Prices a run of quotes in which no warm-started contract appears twice (on a pool, when
-    /// the stage has one and there are enough of them), and emits their outputs in input
-    /// order; the contracts' premiums are kept for their next quotes. Only the pricing goes to
-    /// a pool: building
-    /// the output events there too measured ~10% slower on the 2h replay (0.6% fewer
-    /// instructions, but each output copied twice more, and allocated on the pool's threads).
+    /// Prices a run of quotes in which no warm-started contract appears twice (on a pool or
+    /// lent threads, when the stage has them and there are enough quotes), and emits their
+    /// outputs in input order; the contracts' premiums are kept for their next quotes. Only
+    /// the pricing is shared: building the output events on a pool too measured ~10% slower on
+    /// the 2h replay (0.6% fewer instructions, but each output copied twice more, and
+    /// allocated on the pool's threads).
     /// The run is a slice of the batch, worked in place: its quotes' strings move into the
     /// outputs, and the batch is dropped afterwards (moving each 350-byte event into a vector
     /// of its run was one more copy per quote on the stage's sequential path).
@@ -517,7 +518,7 @@ impl GreeksStage {
                     helpers.as_ref(),
                     ids,
                 );
-                solutions.into_iter().zip(ids).collect()
+                solutions.zip(ids).collect()
             }
             _ => inputs.iter().zip(&source_ids).map(work).collect(),
         };
@@ -658,7 +659,7 @@ impl Operator for GreeksStage {
     /// Three passes, so the pricing (nearly all of the stage's work) can run on every core: the
     /// inputs of each quote in order (the parity state sees the quotes as `on_event` would),
     /// the pricing of all of them (and their output ids), in parallel when the stage has a
-    /// pool, then the outputs in input order. A contract quoted twice in the batch splits it
+    /// pool or lent threads, then the outputs in input order. A contract quoted twice in the batch splits it
     /// there: its second quote starts from the first's premium. The events, rejections and
     /// state are those of `on_event` on each in turn.
     fn on_batch(
@@ -1114,13 +1115,18 @@ mod tests {
         };
         assert!(matches!(lend(1), Pricer::Inline));
         assert!(matches!(lend(3), Pricer::OwnPool(_)));
-        let automatic = lend(0);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(
-            matches!(automatic, Pricer::Lent(_)),
-            cores <= 2,
-            "{automatic:?}"
-        );
+        // Automatic, as chosen on 2 and on 64 cores (whatever this machine has).
+        for (cores, lent) in [(2, true), (64, false)] {
+            let mut stage = build(0).unwrap();
+            stage.pricer = Pricer::for_threads(0, cores).unwrap();
+            stage.lend_helpers(Arc::new(SpawnedThreads));
+            let got = &stage.pricer;
+            assert_eq!(
+                matches!(got, Pricer::Lent(_)),
+                lent,
+                "{cores} cores: {got:?}"
+            );
+        }
         let err = build(MAX_PRICING_THREADS + 1).unwrap_err().to_string();
         assert!(err.contains("pricing-threads"), "{err}");
 

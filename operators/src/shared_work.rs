@@ -47,6 +47,14 @@ struct Progress<R> {
     abandoned: bool,
 }
 
+impl<T, R, F> SharedRun<T, R, F> {
+    fn lock(&self) -> MutexGuard<'_, Progress<R>> {
+        // A helper that panicked holding the lock left nothing half-written in it (a slot is
+        // filled in one assignment): the progress is still good.
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl<T, R, F> SharedRun<T, R, F>
 where
     T: Send + Sync + 'static,
@@ -63,7 +71,7 @@ where
         f: F,
         helpers: &dyn Helpers,
         meanwhile: impl FnOnce() -> M,
-    ) -> (Vec<R>, M) {
+    ) -> (impl Iterator<Item = R>, M) {
         let chunk = chunk.max(1);
         let chunks = items.len().div_ceil(chunk);
         let run = Arc::new(SharedRun {
@@ -78,21 +86,28 @@ where
             }),
             finished: Condvar::new(),
         });
-        let offered = run.clone();
-        helpers.lend(Arc::new(move || offered.work()));
+        // The offer holds the run weakly: once this call returns, a job the host still holds
+        // (a stale offer, a task not yet run) frees the batch's items and finds nothing to do.
+        let offered = Arc::downgrade(&run);
+        helpers.lend(Arc::new(move || {
+            if let Some(run) = offered.upgrade() {
+                run.work();
+            }
+        }));
         run.work();
         let extra = meanwhile();
-        (run.collect(), extra)
+        (run.collect().into_iter().flatten(), extra)
     }
 
     fn chunks(&self) -> usize {
         self.items.len().div_ceil(self.chunk)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Progress<R>> {
-        // A helper that panicked holding the lock left nothing half-written in it (a slot is
-        // filled in one assignment): the progress is still good.
-        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Chunk `i`'s results.
+    fn compute(&self, i: usize) -> Vec<R> {
+        let start = i * self.chunk;
+        let end = (start + self.chunk).min(self.items.len());
+        self.items[start..end].iter().map(&self.f).collect()
     }
 
     /// Claims and computes chunks until none is left.
@@ -107,9 +122,7 @@ where
                 run: self,
                 done: false,
             };
-            let start = i * self.chunk;
-            let end = (start + self.chunk).min(self.items.len());
-            let out: Vec<R> = self.items[start..end].iter().map(&self.f).collect();
+            let out = self.compute(i);
             let mut progress = self.lock();
             // The owner takes the slots once every chunk is in, or one was abandoned (then it
             // computes what is missing itself, and a late result is dropped).
@@ -124,9 +137,9 @@ where
         }
     }
 
-    /// Waits for the chunks other threads claimed and returns every result in input order.
-    /// Chunks a helper abandoned are computed here.
-    fn collect(&self) -> Vec<R> {
+    /// Waits for the chunks other threads claimed and returns every chunk's results, in input
+    /// order. Chunks a helper abandoned are computed here.
+    fn collect(&self) -> Vec<Vec<R>> {
         let chunks = self.chunks();
         let mut progress = self.lock();
         while progress.done < chunks && !progress.abandoned {
@@ -135,22 +148,15 @@ where
                 .wait(progress)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        let mut results = std::mem::take(&mut progress.results);
+        let results = std::mem::take(&mut progress.results);
         drop(progress);
-        let mut out = Vec::with_capacity(self.items.len());
-        for (i, slot) in results.iter_mut().enumerate() {
-            match slot.take() {
-                Some(chunk) => out.extend(chunk),
-                None => {
-                    // Abandoned, or still being computed by a helper that will drop its result:
-                    // the function is pure, so computing it again gives the same values.
-                    let start = i * self.chunk;
-                    let end = (start + self.chunk).min(self.items.len());
-                    out.extend(self.items[start..end].iter().map(&self.f));
-                }
-            }
-        }
-        out
+        results
+            .into_iter()
+            .enumerate()
+            // Missing: abandoned, or still being computed by a helper that will drop its
+            // result. The function is pure, so computing it again gives the same values.
+            .map(|(i, slot)| slot.unwrap_or_else(|| self.compute(i)))
+            .collect()
     }
 }
 
@@ -163,12 +169,7 @@ struct Claim<'a, T, R, F> {
 impl<T, R, F> Drop for Claim<'_, T, R, F> {
     fn drop(&mut self) {
         if !self.done {
-            let mut progress = self
-                .run
-                .progress
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            progress.abandoned = true;
+            self.run.lock().abandoned = true;
             self.run.finished.notify_all();
         }
     }
@@ -219,12 +220,13 @@ mod tests {
             for chunk in [1, 7, 16, 1000, 5000] {
                 let (got, meanwhile) =
                     SharedRun::map(items.clone(), chunk, square, helpers, || "ran");
+                let got: Vec<u64> = got.collect();
                 assert_eq!(got, expected, "{helpers:?}, chunks of {chunk}");
                 assert_eq!(meanwhile, "ran");
             }
         }
-        let (empty, ()) = SharedRun::map(Vec::<u64>::new(), 16, square, &SpawnedThreads, || ());
-        assert!(empty.is_empty());
+        let (mut empty, ()) = SharedRun::map(Vec::<u64>::new(), 16, square, &SpawnedThreads, || ());
+        assert!(empty.next().is_none());
     }
 
     #[test]
@@ -245,6 +247,6 @@ mod tests {
             x + 1
         }
         let (got, ()) = SharedRun::map((0..10).collect(), 2, fragile, &Dying, || ());
-        assert_eq!(got, (1..11).collect::<Vec<u64>>());
+        assert_eq!(got.collect::<Vec<u64>>(), (1..11).collect::<Vec<u64>>());
     }
 }
