@@ -45,8 +45,8 @@ use crate::pricing::{
 };
 use crate::shared_work::{Helpers, SharedRun};
 use optionflow_schemas::{
-    time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, GreeksEvent, NormalizedEvent,
-    NormalizedQuote,
+    time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, GreeksEvent, IdString,
+    NormalizedEvent, NormalizedQuote,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -315,7 +315,7 @@ fn restore_seed_vommas(seeds: &mut BTreeMap<u64, Seed>, vommas: &[f64]) -> Resul
 }
 
 /// The id of the greeks event of the quote whose id is `source_id`.
-fn output_id(source_id: &str) -> String {
+fn output_id(source_id: &str) -> IdString {
     EventId::new(STAGE).part(source_id).finish()
 }
 
@@ -573,7 +573,7 @@ impl Pricing {
         &self,
         q: &mut NormalizedQuote,
         solved: Result<QuoteSolution, IvError>,
-        event_id: String,
+        event_id: IdString,
         out: &mut Emit<GreeksEvent>,
     ) {
         let style = self.style;
@@ -764,7 +764,7 @@ mod tests {
         at: i64,
     ) -> NormalizedEvent {
         NormalizedEvent::Quote(NormalizedQuote {
-            event_id: format!("{root}{right}{strike}{mid}{at}"),
+            event_id: format!("{root}{right}{strike}{mid}{at}").into(),
             event_time: at,
             underlying: root.trim_end_matches('W').into(),
             source_event_id: "r".into(),
@@ -1010,7 +1010,7 @@ mod tests {
             let spot = 100.0 + 0.05 * i as f64;
             if i % 10 == 0 {
                 events.push(NormalizedEvent::Tick(optionflow_schemas::UnderlyingTick {
-                    event_id: format!("tick{i}"),
+                    event_id: format!("tick{i}").into(),
                     event_time: at,
                     underlying: "XYZ".into(),
                     source: "test".into(),

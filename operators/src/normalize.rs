@@ -10,8 +10,8 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use optionflow_schemas::{
     format_compact,
     time::{years_between, MICROS_PER_SECOND},
-    CompactString, EventId, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote, RejectedQuote,
-    UnderlyingTick,
+    CompactString, EventId, IdString, NormalizedEvent, NormalizedQuote, RawEvent, RawQuote,
+    RejectedQuote, UnderlyingTick,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::btree_map::Entry;
@@ -544,7 +544,7 @@ impl Normalize {
             spot,
             sector,
         }: Accepted,
-        (underlying, source_event_id): (CompactString, String),
+        (underlying, source_event_id): (CompactString, IdString),
     ) -> NormalizedQuote {
         let mid = 0.5 * (q.bid + q.ask);
         let c = parsed.contract;
@@ -677,7 +677,7 @@ mod tests {
 
     fn quote_of(underlying: &str, at: i64, symbol: &str, bid: f64, ask: f64) -> RawEvent {
         RawEvent::Quote(RawQuote {
-            event_id: format!("{symbol}{bid}{ask}"),
+            event_id: format!("{symbol}{bid}{ask}").into(),
             event_time: at,
             underlying: underlying.into(),
             source: "test".into(),
@@ -837,7 +837,7 @@ mod tests {
     fn each_quote_sees_the_latest_tick_of_its_own_underlying() {
         let tick = |underlying: &str, at: i64, price: f64| {
             RawEvent::Tick(UnderlyingTick {
-                event_id: format!("t{underlying}{at}"),
+                event_id: format!("t{underlying}{at}").into(),
                 event_time: at,
                 underlying: underlying.into(),
                 source: "test".into(),

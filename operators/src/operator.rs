@@ -231,7 +231,7 @@ pub fn rejection(
             .finish(),
         event_time,
         underlying: underlying.to_string(),
-        input_event_id: input_event_id.to_string(),
+        input_event_id: input_event_id.into(),
         stage: stage.to_string(),
         reason_code: reason_code.to_string(),
         reason,

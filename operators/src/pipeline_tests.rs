@@ -13,7 +13,7 @@ const T: i64 = 1_704_205_800_000_000;
 
 fn factor(u: &str, name: &str, z: f64, dir: &str, end: i64) -> FactorScore {
     FactorScore {
-        event_id: format!("{u}-{name}-{end}"),
+        event_id: format!("{u}-{name}-{end}").into(),
         event_time: end,
         underlying: u.into(),
         factor: name.into(),

@@ -329,7 +329,7 @@ impl RiskGate {
             .blackouts
             .iter()
             .find(|b| b.covers(now, &ex.underlying, &ex.sector));
-        let (rule, reason) = if open.contains_key(&ex.signal_id) {
+        let (rule, reason) = if open.contains_key(ex.signal_id.as_str()) {
             (
                 "duplicate_signal",
                 "this signal was already decided".to_string(),
@@ -409,7 +409,7 @@ impl RiskGate {
         if approved {
             let closes_at = now + self.cfg.hold_secs as i64 * MICROS_PER_SECOND;
             self.state.open.insert(
-                ex.signal_id.clone(),
+                ex.signal_id.to_string(),
                 OpenSignal {
                     underlying: ex.underlying.clone(),
                     sector: ex.sector.clone(),

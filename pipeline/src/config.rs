@@ -422,6 +422,7 @@ impl Config {
         optionflow_schemas::EventId::new("config")
             .part(&text)
             .finish()
+            .to_string()
     }
 }
 

@@ -141,7 +141,7 @@ mod tests {
 
     fn signal(u: &str, dir: &str, composite: f64, t: i64, spot: f64) -> Signal {
         Signal {
-            event_id: format!("{u}-{t}"),
+            event_id: format!("{u}-{t}").into(),
             event_time: t,
             underlying: u.into(),
             window_end: t,
@@ -160,7 +160,7 @@ mod tests {
 
     fn tick(u: &str, t: i64, price: f64) -> GreeksEvent {
         GreeksEvent::Tick(UnderlyingTick {
-            event_id: format!("tick-{u}-{t}"),
+            event_id: format!("tick-{u}-{t}").into(),
             event_time: t,
             underlying: u.into(),
             source: "test".into(),

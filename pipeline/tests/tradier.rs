@@ -294,7 +294,7 @@ fn quote(
     spot: f64,
 ) -> RawQuote {
     RawQuote {
-        event_id: String::new(),
+        event_id: Default::default(),
         event_time: 0,
         underlying: underlying.into(),
         source: "tradier".into(),
@@ -312,7 +312,7 @@ fn quote(
 
 fn tick(underlying: &str, price: f64, volume: i64, sector: Option<&str>) -> UnderlyingTick {
     UnderlyingTick {
-        event_id: String::new(),
+        event_id: Default::default(),
         event_time: 0,
         underlying: underlying.into(),
         source: "tradier".into(),
@@ -329,8 +329,8 @@ fn bare(events: &[RawEvent]) -> Vec<RawEvent> {
         .cloned()
         .map(|mut e| {
             match &mut e {
-                RawEvent::Quote(q) => (q.event_id, q.event_time) = (String::new(), 0),
-                RawEvent::Tick(t) => (t.event_id, t.event_time) = (String::new(), 0),
+                RawEvent::Quote(q) => (q.event_id, q.event_time) = (Default::default(), 0),
+                RawEvent::Tick(t) => (t.event_id, t.event_time) = (Default::default(), 0),
             }
             e
         })

@@ -95,7 +95,7 @@ pub fn label(
                 .collect();
             let option = tr.as_ref().map(|tr| option_labels(tr, &exits, forward, h));
             out.push(Outcome {
-                signal_id: s.event_id.clone(),
+                signal_id: s.event_id.to_string(),
                 underlying: s.underlying.clone(),
                 direction: s.direction.clone(),
                 composite: s.composite,
@@ -238,7 +238,7 @@ mod tests {
 
     fn tick(t: i64, price: f64) -> RawEvent {
         RawEvent::Tick(UnderlyingTick {
-            event_id: format!("t{t}"),
+            event_id: format!("t{t}").into(),
             event_time: t,
             underlying: "GME".into(),
             source: "test".into(),
@@ -271,7 +271,7 @@ mod tests {
 
     fn quote(t: i64, bid: f64, ask: f64) -> RawEvent {
         RawEvent::Quote(optionflow_schemas::RawQuote {
-            event_id: format!("q{t}"),
+            event_id: format!("q{t}").into(),
             event_time: t,
             underlying: "GME".into(),
             source: "test".into(),

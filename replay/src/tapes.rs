@@ -235,7 +235,7 @@ mod tests {
 
     fn tick(t: i64, u: &str) -> RawEvent {
         RawEvent::Tick(UnderlyingTick {
-            event_id: format!("t{u}{t}"),
+            event_id: format!("t{u}{t}").into(),
             event_time: t,
             underlying: u.into(),
             source: "test".into(),
@@ -247,7 +247,7 @@ mod tests {
 
     fn quote(t: i64, u: &str) -> RawEvent {
         RawEvent::Quote(RawQuote {
-            event_id: format!("q{u}{t}"),
+            event_id: format!("q{u}{t}").into(),
             event_time: t,
             underlying: u.into(),
             source: "test".into(),

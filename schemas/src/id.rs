@@ -4,6 +4,7 @@
 //! stage), never a random value or a counter tied to one process, so a replay or a redelivery
 //! produces the same id and every downstream write can be an idempotent upsert.
 
+use crate::IdString;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// Builder for a deterministic 128-bit event id, rendered as 32 lowercase hex digits.
@@ -45,16 +46,14 @@ impl EventId {
         self
     }
 
-    /// Finishes the id as 32 hex digits.
-    pub fn finish(self) -> String {
+    /// Finishes the id as 32 hex digits (held inline: no allocation).
+    pub fn finish(self) -> IdString {
         // Every event gets an id, so the digits are written directly rather than through the
         // formatting machinery (the same text as `format!("{h:032x}")`, several times cheaper).
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let h = xxh3_128(&self.bytes);
-        let digits: Vec<u8> = (0..32)
-            .map(|i| HEX[((h >> (4 * (31 - i))) & 0xf) as usize])
-            .collect();
-        String::from_utf8(digits).expect("hex digits are ASCII")
+        let digits: [u8; 32] = std::array::from_fn(|i| HEX[((h >> (4 * (31 - i))) & 0xf) as usize]);
+        IdString::from_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
     }
 }
 

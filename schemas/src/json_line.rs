@@ -62,7 +62,7 @@ mod tests {
             event_id: "71cd86c8a78e7c7f1e7dd463b150c2f5".into(),
             event_time,
             underlying: text.into(),
-            input_event_id: format!("in{text}"),
+            input_event_id: format!("in{text}").into(),
             stage: "normalize".into(),
             reason_code: "zero_bid".into(),
             reason: format!("no tradeable bid ({text})"),

@@ -31,6 +31,14 @@ pub use codec::{CodecError, SINGLE_OBJECT_MAGIC};
 /// right, sector, exercise style): up to 24 bytes inline, so a quote passing through the stages
 /// allocates nothing for them; serialized exactly as a `String` is (Avro, JSON, postcard).
 pub use compact_str::{format_compact, CompactString, ToCompactString};
+/// The string type of every event id an event carries (its own `event_id` and the ids it
+/// refers to: `source_event_id`, `input_event_id`, `signal_id`, `explanation_id`,
+/// `decision_id`, `dedupe_key`, `signal_ids`): up to 32 bytes inline, which every id optionflow
+/// derives is (32 hex digits, [`EventId::finish`]), so making, carrying and dropping the ids of
+/// a quote's three events allocates nothing; a longer id from outside (another producer's) is
+/// kept whole on the heap. Serialized exactly as a `String` is (Avro, JSON, postcard), so
+/// events and checkpoints are the same bytes.
+pub type IdString = smallstr::SmallString<[u8; 32]>;
 pub use event::Event;
 pub use id::EventId;
 pub use registry::{SchemaEntry, SCHEMAS};

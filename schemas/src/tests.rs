@@ -4,7 +4,7 @@
 use crate::codec::*;
 use crate::registry::SCHEMAS;
 use crate::types::*;
-use crate::Event;
+use crate::{Event, IdString};
 use apache_avro::{schema_compatibility::SchemaCompatibility, Schema};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -79,7 +79,7 @@ fn round_trip<E: Event + PartialEq + std::fmt::Debug>(ev: E) {
     assert_eq!(decode_single::<E>(&single).unwrap(), ev);
 }
 
-fn head() -> (String, i64, String) {
+fn head() -> (IdString, i64, String) {
     (
         "0123456789abcdef0123456789abcdef".into(),
         1_611_325_800_000_000,
@@ -401,7 +401,7 @@ fn arb_raw_quote() -> impl Strategy<Value = RawQuote> {
                 (last, volume, open_interest),
                 underlying_price,
             )| RawQuote {
-                event_id,
+                event_id: event_id.into(),
                 event_time,
                 underlying: underlying.into(),
                 source: source.into(),
@@ -430,7 +430,7 @@ fn arb_tick() -> impl Strategy<Value = UnderlyingTick> {
     )
         .prop_map(
             |(event_id, event_time, underlying, source, price, volume, sector)| UnderlyingTick {
-                event_id,
+                event_id: event_id.into(),
                 event_time,
                 underlying: underlying.into(),
                 source: source.into(),

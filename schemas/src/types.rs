@@ -3,6 +3,7 @@
 //! Field docs live in the `.avsc` files (the source of truth); the round-trip tests in
 //! [`crate::codec`] prove each struct encodes against its schema and decodes back unchanged.
 
+use crate::IdString;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,7 +32,7 @@ pub mod direction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct RawQuote {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: CompactString,
     pub source: CompactString,
@@ -50,7 +51,7 @@ pub struct RawQuote {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct UnderlyingTick {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: CompactString,
     pub source: CompactString,
@@ -63,10 +64,10 @@ pub struct UnderlyingTick {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct NormalizedQuote {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: CompactString,
-    pub source_event_id: String,
+    pub source_event_id: IdString,
     pub symbol: CompactString,
     pub root: CompactString,
     pub expiry: CompactString,
@@ -91,10 +92,10 @@ pub struct NormalizedQuote {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct RejectedQuote {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: String,
-    pub input_event_id: String,
+    pub input_event_id: IdString,
     pub stage: String,
     pub reason_code: String,
     pub reason: String,
@@ -105,10 +106,10 @@ pub struct RejectedQuote {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct ContractGreeks {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: CompactString,
-    pub source_event_id: String,
+    pub source_event_id: IdString,
     pub symbol: CompactString,
     pub root: CompactString,
     pub expiry: CompactString,
@@ -140,7 +141,7 @@ pub struct ContractGreeks {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct FactorScore {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: String,
     pub factor: String,
@@ -204,7 +205,7 @@ pub struct FactorVote {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Signal {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: String,
     pub window_end: i64,
@@ -226,10 +227,10 @@ pub struct Signal {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Explanation {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: String,
-    pub signal_id: String,
+    pub signal_id: IdString,
     pub sector: String,
     pub direction: String,
     pub composite: f64,
@@ -250,11 +251,11 @@ pub struct Explanation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct RiskDecision {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: String,
-    pub signal_id: String,
-    pub explanation_id: String,
+    pub signal_id: IdString,
+    pub explanation_id: IdString,
     pub sector: String,
     pub direction: String,
     pub composite: f64,
@@ -279,16 +280,16 @@ pub struct RiskDecision {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Alert {
-    pub event_id: String,
+    pub event_id: IdString,
     pub event_time: i64,
     pub underlying: String,
-    pub signal_id: String,
-    pub decision_id: String,
+    pub signal_id: IdString,
+    pub decision_id: IdString,
     pub sector: String,
     pub direction: String,
     pub composite: f64,
     pub channel: String,
-    pub dedupe_key: String,
+    pub dedupe_key: IdString,
     pub headline: String,
     pub text: String,
     pub markdown: String,
@@ -298,7 +299,7 @@ pub struct Alert {
     #[serde(default)]
     pub group_key: String,
     #[serde(default)]
-    pub signal_ids: Vec<String>,
+    pub signal_ids: Vec<IdString>,
     #[serde(default)]
     pub html: String,
     #[serde(default)]

@@ -342,7 +342,7 @@ impl Dispatch {
         if self
             .state
             .sent
-            .contains_key(&(route.name.clone(), d.signal_id.clone()))
+            .contains_key(&(route.name.clone(), d.signal_id.to_string()))
         {
             return Some(Suppression {
                 code: "duplicate",
@@ -439,7 +439,7 @@ impl Dispatch {
             }
             self.state
                 .sent
-                .insert((route.name.clone(), d.signal_id.clone()), now);
+                .insert((route.name.clone(), d.signal_id.to_string()), now);
             if route.group_window == 0 {
                 self.send(&route, &key, now, vec![d.clone()], out);
             } else {

@@ -12,11 +12,11 @@ const M: i64 = MICROS_PER_MINUTE;
 fn decision(u: &str, sector: &str, dir: &str, composite: f64, t: i64) -> RiskDecision {
     let id = format!("{u}-{dir}-{t}");
     RiskDecision {
-        event_id: format!("dec-{id}"),
+        event_id: format!("dec-{id}").into(),
         event_time: t,
         underlying: u.into(),
-        signal_id: format!("sig-{id}"),
-        explanation_id: format!("ex-{id}"),
+        signal_id: format!("sig-{id}").into(),
+        explanation_id: format!("ex-{id}").into(),
         sector: sector.into(),
         direction: dir.into(),
         composite,

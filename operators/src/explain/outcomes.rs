@@ -135,7 +135,7 @@ impl OutcomeHistory {
                 r.direction == sig.direction
                     && bucket(r.composite) == b
                     && r.event_time < sig.event_time
-                    && r.signal_id != sig.event_id
+                    && r.signal_id != sig.event_id.as_str()
             })
             .collect();
         let same: Vec<&Outcome> = similar

@@ -68,10 +68,10 @@ impl Ex {
             .collect();
         marks.insert(self.u.to_string(), self.spot);
         Explanation {
-            event_id: format!("ex-{id}"),
+            event_id: format!("ex-{id}").into(),
             event_time: self.t,
             underlying: self.u.into(),
-            signal_id: format!("sig-{id}"),
+            signal_id: format!("sig-{id}").into(),
             sector: self.sector.into(),
             direction: self.dir.into(),
             composite: self.composite,

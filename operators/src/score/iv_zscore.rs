@@ -215,10 +215,10 @@ mod tests {
 
     fn quote(t: i64, symbol: &str, call: bool, strike: f64, delta: f64, iv: f64) -> GreeksEvent {
         GreeksEvent::Greeks(ContractGreeks {
-            event_id: format!("{symbol}@{t}"),
+            event_id: format!("{symbol}@{t}").into(),
             event_time: t,
             underlying: "XYZ".into(),
-            source_event_id: String::new(),
+            source_event_id: Default::default(),
             symbol: symbol.into(),
             root: "XYZ".into(),
             expiry: "2024-02-16".into(),

@@ -526,7 +526,7 @@ mod tests {
 
     fn tick(t: i64, price: f64) -> Step<GreeksEvent> {
         Step::Event(GreeksEvent::Tick(UnderlyingTick {
-            event_id: format!("tick@{t}"),
+            event_id: format!("tick@{t}").into(),
             event_time: t,
             underlying: "XYZ".into(),
             source: "test".into(),
@@ -557,10 +557,10 @@ mod tests {
 
     fn quote(t: i64) -> optionflow_schemas::ContractGreeks {
         optionflow_schemas::ContractGreeks {
-            event_id: format!("q@{t}"),
+            event_id: format!("q@{t}").into(),
             event_time: t,
             underlying: "XYZ".into(),
-            source_event_id: String::new(),
+            source_event_id: Default::default(),
             symbol: "XYZ   240216C00100000".into(),
             root: "XYZ".into(),
             expiry: "2024-02-16".into(),

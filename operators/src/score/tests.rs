@@ -19,10 +19,10 @@ fn greeks(
     volume: i64,
 ) -> GreeksEvent {
     GreeksEvent::Greeks(ContractGreeks {
-        event_id: format!("{symbol}@{t}"),
+        event_id: format!("{symbol}@{t}").into(),
         event_time: t,
         underlying: "XYZ".into(),
-        source_event_id: String::new(),
+        source_event_id: Default::default(),
         symbol: symbol.into(),
         root: "XYZ".into(),
         expiry: "2024-02-16".into(),
@@ -224,7 +224,7 @@ fn a_tick_of_a_later_window_closes_the_open_one_before_moving_spot() {
     // watermark that would close the window: the window must read the spot of its own time.
     let tick = |t: i64, price: f64| {
         GreeksEvent::Tick(optionflow_schemas::UnderlyingTick {
-            event_id: format!("tick@{t}"),
+            event_id: format!("tick@{t}").into(),
             event_time: t,
             underlying: "XYZ".into(),
             source: "test".into(),

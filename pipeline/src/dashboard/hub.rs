@@ -7,7 +7,7 @@ use crate::runtime::stage::StageObserver;
 use crate::telemetry::Metrics;
 use optionflow_schemas::{
     time::MICROS_PER_YEAR, Alert, CompactString, ContractGreeks, Explanation, GreeksEvent,
-    RejectedQuote, RiskDecision, Signal,
+    IdString, RejectedQuote, RiskDecision, Signal,
 };
 use serde::Serialize;
 use std::any::Any;
@@ -116,11 +116,11 @@ pub struct Chain {
 
 #[derive(Debug, Default)]
 struct State {
-    cards: BTreeMap<String, Card>,
+    cards: BTreeMap<IdString, Card>,
     /// Signal ids, oldest first.
-    order: VecDeque<String>,
+    order: VecDeque<IdString>,
     /// Decision id → signal id (suppressions name the decision).
-    by_decision: BTreeMap<String, String>,
+    by_decision: BTreeMap<IdString, IdString>,
     chains: BTreeMap<String, Chain>,
 }
 
@@ -454,7 +454,7 @@ mod tests {
                 0
             }
         });
-        let ids: Vec<String> = hub
+        let ids: Vec<IdString> = hub
             .cards(|_| true, 10)
             .into_iter()
             .map(|c| c.signal.event_id)

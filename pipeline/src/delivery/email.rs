@@ -129,8 +129,8 @@ pub fn message(alert: &Alert, from: &Mailbox, to: &[Mailbox]) -> Result<Message,
         ("Direction", alert.direction.clone()),
         ("Composite", format!("{:.1}", alert.composite)),
         ("Sector", alert.sector.clone()),
-        ("Signal", alert.signal_id.clone()),
-        ("Alert", alert.event_id.clone()),
+        ("Signal", alert.signal_id.to_string()),
+        ("Alert", alert.event_id.to_string()),
     ];
     let mut text = format!("{}\n\n{}\n\n", alert.headline, alert.text);
     for (k, v) in &details {

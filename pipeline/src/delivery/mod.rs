@@ -377,7 +377,7 @@ impl Worker {
         while let Some(alert) = rx.recv().await {
             let (attempts, error) = self.deliver(&alert).await;
             let entry = LedgerEntry {
-                alert_id: alert.event_id.clone(),
+                alert_id: alert.event_id.to_string(),
                 channel: self.channel.to_string(),
                 status: if error.is_none() {
                     ledger::Status::Delivered

@@ -117,7 +117,7 @@ impl Webhook {
             .client
             .post(&self.url)
             .header(SIGNATURE_HEADER, signature(&self.key, &body))
-            .header(IDEMPOTENCY_HEADER, &alert.event_id);
+            .header(IDEMPOTENCY_HEADER, alert.event_id.as_str());
         post_json(request, body, &self.url, false).await
     }
 }

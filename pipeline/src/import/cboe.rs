@@ -86,7 +86,7 @@ impl Layout {
         };
         let close = self.close.opt_number(rec)?;
         Ok(Parsed::quote(RawQuote {
-            event_id: String::new(),
+            event_id: Default::default(),
             event_time,
             underlying: underlying.into(),
             source: SOURCE.into(),

@@ -64,7 +64,7 @@ impl Layout {
             self.strike.number(rec)?,
         )?;
         Ok(Parsed::quote(RawQuote {
-            event_id: String::new(),
+            event_id: Default::default(),
             event_time,
             underlying: underlying.into(),
             source: SOURCE.into(),

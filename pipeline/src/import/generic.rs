@@ -76,7 +76,7 @@ impl Layout {
         }
         let size = |c: &Option<Col>| c.as_ref().map_or(Ok(0), |c| c.count(rec));
         Ok(Parsed::quote(RawQuote {
-            event_id: String::new(),
+            event_id: Default::default(),
             event_time,
             underlying: underlying.into(),
             source: SOURCE.into(),

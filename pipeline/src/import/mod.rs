@@ -197,7 +197,7 @@ impl Parsed {
 /// A tick (its id is set when it is written).
 pub(super) fn spot_tick(underlying: &str, time: i64, price: f64, volume: i64) -> UnderlyingTick {
     UnderlyingTick {
-        event_id: String::new(),
+        event_id: Default::default(),
         event_time: time,
         underlying: underlying.into(),
         source: SOURCE.into(),

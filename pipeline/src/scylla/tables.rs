@@ -310,7 +310,7 @@ impl Projector {
             contract: g.symbol.to_string(),
             minute,
             event_time: g.event_time,
-            event_id: g.event_id.clone(),
+            event_id: g.event_id.to_string(),
             iv: g.iv,
             delta: g.delta,
             mid: g.mid,
@@ -352,7 +352,7 @@ fn factor_row(f: &FactorScore) -> FactorRow {
         underlying: f.underlying.clone(),
         factor: f.factor.clone(),
         event_time: f.event_time,
-        event_id: f.event_id.clone(),
+        event_id: f.event_id.to_string(),
         raw_value: f.raw_value,
         zscore: f.zscore,
         score: f.score,
@@ -380,8 +380,8 @@ fn rv_row(f: &FactorScore) -> Option<RvRow> {
 fn position_row(d: &RiskDecision) -> PositionRow {
     PositionRow {
         underlying: d.underlying.clone(),
-        signal_id: d.signal_id.clone(),
-        decision_id: d.event_id.clone(),
+        signal_id: d.signal_id.to_string(),
+        decision_id: d.event_id.to_string(),
         event_time: d.event_time,
         sector: d.sector.clone(),
         direction: d.direction.clone(),
@@ -709,10 +709,10 @@ mod tests {
 
     fn greeks(symbol: &str, t: i64, iv: f64) -> GreeksEvent {
         GreeksEvent::Greeks(ContractGreeks {
-            event_id: format!("g-{symbol}-{t}"),
+            event_id: format!("g-{symbol}-{t}").into(),
             event_time: t,
             underlying: "ACME".into(),
-            source_event_id: String::new(),
+            source_event_id: Default::default(),
             symbol: symbol.into(),
             root: "ACME".into(),
             expiry: "2026-12-18".into(),

@@ -109,7 +109,7 @@ mod tests {
 
     fn tick(t: i64, u: &str) -> RawEvent {
         RawEvent::Tick(UnderlyingTick {
-            event_id: format!("{u}{t}"),
+            event_id: format!("{u}{t}").into(),
             event_time: t,
             underlying: u.into(),
             source: "test".into(),

@@ -11,7 +11,7 @@ const CODECS: [TapeCodec; 4] = [
 
 fn tick(i: i64) -> RawEvent {
     RawEvent::Tick(UnderlyingTick {
-        event_id: format!("id{i}"),
+        event_id: format!("id{i}").into(),
         event_time: i,
         underlying: "SPY".into(),
         source: "test".into(),
@@ -23,7 +23,7 @@ fn tick(i: i64) -> RawEvent {
 
 fn quote(i: i64) -> RawEvent {
     RawEvent::Quote(RawQuote {
-        event_id: format!("q{i}"),
+        event_id: format!("q{i}").into(),
         event_time: i,
         underlying: "SPY".into(),
         source: "test".into(),

@@ -62,7 +62,7 @@ pub fn daily_bar_ticks(
         .iter()
         .filter_map(|&((h, m), price, volume)| {
             Some(UnderlyingTick {
-                event_id: String::new(),
+                event_id: Default::default(),
                 event_time: ny_micros(date, h, m)?,
                 underlying: underlying.into(),
                 source: source.into(),

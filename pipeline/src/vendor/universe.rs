@@ -63,7 +63,7 @@ impl Universe {
     /// An underlying tick (id and time are stamped with its batch).
     pub fn tick(&self, underlying: &str, vendor: &str, price: f64, volume: i64) -> UnderlyingTick {
         UnderlyingTick {
-            event_id: String::new(),
+            event_id: Default::default(),
             event_time: 0,
             underlying: underlying.into(),
             source: vendor.into(),

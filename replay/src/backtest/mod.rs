@@ -16,7 +16,7 @@ mod tests;
 
 use optionflow_pipeline::runtime::embedded::files;
 use optionflow_pipeline::tape::{TapeError, TapeReader};
-use optionflow_schemas::{RiskDecision, Signal};
+use optionflow_schemas::{IdString, RiskDecision, Signal};
 use sim::{Candidate, Simulator};
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -93,7 +93,7 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(
 /// The entry candidates of a replay's outputs: its approved risk decisions, with their
 /// signals' probability and voting factors.
 pub fn candidates(replay_dir: &Path) -> Result<Vec<Candidate>, BacktestError> {
-    let mut signals: BTreeMap<String, Signal> = BTreeMap::new();
+    let mut signals: BTreeMap<IdString, Signal> = BTreeMap::new();
     read_jsonl(&replay_dir.join(files::SIGNALS), |s: Signal| {
         signals.insert(s.event_id.clone(), s);
     })?;
@@ -104,8 +104,8 @@ pub fn candidates(replay_dir: &Path) -> Result<Vec<Candidate>, BacktestError> {
         }
         let signal = signals.get(&d.signal_id);
         out.push(Candidate {
-            decision_id: d.event_id,
-            signal_id: d.signal_id,
+            decision_id: d.event_id.to_string(),
+            signal_id: d.signal_id.to_string(),
             time: d.event_time,
             underlying: d.underlying,
             direction: d.direction,

@@ -26,7 +26,7 @@ fn symbol(expiry: &str, right: Right, strike: f64) -> String {
 
 fn quote(t: i64, symbol: &str, bid: f64, ask: f64) -> RawEvent {
     RawEvent::Quote(RawQuote {
-        event_id: format!("q{t}{symbol}"),
+        event_id: format!("q{t}{symbol}").into(),
         event_time: t,
         underlying: "XYZ".into(),
         source: "test".into(),
@@ -44,7 +44,7 @@ fn quote(t: i64, symbol: &str, bid: f64, ask: f64) -> RawEvent {
 
 fn tick(t: i64, price: f64) -> RawEvent {
     RawEvent::Tick(UnderlyingTick {
-        event_id: format!("t{t}"),
+        event_id: format!("t{t}").into(),
         event_time: t,
         underlying: "XYZ".into(),
         source: "test".into(),

@@ -141,7 +141,7 @@ fn snapshot_row(
             format!("{ticker}: last_quote.last_updated missing"),
         ))?;
     let q = RawQuote {
-        event_id: String::new(),
+        event_id: Default::default(),
         event_time: at,
         underlying: underlying.into(),
         source: SOURCE.into(),
@@ -241,7 +241,7 @@ pub fn minute_bar_tick(
     cumulative_volume: i64,
 ) -> UnderlyingTick {
     UnderlyingTick {
-        event_id: String::new(),
+        event_id: Default::default(),
         event_time: millis_to_micros(bar.start_ms + 60_000),
         underlying: underlying.into(),
         source: SOURCE.into(),

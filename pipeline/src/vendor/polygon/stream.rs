@@ -256,7 +256,7 @@ async fn flush_batch(
         let (open_interest, snapshot_volume) = books.get(&c.symbol).copied().unwrap_or((0, 0));
         c.volume = c.volume.max(snapshot_volume);
         events.push(RawEvent::Quote(RawQuote {
-            event_id: String::new(),
+            event_id: Default::default(),
             event_time: at,
             underlying: c.underlying.as_str().into(),
             source: VENDOR.into(),

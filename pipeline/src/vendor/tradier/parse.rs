@@ -222,7 +222,7 @@ fn chain_row(
     .into_iter()
     .fold(None, latest);
     let quote = RawQuote {
-        event_id: String::new(),
+        event_id: Default::default(),
         event_time: at.unwrap_or(0),
         underlying: underlying.into(),
         source: SOURCE.into(),

@@ -268,7 +268,7 @@ async fn flush_batch(src: &TradierSource, sink: &BatchSink, state: &mut State) -
             .map_or((0, 0), |b| (b.open_interest, b.volume));
         c.volume = c.volume.max(snapshot_volume);
         events.push(RawEvent::Quote(RawQuote {
-            event_id: String::new(),
+            event_id: Default::default(),
             event_time: at,
             underlying: c.underlying.as_str().into(),
             source: VENDOR.into(),

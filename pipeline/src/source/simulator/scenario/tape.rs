@@ -103,7 +103,7 @@ mod tests {
         let events: Vec<RawEvent> = (0..500)
             .map(|i| {
                 RawEvent::Tick(UnderlyingTick {
-                    event_id: format!("t{i}"),
+                    event_id: format!("t{i}").into(),
                     event_time: i,
                     underlying: "SPY".into(),
                     source: "scenario".into(),
