@@ -14,9 +14,7 @@ use optionflow_schemas::{
     RejectedQuote, UnderlyingTick,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
-use xxhash_rust::xxh3::xxh3_64;
 
 const STAGE: &str = "normalize";
 
@@ -64,7 +62,7 @@ impl NormalizeConfig {
         Ok(Normalize {
             cfg: self.clone(),
             state: State::default(),
-            symbols: KnownSymbols::default(),
+            symbols: SymbolParser::default(),
             last_underlying: None,
         })
     }
@@ -267,7 +265,7 @@ struct State {
 pub struct Normalize {
     cfg: NormalizeConfig,
     state: State,
-    symbols: KnownSymbols,
+    symbols: SymbolParser,
     /// The underlying the last quote looked up, as the map had it then: quotes come in runs of
     /// one underlying (its tick, then its chain), so most find theirs here by comparing names,
     /// where the map's search cost ~300 instructions a quote. Cleared by every tick and by a
@@ -288,53 +286,27 @@ struct ParsedSymbol {
     expiry_time: Option<i64>,
 }
 
-/// [`ParsedSymbol`]s by the symbol as the vendor spelled it: a chain's few thousand symbols are
-/// quoted again and again, and parsing and formatting each quote's symbol cost about a quarter
-/// of the stage's instructions. Keyed by a 64-bit hash of the spelling (an integer search; a
-/// search by the text cost as much as the parsing it saved), with the spelling kept to confirm
-/// a hit: two symbols sharing a hash are parsed each time rather than mixed up. Symbols that
-/// do not parse are not remembered (their rejection is made each time, the same way). A pure
-/// function's memo, so not part of the checkpointed state.
+/// Parses each quote's symbol into its [`ParsedSymbol`], with the settlement instants
+/// remembered ([`ExpiryInstants`]). The symbols themselves are parsed every time: a memo of
+/// them (a search by a hash of the spelling among a chain's thousands of symbols) missed the
+/// cache on most quotes and cost more than the parsing and formatting it saved, which are a
+/// few dozen instructions each since they are written into stack buffers (2h replay: 786k
+/// quotes/s without the memo, 745k with it, 4 alternated runs each).
 #[derive(Debug, Default)]
-struct KnownSymbols {
-    known: BTreeMap<u64, (CompactString, ParsedSymbol)>,
+struct SymbolParser {
     /// The settlement instants of the symbols parsed (many share a date).
     expiries: ExpiryInstants,
 }
 
-impl KnownSymbols {
-    /// Symbols remembered at most (a few MB): quotes from outside may carry any number of
-    /// them, and the memo must not grow with them.
-    const CAPACITY: usize = 65_536;
-
+impl SymbolParser {
     /// `symbol` parsed ([`parse_occ`]), with its strings and settlement instant.
-    fn parse(&mut self, symbol: &CompactString) -> Result<ParsedSymbol, String> {
-        let parse = |expiries: &mut ExpiryInstants| {
-            parse_occ(symbol).map(|contract| ParsedSymbol {
-                symbol: contract.symbol(),
-                expiry_iso: contract.expiry_iso(),
-                expiry_time: expiries.instant(&contract.root, contract.expiry),
-                contract,
-            })
-        };
-        if self.known.len() >= Self::CAPACITY {
-            self.known.clear();
-        }
-        match self.known.entry(xxh3_64(symbol.as_bytes())) {
-            Entry::Occupied(known) => {
-                let (spelling, parsed) = known.get();
-                if spelling == symbol {
-                    Ok(parsed.clone())
-                } else {
-                    parse(&mut self.expiries)
-                }
-            }
-            Entry::Vacant(slot) => {
-                let parsed = parse(&mut self.expiries)?;
-                slot.insert((symbol.clone(), parsed.clone()));
-                Ok(parsed)
-            }
-        }
+    fn parse(&mut self, symbol: &str) -> Result<ParsedSymbol, String> {
+        parse_occ(symbol).map(|contract| ParsedSymbol {
+            symbol: contract.symbol(),
+            expiry_iso: contract.expiry_iso(),
+            expiry_time: self.expiries.instant(&contract.root, contract.expiry),
+            contract,
+        })
     }
 }
 
@@ -928,8 +900,8 @@ mod tests {
     #[test]
     fn a_symbol_quoted_again_normalizes_as_the_first_time() {
         // Every spelling of one contract, a symbol that does not parse and one whose expiry
-        // has passed, each quoted twice: the second pass comes from the remembered symbols,
-        // and gives what a stage that never saw them gives.
+        // has passed, each quoted twice: the second pass (its settlement instants remembered)
+        // gives what a stage that never saw them gives.
         let events: Vec<_> = [
             "AAPL  240119C00190000",
             "AAPL240119C00190000",
@@ -949,37 +921,6 @@ mod tests {
         assert_eq!(again.rejected, fresh.rejected);
         assert_eq!(first.events, fresh.events);
         assert_eq!((again.events.len(), again.rejected.len()), (4, 2));
-        // Remembered by spelling, the ones that parsed only.
-        assert_eq!(seen.symbols.known.len(), 5);
-    }
-
-    #[test]
-    fn the_remembered_symbols_stay_bounded() {
-        let mut symbols = KnownSymbols::default();
-        for strike in 1..=KnownSymbols::CAPACITY + 10 {
-            let symbol = CompactString::from(format!("XYZ   240119C{:08}", strike * 10));
-            let parsed = symbols.parse(&symbol).unwrap();
-            assert_eq!(parsed.contract, parse_occ(&symbol).unwrap());
-            assert_eq!(parsed.symbol, symbol);
-            assert!(symbols.known.len() <= KnownSymbols::CAPACITY);
-        }
-    }
-
-    #[test]
-    fn a_symbol_sharing_a_hash_with_a_remembered_one_is_parsed_for_itself() {
-        let mut symbols = KnownSymbols::default();
-        let (one, other) = (
-            CompactString::from("XYZ   240119C00010000"),
-            CompactString::from("XYZ   240119P00020000"),
-        );
-        let remembered = symbols.parse(&one).unwrap();
-        // Plant `one` under `other`'s hash, as a collision would.
-        symbols
-            .known
-            .insert(xxh3_64(other.as_bytes()), (one.clone(), remembered));
-        let parsed = symbols.parse(&other).unwrap();
-        assert_eq!(parsed.symbol, other);
-        assert_eq!(parsed.contract, parse_occ(&other).unwrap());
     }
 
     #[test]
