@@ -14,7 +14,7 @@
 use super::stage::{run_stage, Observers, StageIo, StageObserver};
 use super::workers::LentWorkers;
 use super::{Ack, Message, Part, PipelineError};
-use crate::config::Config;
+use crate::config::{Config, RuntimeConfig};
 use crate::delivery::{Delivery, DeliveryHandle};
 use crate::hit_rates::HitRates;
 use crate::jsonl::JsonlFile;
@@ -358,7 +358,8 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
 
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let checkpoint_every = (cfg.runtime.checkpoint_interval_secs * 1000
+    let checkpoint_every = (checkpoint_interval_secs(&cfg.runtime, &opts.params.input, opts.speed)
+        * 1000
         / cfg.simulator.tick_interval_ms.max(1))
     .max(1);
     let source = SourceTask {
@@ -575,6 +576,20 @@ fn silences_path(dir: &Path, input: &SessionInput) -> PathBuf {
 
 fn cfg_err(e: optionflow_operators::ConfigErrors) -> PipelineError {
     PipelineError::Config(crate::config::ConfigError::Invalid(e))
+}
+
+/// Market time between two checkpoints of a session with `input` run at `speed`: a replay as
+/// fast as it goes takes [`RuntimeConfig::replay_checkpoint_interval_secs`], every other
+/// session (simulated, live, or a replay paced for a demo) the regular interval.
+fn checkpoint_interval_secs(
+    runtime: &RuntimeConfig,
+    input: &SessionInput,
+    speed: Option<f64>,
+) -> u64 {
+    match (input, speed) {
+        (SessionInput::Tape { .. }, None) => runtime.replay_checkpoint_interval_secs,
+        _ => runtime.checkpoint_interval_secs,
+    }
 }
 
 /// Drives a source: a batch per tick, then a watermark; a barrier every `checkpoint_every`
@@ -826,4 +841,34 @@ async fn coordinate(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_replay_as_fast_as_it_goes_takes_the_replay_checkpoint_interval() {
+        let runtime = RuntimeConfig {
+            checkpoint_interval_secs: 60,
+            replay_checkpoint_interval_secs: 900,
+            ..RuntimeConfig::default()
+        };
+        let tape = SessionInput::Tape {
+            path: "quotes.raw.avro".into(),
+            bytes: 1,
+        };
+        let simulated = SessionInput::Simulator {
+            seed: 7,
+            duration_micros: 60_000_000,
+            underlyings: 2,
+        };
+        assert_eq!(checkpoint_interval_secs(&runtime, &tape, None), 900);
+        assert_eq!(checkpoint_interval_secs(&runtime, &tape, Some(10.0)), 60);
+        assert_eq!(checkpoint_interval_secs(&runtime, &simulated, None), 60);
+        assert_eq!(
+            checkpoint_interval_secs(&runtime, &simulated, Some(60.0)),
+            60
+        );
+    }
 }
