@@ -300,14 +300,31 @@ struct SymbolParser {
 
 impl SymbolParser {
     /// `symbol` parsed ([`parse_occ`]), with its strings and settlement instant.
-    fn parse(&mut self, symbol: &str) -> Result<ParsedSymbol, String> {
+    fn parse(&mut self, symbol: &CompactString) -> Result<ParsedSymbol, String> {
         parse_occ(symbol).map(|contract| ParsedSymbol {
-            symbol: contract.symbol(),
+            symbol: if is_canonical(symbol, &contract) {
+                symbol.clone()
+            } else {
+                contract.symbol()
+            },
             expiry_iso: contract.expiry_iso(),
             expiry_time: self.expiries.instant(&contract.root, contract.expiry),
             contract,
         })
     }
+}
+
+/// Whether `symbol`, which parsed as `contract`, is already the canonical spelling
+/// [`OccContract::symbol`] would write: 21 characters, the root padded with spaces to six.
+/// The date, right and strike digits of a symbol that parsed are the ones the canonical form
+/// writes back, so only the root's padding (or a vendor's prefix) can differ; most vendors
+/// send this form, and copying it saves formatting every quote's symbol again.
+fn is_canonical(symbol: &str, contract: &OccContract) -> bool {
+    let (bytes, root) = (symbol.as_bytes(), contract.root.len());
+    bytes.len() == 21
+        && root <= 6
+        && bytes[..root] == *contract.root.as_bytes()
+        && bytes[root..6].iter().all(|b| *b == b' ')
 }
 
 /// [`expiry_instant`] remembered per settlement date and time: a chain has a few dozen
@@ -348,10 +365,12 @@ impl Normalize {
     /// Counts a rejection by its reason code and emits it.
     fn reject(&mut self, out: &mut Emit<NormalizedEvent>, rejected: RejectedQuote) {
         // The code is copied into the map once, when it is first seen.
-        match self.state.rejects.get_mut(&rejected.reason_code) {
+        match self.state.rejects.get_mut(rejected.reason_code.as_str()) {
             Some(n) => *n += 1,
             None => {
-                self.state.rejects.insert(rejected.reason_code.clone(), 1);
+                self.state
+                    .rejects
+                    .insert(rejected.reason_code.to_string(), 1);
             }
         }
         out.reject(rejected);
@@ -700,6 +719,31 @@ mod tests {
             "AAPL  240119C0019000a",
         ] {
             assert!(parse_occ(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The spelling a quote carries on is the canonical one whatever form came in: copied
+        /// when it already is, formatted when not (padding, Polygon's prefix, odd spacing).
+        #[test]
+        fn every_spelling_normalizes_to_the_canonical_symbol(
+            root in "[A-Z][A-Z0-9]{0,5}",
+            yymmdd in (0u32..100, 1u32..13, 1u32..29),
+            call in proptest::bool::ANY,
+            milli in 1u64..100_000_000,
+            form in 0usize..4,
+        ) {
+            let (yy, mm, dd) = yymmdd;
+            let rest = format!("{yy:02}{mm:02}{dd:02}{}{milli:08}", if call { 'C' } else { 'P' });
+            let symbol = match form {
+                0 => format!("{root:<6}{rest}"),
+                1 => format!("{root}{rest}"),
+                2 => format!("O:{root}{rest}"),
+                _ => format!("{root}\t{rest}"),
+            };
+            let parsed = SymbolParser::default().parse(&symbol.as_str().into()).unwrap();
+            proptest::prop_assert_eq!(&parsed.symbol, &parsed.contract.symbol());
+            proptest::prop_assert_eq!(parsed.symbol.as_str(), format!("{root:<6}{rest}"));
         }
     }
 

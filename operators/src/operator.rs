@@ -230,12 +230,12 @@ pub fn rejection(
             .part(input_event_id)
             .finish(),
         event_time,
-        underlying: underlying.to_string(),
+        underlying: underlying.into(),
         input_event_id: input_event_id.into(),
-        stage: stage.to_string(),
-        reason_code: reason_code.to_string(),
+        stage: stage.into(),
+        reason_code: reason_code.into(),
         reason,
-        symbol: symbol.to_string(),
+        symbol: symbol.into(),
     }
 }
 

@@ -141,7 +141,7 @@ fn every_event_round_trips_through_its_schema() {
     round_trip(RejectedQuote {
         event_id: id.clone(),
         event_time: t,
-        underlying: u.clone(),
+        underlying: u.as_str().into(),
         input_event_id: id.clone(),
         stage: "normalize".into(),
         reason_code: "crossed_market".into(),

@@ -94,12 +94,12 @@ pub struct NormalizedQuote {
 pub struct RejectedQuote {
     pub event_id: IdString,
     pub event_time: i64,
-    pub underlying: String,
+    pub underlying: CompactString,
     pub input_event_id: IdString,
-    pub stage: String,
-    pub reason_code: String,
+    pub stage: CompactString,
+    pub reason_code: CompactString,
     pub reason: String,
-    pub symbol: String,
+    pub symbol: CompactString,
 }
 
 /// Implied volatility and greeks of one contract at one quote, in raw units.

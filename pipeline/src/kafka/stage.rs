@@ -530,7 +530,7 @@ impl Runner {
             Metrics::add(&self.env.metrics.rejected, rejected.len() as u64);
         }
         for r in &rejected {
-            metrics::counter!("optionflow_rejects_total", "stage" => self.spec.name, "reason" => r.reason_code.clone()).increment(1);
+            metrics::counter!("optionflow_rejects_total", "stage" => self.spec.name, "reason" => r.reason_code.to_string()).increment(1);
             if self.logged.len() < 1000 && self.logged.insert(format!("reject {}", r.reason_code)) {
                 tracing::info!(stage = self.spec.name, reason_code = %r.reason_code, example = %r.reason,
                     "rejecting inputs (logged once per reason; each one is on quotes.rejected)");
