@@ -14,6 +14,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+/// What [`SharedRun::map`] returns: every chunk's results, in input order. A named type rather
+/// than `impl Iterator`, so that it does not borrow what `meanwhile` borrowed: the caller may
+/// consume the results lazily after giving that back.
+pub type Results<R> = std::iter::Flatten<std::vec::IntoIter<Vec<R>>>;
+
 /// Threads a host lends an operator for part of its work.
 pub trait Helpers: Send + Sync + fmt::Debug {
     /// Runs `job` on other threads of the host's when they are free: on any number of them,
@@ -71,7 +76,7 @@ where
         f: F,
         helpers: &dyn Helpers,
         meanwhile: impl FnOnce() -> M,
-    ) -> (impl Iterator<Item = R>, M) {
+    ) -> (Results<R>, M) {
         let chunk = chunk.max(1);
         let chunks = items.len().div_ceil(chunk);
         let run = Arc::new(SharedRun {
