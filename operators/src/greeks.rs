@@ -502,36 +502,35 @@ impl GreeksStage {
         let pooled = inputs.len() >= PARALLEL_MIN_QUOTES;
         // The lent run's results are read where they lie (per chunk): collecting them first
         // was one more copy of every solution, into a buffer of fresh pages per batch.
-        let solved: Box<dyn Iterator<Item = (Result<QuoteSolution, IvError>, IdString)>> =
-            match &self.pricer {
-                Pricer::SharedPool if pooled => Box::new(in_parallel().into_iter()),
-                Pricer::OwnPool(pool) if pooled => Box::new(pool.install(in_parallel).into_iter()),
-                Pricer::Lent(helpers) if pooled => {
-                    // The ids are hashed here while a helper may still be pricing its last chunk.
-                    let ids = || {
-                        source_ids
-                            .iter()
-                            .map(|id| output_id(id))
-                            .collect::<Vec<_>>()
-                    };
-                    let (solutions, ids) = SharedRun::map(
-                        inputs.to_vec(),
-                        QUOTES_PER_TASK,
-                        Pricing::solve,
-                        helpers.as_ref(),
-                        ids,
-                    );
-                    Box::new(solutions.zip(ids))
-                }
-                _ => Box::new(
-                    inputs
+        let solved: Box<dyn Iterator<Item = Solved>> = match &self.pricer {
+            Pricer::SharedPool if pooled => Box::new(in_parallel().into_iter()),
+            Pricer::OwnPool(pool) if pooled => Box::new(pool.install(in_parallel).into_iter()),
+            Pricer::Lent(helpers) if pooled => {
+                // The ids are hashed here while a helper may still be pricing its last chunk.
+                let ids = || {
+                    source_ids
                         .iter()
-                        .zip(&source_ids)
-                        .map(work)
+                        .map(|id| output_id(id))
                         .collect::<Vec<_>>()
-                        .into_iter(),
-                ),
-            };
+                };
+                let (solutions, ids) = SharedRun::map(
+                    inputs.to_vec(),
+                    QUOTES_PER_TASK,
+                    Pricing::solve,
+                    helpers.as_ref(),
+                    ids,
+                );
+                Box::new(solutions.zip(ids))
+            }
+            _ => Box::new(
+                inputs
+                    .iter()
+                    .zip(&source_ids)
+                    .map(work)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+        };
         drop(source_ids);
         let mut priced = inputs.iter().zip(solved);
         for ev in events {
@@ -549,6 +548,9 @@ impl GreeksStage {
         }
     }
 }
+
+/// A quote's pricing and the id of its greeks event.
+type Solved = (Result<QuoteSolution, IvError>, IdString);
 
 /// One quote's inputs to the pricing: everything the implied vol and the greeks depend on.
 #[derive(Debug, Clone, Copy)]
