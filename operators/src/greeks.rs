@@ -671,9 +671,9 @@ impl Operator for GreeksStage {
     /// Three passes, so the pricing (nearly all of the stage's work) can run on every core: the
     /// inputs of each quote in order (the parity state sees the quotes as `on_event` would),
     /// the pricing of all of them (and their output ids), in parallel when the stage has a
-    /// pool or lent threads, then the outputs in input order. A contract quoted twice in the batch splits it
-    /// there: its second quote starts from the first's premium. The events, rejections and
-    /// state are those of `on_event` on each in turn.
+    /// pool or lent threads, then the outputs in input order. A contract quoted twice in the
+    /// batch splits it there: its second quote starts from the first's premium. The events,
+    /// rejections and state are those of `on_event` on each in turn.
     fn on_batch(
         &mut self,
         mut events: Vec<NormalizedEvent>,

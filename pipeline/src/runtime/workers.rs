@@ -3,9 +3,10 @@
 //!
 //! The pipeline's slowest stage (the greeks, about half of a replay's work) sets its pace, and
 //! on two cores the worker not running it has the other stages to run: it is rarely idle, so a
-//! job left for an idle worker mostly came too late (counted: it priced 3.6% of a replay's quotes). A job
-//! is therefore also put on offer to the other stages, each of which works it before its next
-//! message: the other worker joins the batch at the next boundary between its own messages.
+//! job left for an idle worker mostly came too late (counted: it priced 3.6% of a replay's
+//! quotes). A job is therefore also put on offer to the other stages, each of which works it
+//! before its next message: the other worker joins the batch at the next boundary between its
+//! own messages.
 //! Which thread prices which quote never changes an output.
 
 use optionflow_operators::shared_work::Helpers;
