@@ -415,15 +415,15 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, Option<Jet>) {
             ln_a2,
         }
     });
-    let m = Model::new(c, [ln_s, ln_k, ln_i1, ln_i2], v, jets);
+    let m = Model::new(c, [ln_s, ln_k, ln_i1, ln_i2], v, jets.as_ref());
     let (ln_k, ln_i1, ln_i2) = (m.ln_k, m.ln_i1, m.ln_i2);
     // The arguments of each φ and ψ: γ, ln H and the log-scale, as values and (in the pass
     // with derivatives) as jets.
-    let arg = |gamma: f64, ln_h: f64, ln_c: f64, pick: fn(&ModelJets) -> [Jet; 3]| Arg {
+    let arg = |gamma: f64, ln_h: f64, ln_c: f64, jets: fn(&ModelJets) -> [Jet; 3]| Arg {
         gamma,
         ln_h,
         ln_c,
-        jets: m.jets.as_ref().map(pick),
+        jets,
     };
     let b2 = arg(beta, ln_i2, ln_a2, |j| [j.beta, j.ln_i2, j.ln_a2]);
     let b1 = arg(beta, ln_i1, ln_a1, |j| [j.beta, j.ln_i1, j.ln_a1]);
@@ -461,7 +461,7 @@ fn bs_call<const DERIVATIVES: bool>(c: &Bs2002, v: f64) -> (f64, Option<Jet>) {
     // vol with r near 0) or, by a hair, than exercising now (deep in the money at low vol). The
     // holder can always do either, so both values are floors.
     let floored = value.max(european).max(s - k);
-    let Some(j) = m.jets.as_ref() else {
+    let Some(j) = m.jets else {
         return (floored, None);
     };
     let formula = || {
@@ -496,14 +496,15 @@ fn jet_of<const DERIVATIVES: bool>(
     jet()
 }
 
-/// The arguments of one φ or ψ: γ, ln H and the log-scale ln c, and their jets in the pass
-/// with derivatives.
+/// The arguments of one φ or ψ: γ, ln H and the log-scale ln c, and where their jets are in
+/// the model's, for the pass with derivatives.
 struct Arg {
     gamma: f64,
     ln_h: f64,
     ln_c: f64,
-    /// [γ, ln H, ln c] as jets.
-    jets: Option<[Jet; 3]>,
+    /// [γ, ln H, ln c] as jets, picked where they are used: formed with the argument and moved
+    /// along with it, they were ten copies of ~300 bytes per price with derivatives.
+    jets: fn(&ModelJets) -> [Jet; 3],
 }
 
 /// The model's inputs as jets (see [`bs_call`]).
@@ -532,7 +533,7 @@ fn scaled_cdf_jet(p: f64, q: f64, e: Jet, x: Jet) -> Jet {
 /// What the φ and ψ functions of the paper share for one price: rates, times, and the
 /// logarithms of spot, strike and triggers (every log-ratio the formulas need is a difference of
 /// these, which saves some sixty logarithms per price).
-struct Model {
+struct Model<'a> {
     r: f64,
     b: f64,
     v2: f64,
@@ -546,13 +547,14 @@ struct Model {
     ln_k: f64,
     ln_i1: f64,
     ln_i2: f64,
-    /// The same as jets, in the pass with derivatives.
-    jets: Option<ModelJets>,
+    /// The same as jets, in the pass with derivatives: borrowed, since moving the thirteen jets
+    /// (~1.2 kB) into the model was a copy per evaluation that showed in profiles.
+    jets: Option<&'a ModelJets>,
 }
 
-impl Model {
+impl<'a> Model<'a> {
     /// The model at volatility `v`, for the logarithms of spot, strike and the two triggers.
-    fn new(c: &Bs2002, logs: [f64; 4], v: f64, jets: Option<ModelJets>) -> Model {
+    fn new(c: &Bs2002, logs: [f64; 4], v: f64, jets: Option<&'a ModelJets>) -> Model<'a> {
         let [ln_s, ln_k, ln_i1, ln_i2] = logs;
         Model {
             r: c.european.rate,
@@ -606,7 +608,7 @@ impl Model {
         let x = [d0, d0 - shift, d1, d1 - shift];
         let [p0, p1, q0, q1] = scaled_cdf4(f64x4::new(scale), f64x4::new(x)).to_array();
         let values = [p0 - p1, q0 - q1];
-        let (true, Some(j)) = (DERIVATIVES, self.jets.as_ref()) else {
+        let (true, Some(j)) = (DERIVATIVES, self.jets) else {
             return values.map(Jet::constant);
         };
         // Q = e^scale·φ(x) in one exponent, so a large scale over a far tail stays finite.
@@ -619,7 +621,7 @@ impl Model {
         let shift = ln_is * j.neg_inv_sd1 * -2.0;
         let mut out = values.map(Jet::constant);
         for (n, arg) in args.iter().enumerate() {
-            let [gamma, ln_h, ln_c] = arg.jets.expect("arguments carry jets with the model");
+            let [gamma, ln_h, ln_c] = (arg.jets)(j);
             let drift = (j.b + j.v2 * (gamma + -0.5)) * t;
             let d = (j.ln_s - ln_h + drift) * j.neg_inv_sd1;
             let base = (j.r * -1.0 + gamma * j.b + j.v2 * gamma * (gamma + -1.0) * 0.5) * t
@@ -647,8 +649,8 @@ impl Model {
             -(li2_si1 - mu_t1),
         ]) / f64x4::splat(sd1))
         .to_array();
-        let jets = self.jets.as_ref().map(|j| {
-            let gamma = arg.jets.expect("arguments carry jets with the model")[0];
+        let jets = self.jets.map(|j| {
+            let gamma = (arg.jets)(j)[0];
             let mu_t1 = (j.b + j.v2 * (gamma + -0.5)) * t1;
             let (ls_i1, li2_si1) = (j.ln_s - j.ln_i1, j.ln_i2 * 2.0 - j.ln_s - j.ln_i1);
             [
@@ -709,7 +711,7 @@ impl Model {
             })
         };
         let v = terms[0] - terms[1] - terms[2] + terms[3];
-        let (true, Some(j), Some(neg_e)) = (DERIVATIVES, self.jets.as_ref(), fp.jets) else {
+        let (true, Some(j), Some(neg_e)) = (DERIVATIVES, self.jets, fp.jets) else {
             return Jet::constant(v);
         };
         if !moderate {
@@ -718,7 +720,7 @@ impl Model {
             nan.d = f64x4::splat(f64::NAN);
             return nan;
         }
-        let [gamma, ln_h, ln_c] = arg.jets.expect("arguments carry jets with the model");
+        let [gamma, ln_h, ln_c] = (arg.jets)(j);
         let mu_t = (j.b + j.v2 * (gamma + -0.5)) * t;
         let (ls, li1, li2) = (j.ln_s, j.ln_i1, j.ln_i2);
         let neg_f_jets = [
