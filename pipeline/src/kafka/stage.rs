@@ -497,7 +497,7 @@ impl Runner {
                 .await?;
             if let Some(tap) = inst.tap.as_mut() {
                 tap.write(ev)
-                    .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
+                    .map_err(PipelineError::writing(tap.name()))?;
             }
         }
         if let super::checkpoint::CheckpointStore::Scylla(db) = &self.env.store {
@@ -563,7 +563,7 @@ impl Runner {
                 .await?;
             if let Some(tap) = inst.rejects_tap.as_mut() {
                 tap.write_with(|line| r.write_json(line))
-                    .map_err(PipelineError::io(format!("writing {}", tap.name())))?;
+                    .map_err(PipelineError::writing(tap.name()))?;
             }
         }
         // The pipeline's end: source produce → alert written (to the topic and alerts.jsonl).
@@ -643,7 +643,7 @@ impl Runner {
         for f in [&mut inst.tap, &mut inst.rejects_tap].into_iter().flatten() {
             let len = f
                 .commit()
-                .map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                .map_err(PipelineError::writing(f.name()))?;
             inst.ckpt.files.insert(f.name().to_string(), len);
         }
         // While a re-read is under way, resume from where the missing records may lie: what

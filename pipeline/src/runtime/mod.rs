@@ -169,4 +169,14 @@ impl PipelineError {
         let what = what.into();
         move |source| Self::Io { what, source }
     }
+
+    /// Wraps an error writing the file `name`. The message is formatted only for an error:
+    /// stages write a line per event, and formatting it up front for each (as
+    /// `io(format!(..))` does) was 0.9% of a replay's CPU samples (perf).
+    pub fn writing(name: &str) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            what: format!("writing {name}"),
+            source,
+        }
+    }
 }

@@ -136,7 +136,7 @@ where
                 for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
                     let (len, unsynced) = f
                         .cut()
-                        .map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                        .map_err(PipelineError::writing(f.name()))?;
                     parts.push(Part::File {
                         name: f.name().to_string(),
                         len,
@@ -155,7 +155,7 @@ where
             Message::End => {
                 for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
                     f.commit()
-                        .map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                        .map_err(PipelineError::writing(f.name()))?;
                 }
                 output.send(Message::End).await.map_err(|_| closed())?;
                 return Ok(());
@@ -207,7 +207,7 @@ async fn flush<T: Serialize + 'static>(
         if let Some(f) = io.rejects.as_mut() {
             for r in &rejected {
                 f.write_with(|line| r.write_json(line))
-                    .map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                    .map_err(PipelineError::writing(f.name()))?;
             }
         }
     }
@@ -222,7 +222,7 @@ async fn flush<T: Serialize + 'static>(
     if let Some(f) = io.tap.as_mut() {
         for ev in &events {
             f.write(ev)
-                .map_err(PipelineError::io(format!("writing {}", f.name())))?;
+                .map_err(PipelineError::writing(f.name()))?;
         }
     }
     output
