@@ -128,6 +128,8 @@ pub(crate) struct AmericanIv {
     pub(crate) near: Option<ModelPoint>,
     /// Whether the model is the American one (not the European one it reduces to).
     pub(crate) american: bool,
+    /// The European contract of the same terms, for the caller's European greeks.
+    pub(crate) european: BsmContract,
 }
 
 /// The largest last step, relative to the vol, that the seeded path takes from an evaluation
@@ -174,21 +176,22 @@ pub(crate) fn solve_american(
     if price >= bound {
         return Err(IvError::AboveUpperBound { price, bound });
     }
+    let european = BsmContract::new(right, spot, strike, years, rate, dividend);
     if super::never_exercised_early(right, rate, dividend) {
-        return implied_vol(right, spot, strike, years, rate, dividend, price).map(|vol| {
-            AmericanIv {
-                vol,
-                near: None,
-                american: false,
-            }
+        // `implied_vol` on inputs already checked.
+        return european_iv(&european, price).map(|vol| AmericanIv {
+            vol,
+            near: None,
+            american: false,
+            european,
         });
     }
-    let european = BsmContract::new(right, spot, strike, years, rate, dividend);
     let solved = |vol: f64, near: Option<ModelPoint>| {
         Ok(AmericanIv {
             vol,
             near,
             american: true,
+            european,
         })
     };
     let done = |vol: f64| solved(vol, None);

@@ -290,6 +290,19 @@ pub fn streaming_greeks_at_quote(
     if let Some(greeks) = european_when_negligible(near, &european) {
         return greeks;
     }
+    let contract = (right, spot, strike, years, rate, dividend);
+    american_greeks_at(&here, contract, vol, &european)
+}
+
+/// The streaming greeks of an American contract whose early exercise is worth something, at
+/// `vol`, from the model (`here`, the contract's) and the European greeks there.
+fn american_greeks_at(
+    here: &american::Bs2002,
+    contract: iv::Contract,
+    vol: f64,
+    european: &Greeks,
+) -> Greeks {
+    let (right, spot, strike, years, rate, dividend) = contract;
     let (s, t, r, v) = (spot, years, rate, vol);
     // Delta, gamma, vega, vomma and rho from the closed form's own derivatives, with the
     // central value (the model's own at `vol`) from the same pass; by differences of prices
@@ -299,8 +312,7 @@ pub fn streaming_greeks_at_quote(
         let p = |s: f64, t: f64, r: f64, v: f64| bs2002_price(right, s, strike, t, r, dividend, v);
         american::sensitivities_by_differences(&p, american, s, t, r, v)
     });
-    let contract = (right, spot, strike, years, rate, dividend);
-    american_streaming_greeks(contract, vol, american, d, &european)
+    american_streaming_greeks(contract, vol, american, d, european)
 }
 
 /// The European greeks with the American `price`, when the early-exercise premium in that
@@ -345,7 +357,8 @@ fn american_streaming_greeks(
 /// carried to `iv` along the volatility: the price by its vega and vomma, vega by vomma, delta
 /// by vanna. What is left out (the other greeks' own change with vol over that distance) is of
 /// the order of that distance relative to each greek, far inside what the quote's bid/ask
-/// leaves uncertain.
+/// leaves uncertain. For a premium worth something (the caller has returned the European
+/// greeks for a negligible one).
 /// `None` where the carry could cross the model's exercise trigger: the caller evaluates at
 /// the IV itself.
 fn streaming_greeks_near(
@@ -356,9 +369,6 @@ fn streaming_greeks_near(
     european: &Greeks,
 ) -> Option<Greeks> {
     let (right, spot, strike, ..) = contract;
-    if let Some(greeks) = european_when_negligible(quote_price, european) {
-        return Some(greeks);
-    }
     let dv = iv - near.vol;
     let d = near.sensitivities;
     let american = near.price + dv * (d.vega + 0.5 * d.vomma * dv);
@@ -468,25 +478,29 @@ pub fn solve_quote(
     // derivatives (`iv::solve_american`), and the greeks come from there.
     let solved = iv::solve_american(contract, price, true, seed)?;
     let iv = solved.vol;
-    let quote = Some(price);
+    // The European greeks at the IV (of the contract the solver already formed): all of them
+    // when early exercise never pays; otherwise the ones a negligible premium leaves, the vanna
+    // and charm of the American ones, and what the premium's seed is measured against.
+    let european = solved.european.greeks(iv);
     if !solved.american {
         // Early exercise never pays: the European model, its greeks, and nothing to seed.
-        let greeks =
-            streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, iv, quote);
         return Ok(QuoteSolution {
             iv,
-            greeks,
+            greeks: european,
             warm_start: None,
         });
     }
-    // The European greeks at the IV: the ones a negligible premium leaves, the vanna and charm
-    // of the American ones, and what the premium's seed is measured against.
-    let european = bsm_greeks(right, spot, strike, years, rate, dividend, iv);
-    let greeks = solved
-        .near
-        .and_then(|near| streaming_greeks_near(contract, iv, near, price, &european))
+    // What `streaming_greeks_at_quote` gives, without forming the European greeks again: the
+    // European ones for a negligible premium (a third of American quotes), else the model's
+    // carried from the solver's last evaluation, else evaluated at the IV.
+    let greeks = european_when_negligible(price, &european)
+        .or_else(|| {
+            let near = solved.near?;
+            streaming_greeks_near(contract, iv, near, price, &european)
+        })
         .unwrap_or_else(|| {
-            streaming_greeks_at_quote(style, right, spot, strike, years, rate, dividend, iv, quote)
+            let here = american::Bs2002::new(right, spot, strike, years, rate, dividend);
+            american_greeks_at(&here, contract, iv, &european)
         });
     let warm_start = Some(WarmStart {
         premium: price - european.price,

@@ -496,8 +496,7 @@ impl Runner {
                 .send(&self.output_topic, part, Some(ev.key()), &buf, &frame)
                 .await?;
             if let Some(tap) = inst.tap.as_mut() {
-                tap.write(ev)
-                    .map_err(PipelineError::writing(tap.name()))?;
+                tap.write(ev).map_err(PipelineError::writing(tap.name()))?;
             }
         }
         if let super::checkpoint::CheckpointStore::Scylla(db) = &self.env.store {
@@ -641,9 +640,7 @@ impl Runner {
         inst.ckpt.state = inst.op.snapshot()?;
         inst.ckpt.event_time = inst.ctx.watermark;
         for f in [&mut inst.tap, &mut inst.rejects_tap].into_iter().flatten() {
-            let len = f
-                .commit()
-                .map_err(PipelineError::writing(f.name()))?;
+            let len = f.commit().map_err(PipelineError::writing(f.name()))?;
             inst.ckpt.files.insert(f.name().to_string(), len);
         }
         // While a re-read is under way, resume from where the missing records may lie: what

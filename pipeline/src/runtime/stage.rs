@@ -134,9 +134,7 @@ where
                 }];
                 // Flushed here, synced by the coordinator: the stage goes on meanwhile.
                 for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
-                    let (len, unsynced) = f
-                        .cut()
-                        .map_err(PipelineError::writing(f.name()))?;
+                    let (len, unsynced) = f.cut().map_err(PipelineError::writing(f.name()))?;
                     parts.push(Part::File {
                         name: f.name().to_string(),
                         len,
@@ -154,8 +152,7 @@ where
             }
             Message::End => {
                 for f in [&mut io.tap, &mut io.rejects].into_iter().flatten() {
-                    f.commit()
-                        .map_err(PipelineError::writing(f.name()))?;
+                    f.commit().map_err(PipelineError::writing(f.name()))?;
                 }
                 output.send(Message::End).await.map_err(|_| closed())?;
                 return Ok(());
@@ -221,8 +218,7 @@ async fn flush<T: Serialize + 'static>(
         .increment(events.len() as u64);
     if let Some(f) = io.tap.as_mut() {
         for ev in &events {
-            f.write(ev)
-                .map_err(PipelineError::writing(f.name()))?;
+            f.write(ev).map_err(PipelineError::writing(f.name()))?;
         }
     }
     output
