@@ -116,7 +116,7 @@ fn snapshot_row(
         .and_then(|d| d.get("ticker"))
         .or_else(|| row.get("ticker"))
         .and_then(Value::as_str)
-        .ok_or(("no_ticker", "row without details.ticker".to_string()))?;
+        .ok_or_else(|| ("no_ticker", "row without details.ticker".to_string()))?;
     let (symbol, root, expiry, strike) = occ_from_ticker(ticker).map_err(|e| ("bad_ticker", e))?;
     let open_interest = i64_at(row, &["open_interest"]).unwrap_or(0);
     match filter.check(today, &root, expiry, strike, open_interest, spot) {
@@ -128,18 +128,20 @@ fn snapshot_row(
     let quote = row
         .get("last_quote")
         .filter(|q| q.is_object())
-        .ok_or(("no_quote", format!("{ticker}: no last_quote")))?;
+        .ok_or_else(|| ("no_quote", format!("{ticker}: no last_quote")))?;
     let bid = f64_at(quote, &["bid"])
-        .ok_or(("bad_quote", format!("{ticker}: last_quote.bid missing")))?;
+        .ok_or_else(|| ("bad_quote", format!("{ticker}: last_quote.bid missing")))?;
     let ask = f64_at(quote, &["ask"])
-        .ok_or(("bad_quote", format!("{ticker}: last_quote.ask missing")))?;
+        .ok_or_else(|| ("bad_quote", format!("{ticker}: last_quote.ask missing")))?;
     let at = i64_at(quote, &["last_updated"])
         .or_else(|| i64_at(row, &["day", "last_updated"]))
         .map(nanos_to_micros)
-        .ok_or((
-            "no_timestamp",
-            format!("{ticker}: last_quote.last_updated missing"),
-        ))?;
+        .ok_or_else(|| {
+            (
+                "no_timestamp",
+                format!("{ticker}: last_quote.last_updated missing"),
+            )
+        })?;
     let q = RawQuote {
         event_id: Default::default(),
         event_time: at,

@@ -203,7 +203,7 @@ fn chain_row(
     let vendor_symbol = row
         .get("symbol")
         .and_then(Value::as_str)
-        .ok_or(("no_symbol", format!("option row without a symbol: {row}")))?;
+        .ok_or_else(|| ("no_symbol", format!("option row without a symbol: {row}")))?;
     let c = parse_occ(vendor_symbol).map_err(|e| ("bad_symbol", e))?;
     let open_interest = int(row.get("open_interest")).unwrap_or(0);
     if filter
@@ -212,8 +212,10 @@ fn chain_row(
     {
         return Ok(None);
     }
-    let bid = num(row.get("bid")).ok_or(("no_quote", format!("{vendor_symbol}: bid missing")))?;
-    let ask = num(row.get("ask")).ok_or(("no_quote", format!("{vendor_symbol}: ask missing")))?;
+    let bid =
+        num(row.get("bid")).ok_or_else(|| ("no_quote", format!("{vendor_symbol}: bid missing")))?;
+    let ask =
+        num(row.get("ask")).ok_or_else(|| ("no_quote", format!("{vendor_symbol}: ask missing")))?;
     let at = [
         stamp(row.get("bid_date")),
         stamp(row.get("ask_date")),
