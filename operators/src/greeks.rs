@@ -43,7 +43,7 @@ use crate::operator::{
 use crate::pricing::{
     never_exercised_early, solve_quote, ExerciseStyle, IvError, QuoteSolution, Right, WarmStart,
 };
-use crate::shared_work::{Helpers, SharedRun};
+use crate::shared_work::{Helpers, Results, SharedRun};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, GreeksEvent, IdString,
     NormalizedEvent, NormalizedQuote,
@@ -474,12 +474,17 @@ impl GreeksStage {
     /// The run is a slice of the batch, worked in place: its quotes' strings move into the
     /// outputs, and the batch is dropped afterwards (moving each 350-byte event into a vector
     /// of its run was one more copy per quote on the stage's sequential path).
+    /// `inputs` is handed back empty, with its room when no lent thread still holds it.
     fn price_run(
         &mut self,
         events: &mut [NormalizedEvent],
-        inputs: &[Pricing],
+        inputs: &mut Vec<Pricing>,
         out: &mut Emit<GreeksEvent>,
     ) {
+        // Shared with the lent threads rather than copied for them.
+        let put_back = inputs;
+        let shared = Arc::new(std::mem::take(put_back));
+        let inputs = shared.as_slice();
         // The output ids are hashed with the pricing, off the stage's own thread: the rest of
         // the run is sequential.
         let source_ids: Vec<&str> = events
@@ -502,9 +507,11 @@ impl GreeksStage {
         let pooled = inputs.len() >= PARALLEL_MIN_QUOTES;
         // The lent run's results are read where they lie (per chunk): collecting them first
         // was one more copy of every solution, into a buffer of fresh pages per batch.
-        let solved: Box<dyn Iterator<Item = Solved>> = match &self.pricer {
-            Pricer::SharedPool if pooled => Box::new(in_parallel().into_iter()),
-            Pricer::OwnPool(pool) if pooled => Box::new(pool.install(in_parallel).into_iter()),
+        let solved = match &self.pricer {
+            Pricer::SharedPool if pooled => SolvedRun::Collected(in_parallel().into_iter()),
+            Pricer::OwnPool(pool) if pooled => {
+                SolvedRun::Collected(pool.install(in_parallel).into_iter())
+            }
             Pricer::Lent(helpers) if pooled => {
                 // The ids are hashed here while a helper may still be pricing its last chunk.
                 let ids = || {
@@ -514,15 +521,15 @@ impl GreeksStage {
                         .collect::<Vec<_>>()
                 };
                 let (solutions, ids) = SharedRun::map(
-                    inputs.to_vec(),
+                    Arc::clone(&shared),
                     QUOTES_PER_TASK,
                     Pricing::solve,
                     helpers.as_ref(),
                     ids,
                 );
-                Box::new(solutions.zip(ids))
+                SolvedRun::Lent(solutions.zip(ids))
             }
-            _ => Box::new(
+            _ => SolvedRun::Collected(
                 inputs
                     .iter()
                     .zip(&source_ids)
@@ -546,11 +553,35 @@ impl GreeksStage {
                 NormalizedEvent::Tick(t) => out.emit(GreeksEvent::Tick(t.clone())),
             }
         }
+        drop(priced);
+        if let Ok(mut room) = Arc::try_unwrap(shared) {
+            room.clear();
+            *put_back = room;
+        }
     }
 }
 
 /// A quote's pricing and the id of its greeks event.
 type Solved = (Result<QuoteSolution, IvError>, IdString);
+
+/// A run's [`Solved`] quotes in input order, read where they lie: the lent run's per chunk (with
+/// the ids hashed meanwhile), or a collected vector's. An enum rather than a boxed iterator, so
+/// each ~240-byte item is not passed back through a call that cannot be inlined.
+enum SolvedRun {
+    Lent(std::iter::Zip<Results<Result<QuoteSolution, IvError>>, std::vec::IntoIter<IdString>>),
+    Collected(std::vec::IntoIter<Solved>),
+}
+
+impl Iterator for SolvedRun {
+    type Item = Solved;
+
+    fn next(&mut self) -> Option<Solved> {
+        match self {
+            SolvedRun::Lent(run) => run.next(),
+            SolvedRun::Collected(run) => run.next(),
+        }
+    }
+}
 
 /// One quote's inputs to the pricing: everything the implied vol and the greeks depend on.
 #[derive(Debug, Clone, Copy)]
@@ -698,14 +729,13 @@ impl Operator for GreeksStage {
                     break pricing;
                 }
                 // Quoted earlier in this run: that quote's premium seeds this one.
-                self.price_run(&mut before[start..], &inputs, out);
-                inputs.clear();
+                self.price_run(&mut before[start..], &mut inputs, out);
                 start = i;
                 self.batch += 1;
             };
             inputs.push(pricing);
         }
-        self.price_run(&mut events[start..], &inputs, out);
+        self.price_run(&mut events[start..], &mut inputs, out);
     }
 
     fn on_watermark(

@@ -32,7 +32,8 @@ pub trait Helpers: Send + Sync + fmt::Debug {
 /// thread gets to them first: the operator's own (through [`SharedRun::map`]) and the helpers
 /// it lent a job to.
 pub struct SharedRun<T, R, F> {
-    items: Vec<T>,
+    /// Shared with the caller, who may still read them after the run (no copy for the run).
+    items: Arc<Vec<T>>,
     chunk: usize,
     f: F,
     /// The next chunk to claim.
@@ -69,14 +70,16 @@ where
     /// `f` over `items`, in input order, shared with `helpers` in chunks of `chunk` items.
     /// `meanwhile` runs on the calling thread once it has claimed its last chunk, before it
     /// waits for the chunks still being computed elsewhere: sequential work of the caller's
-    /// that fills that wait.
+    /// that fills that wait. The items may be a vector, or one the caller shares (an
+    /// `Arc<Vec<T>>` it keeps a clone of, to read them again after the run without copying).
     pub fn map<M>(
-        items: Vec<T>,
+        items: impl Into<Arc<Vec<T>>>,
         chunk: usize,
         f: F,
         helpers: &dyn Helpers,
         meanwhile: impl FnOnce() -> M,
     ) -> (Results<R>, M) {
+        let items = items.into();
         let chunk = chunk.max(1);
         let chunks = items.len().div_ceil(chunk);
         let run = Arc::new(SharedRun {
@@ -234,6 +237,23 @@ mod tests {
         assert!(empty.next().is_none());
     }
 
+    /// Items the caller shares are read in place and are the caller's alone again once the
+    /// run is over (when no helper held on to the offer), vector and all.
+    #[test]
+    fn shared_items_come_back_to_the_caller_uncopied() {
+        let items = Arc::new((0..100).collect::<Vec<u64>>());
+        let at = items.as_ptr();
+        let (got, ()) = SharedRun::map(Arc::clone(&items), 8, square, &Eager, || ());
+        assert_eq!(
+            got.collect::<Vec<u64>>(),
+            items.iter().map(square).collect::<Vec<_>>()
+        );
+        let (got, ()) = SharedRun::map(Arc::clone(&items), 8, square, &Absent, || ());
+        assert_eq!(got.count(), 100);
+        let back = Arc::try_unwrap(items).expect("no run holds the items any more");
+        assert_eq!(back.as_ptr(), at, "the same vector, not a copy");
+    }
+
     #[test]
     fn a_chunk_a_helper_abandons_is_computed_by_the_owner() {
         /// A helper whose thread dies in the first chunk it claims.
@@ -251,7 +271,7 @@ mod tests {
             assert_ne!(std::thread::current().name(), Some("dying-helper"));
             x + 1
         }
-        let (got, ()) = SharedRun::map((0..10).collect(), 2, fragile, &Dying, || ());
+        let (got, ()) = SharedRun::map((0..10).collect::<Vec<u64>>(), 2, fragile, &Dying, || ());
         assert_eq!(got.collect::<Vec<u64>>(), (1..11).collect::<Vec<u64>>());
     }
 }
