@@ -566,7 +566,7 @@ type Solved = (Result<QuoteSolution, IvError>, IdString);
 
 /// A run's [`Solved`] quotes in input order, read where they lie: the lent run's per chunk (with
 /// the ids hashed meanwhile), or a collected vector's. An enum rather than a boxed iterator, so
-/// each ~240-byte item is not passed back through a call that cannot be inlined.
+/// that reading a solution is not a call that cannot be inlined.
 enum SolvedRun {
     Lent(std::iter::Zip<Results<Result<QuoteSolution, IvError>>, std::vec::IntoIter<IdString>>),
     Collected(std::vec::IntoIter<Solved>),

@@ -357,8 +357,8 @@ fn american_streaming_greeks(
 /// carried to `iv` along the volatility: the price by its vega and vomma, vega by vomma, delta
 /// by vanna. What is left out (the other greeks' own change with vol over that distance) is of
 /// the order of that distance relative to each greek, far inside what the quote's bid/ask
-/// leaves uncertain. For a premium worth something (the caller has returned the European
-/// greeks for a negligible one).
+/// leaves uncertain. Only for a premium worth something: the caller has already returned the
+/// European greeks for a negligible one.
 /// `None` where the carry could cross the model's exercise trigger: the caller evaluates at
 /// the IV itself.
 fn streaming_greeks_near(
@@ -491,8 +491,8 @@ pub fn solve_quote(
         });
     }
     // What `streaming_greeks_at_quote` gives, without forming the European greeks again: the
-    // European ones for a negligible premium (a third of American quotes), else the model's
-    // carried from the solver's last evaluation, else evaluated at the IV.
+    // European ones for a negligible premium, else the model's carried from the solver's last
+    // evaluation, else the model's evaluated at the IV.
     let greeks = european_when_negligible(price, &european)
         .or_else(|| {
             let near = solved.near?;
