@@ -28,7 +28,7 @@ use super::bsm::{BsmContract, FRAC_1_SQRT_2PI};
 use super::exp::exp4;
 use super::jet::{compose, Jet, LN_SPOT, RATE, VOL};
 use super::log::log4;
-use super::normal::{norm_cdf4, scaled_cdf4};
+use super::normal::{norm_cdf4, norm_cdf4_and_gaussian, scaled_cdf4, scaled_cdf4_and_density};
 use super::{Greeks, Right};
 use std::sync::OnceLock;
 use wide::f64x4;
@@ -606,17 +606,15 @@ impl<'a> Model<'a> {
             base1 + kappa(g1) * ln_is,
         ];
         let x = [d0, d0 - shift, d1, d1 - shift];
-        let [p0, p1, q0, q1] = scaled_cdf4(f64x4::new(scale), f64x4::new(x)).to_array();
-        let values = [p0 - p1, q0 - q1];
+        let (scale, x4) = (f64x4::new(scale), f64x4::new(x));
         let (true, Some(j)) = (DERIVATIVES, self.jets) else {
-            return values.map(Jet::constant);
+            let [p0, p1, q0, q1] = scaled_cdf4(scale, x4).to_array();
+            return [p0 - p1, q0 - q1].map(Jet::constant);
         };
-        // Q = e^scale·φ(x) in one exponent, so a large scale over a far tail stays finite.
-        let xs = f64x4::new(x);
-        let q = (exp4(f64x4::new(scale) - f64x4::splat(0.5) * xs * xs)
-            * f64x4::splat(FRAC_1_SQRT_2PI))
-        .to_array();
-        let p = [p0, p1, q0, q1];
+        // P = e^scale·Φ(x) and Q = e^scale·φ(x), from the same exponentials.
+        let (p, q) = scaled_cdf4_and_density(scale, x4);
+        let (p, q) = (p.to_array(), q.to_array());
+        let values = [p[0] - p[1], p[2] - p[3]];
         let ln_is = j.ln_i2 - j.ln_s;
         let shift = ln_is * j.neg_inv_sd1 * -2.0;
         let mut out = values.map(Jet::constant);
@@ -661,10 +659,21 @@ impl<'a> Model<'a> {
             ]
             .map(|e| e * j.neg_inv_sd1)
         });
+        let (cdf, jets) = match jets {
+            Some(neg_e_jets) => {
+                let (cdf, gaussian) = norm_cdf4_and_gaussian(f64x4::new(neg_e));
+                let jets = PeriodJets {
+                    neg_e: neg_e_jets,
+                    gaussian: gaussian.to_array(),
+                };
+                (cdf, Some(jets))
+            }
+            None => (norm_cdf4(f64x4::new(neg_e)), None),
+        };
         FirstPeriod {
             gamma,
             neg_e,
-            cdf: norm_cdf4(f64x4::new(neg_e)).to_array(),
+            cdf: cdf.to_array(),
             jets,
         }
     }
@@ -687,11 +696,28 @@ impl<'a> Model<'a> {
         let kappa = self.two_b_v2 + 2.0 * gamma - 1.0;
         let base = lambda * t + gamma * ls + ln_c;
         let bvn = Bvn::get();
-        let cdf_f = norm_cdf4(f64x4::new(neg_f)).to_array();
-        let m = |i: usize, negative: bool| {
-            bvn.cdf_with(fp.neg_e[i], fp.cdf[i], neg_f[i], cdf_f[i], negative)
+        let with_derivatives = DERIVATIVES && self.jets.is_some();
+        let (cdf_f, gaussian_f) = if with_derivatives {
+            let (cdf, gaussian) = norm_cdf4_and_gaussian(f64x4::new(neg_f));
+            (cdf.to_array(), gaussian.to_array())
+        } else {
+            (norm_cdf4(f64x4::new(neg_f)).to_array(), [0.0; 4])
         };
-        let probability = [m(0, false), m(1, false), m(2, true), m(3, true)];
+        // Terms 0 and 1 at +ρ, 2 and 3 at −ρ; in the pass with derivatives each with its
+        // integral's slopes in (a, b), from the same exponentials.
+        let (probability, slopes) = if with_derivatives {
+            let m = |i: usize, negative: bool| {
+                bvn.cdf_with_slopes(fp.neg_e[i], fp.cdf[i], neg_f[i], cdf_f[i], negative)
+            };
+            let terms = [m(0, false), m(1, false), m(2, true), m(3, true)];
+            (terms.map(|t| t.0), terms.map(|t| t.1))
+        } else {
+            let m = |i: usize, negative: bool| {
+                bvn.cdf_with(fp.neg_e[i], fp.cdf[i], neg_f[i], cdf_f[i], negative)
+            };
+            let terms = [m(0, false), m(1, false), m(2, true), m(3, true)];
+            (terms, [[0.0; 2]; 4])
+        };
         let exponent = [
             base,
             base + kappa * (li2 - ls),
@@ -701,8 +727,9 @@ impl<'a> Model<'a> {
         // e^exponent·m, four at a time; past e^700 the product is formed in logs so a huge
         // scale times a tiny probability does not overflow to ∞ (and 0·∞ is not formed).
         let moderate = exponent.iter().all(|e| *e < 700.0);
+        let scale = exp4(f64x4::new(exponent));
         let terms = if moderate {
-            (exp4(f64x4::new(exponent)) * f64x4::new(probability)).to_array()
+            (scale * f64x4::new(probability)).to_array()
         } else {
             std::array::from_fn(|i| match (exponent[i], probability[i]) {
                 (_, 0.0) => 0.0,
@@ -711,7 +738,7 @@ impl<'a> Model<'a> {
             })
         };
         let v = terms[0] - terms[1] - terms[2] + terms[3];
-        let (true, Some(j), Some(neg_e)) = (DERIVATIVES, self.jets, fp.jets) else {
+        let (true, Some(j), Some(period)) = (DERIVATIVES, self.jets, &fp.jets) else {
             return Jet::constant(v);
         };
         if !moderate {
@@ -739,7 +766,15 @@ impl<'a> Model<'a> {
             base + kappa * (li1 - ls),
             base + kappa * (li1 - li2),
         ];
-        let partials = bvn.partials(neg_e.map(|e| e.v), neg_f, exponent, terms);
+        let neg_e = &period.neg_e;
+        let partials = bvn.partials(
+            [neg_e.map(|e| e.v), neg_f],
+            [fp.cdf, cdf_f],
+            [period.gaussian, gaussian_f],
+            slopes,
+            (exponent, scale),
+            terms,
+        );
         let term = |i: usize| {
             let BvnPartials {
                 value,
@@ -767,8 +802,16 @@ struct FirstPeriod {
     gamma: f64,
     neg_e: [f64; 4],
     cdf: [f64; 4],
-    /// −e1…−e4 as jets, in the pass with derivatives.
-    jets: Option<[Jet; 4]>,
+    /// In the pass with derivatives only.
+    jets: Option<PeriodJets>,
+}
+
+/// What the pass with derivatives adds to a [`FirstPeriod`].
+struct PeriodJets {
+    /// −e1…−e4 as jets.
+    neg_e: [Jet; 4],
+    /// e^(−e²/2) of each, which their normal CDFs formed anyway (see [`Bvn::partials`]).
+    gaussian: [f64; 4],
 }
 
 /// Gauss-Legendre nodes on [−1, 1] for the bivariate normal. The integrand below is analytic on
@@ -796,6 +839,9 @@ pub(crate) struct Bvn {
     sin: [f64x4; VECTORS],
     half_sec2: [f64x4; VECTORS],
     weight: [f64x4; VECTORS],
+    /// The weights times 1/cos²θ, for the integral's partial derivatives
+    /// ([`Bvn::cdf_with_slopes`]).
+    weight_sec2: [f64x4; VECTORS],
 }
 
 impl Bvn {
@@ -818,6 +864,9 @@ impl Bvn {
             sin: vectors(&|j| theta[j].sin()),
             half_sec2: vectors(&|j| 0.5 / (theta[j].cos() * theta[j].cos())),
             weight: vectors(&|j| w[j] * half / (2.0 * std::f64::consts::PI)),
+            weight_sec2: vectors(&|j| {
+                w[j] * half / (2.0 * std::f64::consts::PI) / (theta[j].cos() * theta[j].cos())
+            }),
         }
     }
 
@@ -829,23 +878,92 @@ impl Bvn {
         self.cdf_with(a, norm_cdf(a), b, norm_cdf(b), negative)
     }
 
+    /// [`Bvn::cdf`] and its integral's slopes (see [`Bvn::cdf_with_slopes`]); the tests' entry.
+    #[cfg(test)]
+    pub(crate) fn cdf_and_slopes(&self, a: f64, b: f64, negative: bool) -> (f64, [f64; 2]) {
+        use super::bsm::norm_cdf;
+        self.cdf_with_slopes(a, norm_cdf(a), b, norm_cdf(b), negative)
+    }
+
     /// [`Bvn::cdf`] with Φ(a) and Φ(b) already known.
     fn cdf_with(&self, a: f64, cdf_a: f64, b: f64, cdf_b: f64, negative: bool) -> f64 {
+        self.integrate::<false>(a, cdf_a, b, cdf_b, negative).0
+    }
+
+    /// [`Bvn::cdf_with`] (the same bits) and the partial derivatives of its integral term in
+    /// a and in b, `[∂I/∂a, ∂I/∂b]`, so that ∂Φ₂/∂a = φ(a)Φ(b) + ∂I/∂a and ∂Φ₂/∂b = φ(b)Φ(a) +
+    /// ∂I/∂b.
+    ///
+    /// The integrand's derivative is the integrand times −(a ∓ b·sin θ)/cos²θ, so both come
+    /// from the exponentials the value already took, as two more weighted sums: Σ w·f/cos²θ
+    /// and Σ w·f·sin θ/cos²θ. They are the exact derivatives of the quadrature, where the
+    /// closed forms (φ(a)Φ((b − ρa)/√(1 − ρ²)) and its mirror) are those of the exact
+    /// integral and cost two more normal CDFs of four lanes per ψ (the largest part of a
+    /// price with derivatives). The two differ by the quadrature's error in the derivative,
+    /// 2e-10 at worst over a, b ∈ [−9, 9] (against ~3e-11 in the value); a price's
+    /// derivatives are then those of the very function the solver finds the root of.
+    fn cdf_with_slopes(
+        &self,
+        a: f64,
+        cdf_a: f64,
+        b: f64,
+        cdf_b: f64,
+        negative: bool,
+    ) -> (f64, [f64; 2]) {
+        let (value, sec2, sin_sec2) = self.integrate::<true>(a, cdf_a, b, cdf_b, negative);
+        // With s = ±1 the integral's sign (−1 for −ρ), the integrand's exponent is
+        // −(a² + b² − 2s·ab·sin θ)/(2cos²θ), whose derivative in a is −(a − s·b·sin θ)/cos²θ:
+        // s times that, integrated, is −s·a·Σw·f/cos²θ + b·Σw·f·sin θ/cos²θ (s² = 1), and the
+        // same with a and b exchanged.
+        let sign = if negative { -1.0 } else { 1.0 };
+        (
+            value,
+            [
+                -sign * a * sec2 + b * sin_sec2,
+                -sign * b * sec2 + a * sin_sec2,
+            ],
+        )
+    }
+
+    /// Φ₂ and, with `SLOPES`, the weighted sums Σ w·f/cos²θ and Σ w·f·sin θ/cos²θ of the
+    /// integrand f over the nodes (without the integral's sign; zero without `SLOPES`).
+    #[inline(always)]
+    fn integrate<const SLOPES: bool>(
+        &self,
+        a: f64,
+        cdf_a: f64,
+        b: f64,
+        cdf_b: f64,
+        negative: bool,
+    ) -> (f64, f64, f64) {
         let (sign, ab) = if negative {
             (-1.0, -a * b)
         } else {
             (1.0, a * b)
         };
         let (sq, two_ab) = (f64x4::splat(a * a + b * b), f64x4::splat(2.0 * ab));
-        let mut sum = f64x4::ZERO;
+        let (mut sum, mut sec2, mut sin_sec2) = (f64x4::ZERO, f64x4::ZERO, f64x4::ZERO);
         for v in 0..VECTORS {
             let exponent = -(sq - two_ab * self.sin[v]) * self.half_sec2[v];
-            sum += self.weight[v] * exp4(exponent);
+            let f = exp4(exponent);
+            sum += self.weight[v] * f;
+            if SLOPES {
+                let g = self.weight_sec2[v] * f;
+                sec2 += g;
+                sin_sec2 += g * self.sin[v];
+            }
         }
         // Summed in a fixed order (the library's own reduction depends on the vector width the
         // build targets), so the result is the same bits on every build.
-        let [s0, s1, s2, s3] = sum.to_array();
-        (cdf_a * cdf_b + sign * ((s0 + s1) + (s2 + s3))).clamp(0.0, 1.0)
+        let total = |x: f64x4| {
+            let [x0, x1, x2, x3] = x.to_array();
+            (x0 + x1) + (x2 + x3)
+        };
+        let value = (cdf_a * cdf_b + sign * total(sum)).clamp(0.0, 1.0);
+        if !SLOPES {
+            return (value, 0.0, 0.0);
+        }
+        (value, total(sec2), total(sin_sec2))
     }
 }
 
@@ -863,15 +981,23 @@ struct BvnPartials {
 
 impl Bvn {
     /// The partials of the four terms e^E·Φ₂(a, b; ±ρ) of one ψ, the first two at +ρ and the
-    /// last two at −ρ, given their values. With u = (b − ρa)/√(1−ρ²), w = (a − ρb)/√(1−ρ²)
-    /// and the density φ₂(a, b; ρ): ∂Φ₂/∂a = φ(a)Φ(u), ∂Φ₂/∂b = φ(b)Φ(w), ∂²Φ₂/∂a∂b = φ₂,
-    /// ∂²Φ₂/∂a² = −a·∂Φ₂/∂a − ρφ₂ and ∂²Φ₂/∂b² = −b·∂Φ₂/∂b − ρφ₂. Each density is formed
+    /// last two at −ρ, given their values, Φ(a) and Φ(b), the Gaussian factors e^(−a²/2) and
+    /// e^(−b²/2), and their integrals' slopes from [`Bvn::cdf_with_slopes`]: ∂Φ₂/∂a =
+    /// φ(a)Φ(b) + ∂I/∂a, ∂Φ₂/∂b = φ(b)Φ(a) + ∂I/∂b; with the density φ₂(a, b; ρ),
+    /// ∂²Φ₂/∂a∂b = φ₂, ∂²Φ₂/∂a² = −a·∂Φ₂/∂a − ρφ₂ and ∂²Φ₂/∂b² = −b·∂Φ₂/∂b − ρφ₂.
+    ///
+    /// `scale` is e^E, finite (the caller has checked E < 700), so e^E·φ(a) is formed as a
+    /// product rather than as one exponential of E − a²/2: the same to rounding except where
+    /// the Gaussian factor is subnormal or zero (a² > 1416), and there its absolute error is
+    /// at most e^700 times the smallest subnormal, 5e-20. The bivariate density is formed
     /// together with the term's e^E in one exponent.
     fn partials(
         &self,
-        a: [f64; 4],
-        b: [f64; 4],
-        exponent: [f64; 4],
+        [a, b]: [[f64; 4]; 2],
+        [cdf_a, cdf_b]: [[f64; 4]; 2],
+        [gaussian_a, gaussian_b]: [[f64; 4]; 2],
+        slopes: [[f64; 2]; 4],
+        (exponent, scale): ([f64; 4], f64x4),
         value: [f64; 4],
     ) -> [BvnPartials; 4] {
         let rho = [self.rho, self.rho, -self.rho, -self.rho];
@@ -879,18 +1005,20 @@ impl Bvn {
         let root = one_minus.sqrt();
         let v4 = f64x4::new;
         let (av, bv, e, r) = (v4(a), v4(b), v4(exponent), v4(rho));
-        let u = (bv - r * av) / f64x4::splat(root);
-        let w = (av - r * bv) / f64x4::splat(root);
-        let (cdf_u, cdf_w) = (norm_cdf4(u).to_array(), norm_cdf4(w).to_array());
-        let half = f64x4::splat(0.5);
-        let da = (exp4(e - half * av * av) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
-        let db = (exp4(e - half * bv * bv) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
+        // e^E·φ(x) for x = a and x = b.
+        let scaled_phi =
+            |gaussian: [f64; 4]| (scale * v4(gaussian) * f64x4::splat(FRAC_1_SQRT_2PI)).to_array();
+        let (phi_a, phi_b) = (scaled_phi(gaussian_a), scaled_phi(gaussian_b));
+        let scale = scale.to_array();
         let quad =
             (av * av - f64x4::splat(2.0) * r * av * bv + bv * bv) / f64x4::splat(2.0 * one_minus);
         let density =
             (exp4(e - quad) * f64x4::splat(1.0 / (2.0 * std::f64::consts::PI * root))).to_array();
         std::array::from_fn(|i| {
-            let (ma, mb, f) = (da[i] * cdf_u[i], db[i] * cdf_w[i], density[i]);
+            let [slope_a, slope_b] = slopes[i];
+            let ma = phi_a[i] * cdf_b[i] + scale[i] * slope_a;
+            let mb = phi_b[i] * cdf_a[i] + scale[i] * slope_b;
+            let f = density[i];
             BvnPartials {
                 value: value[i],
                 da: ma,

@@ -47,6 +47,15 @@ pub(crate) fn norm_cdf2_and_gaussian(x: [f64; 2]) -> ([f64; 2], [f64; 2]) {
     ([c0, c1], [g0, g1])
 }
 
+/// [`norm_cdf4`] (the same bits), and with it the Gaussian factor e^(−x²/2) of each lane, as
+/// [`norm_cdf2_and_gaussian`] has it for two.
+#[inline]
+pub(crate) fn norm_cdf4_and_gaussian(x: f64x4) -> (f64x4, f64x4) {
+    let parts = CdfParts::new(x);
+    let gaussian = parts.gaussian();
+    (parts.cdf(gaussian), gaussian)
+}
+
 /// What Φ of four lanes is made of: z = −x/√2, |z|, which lanes are central (|z| ≤ 0.46875),
 /// and Cody's rational part ([`cody_rational4`]).
 struct CdfParts {
@@ -241,9 +250,38 @@ pub(crate) fn scaled_cdf4(a: f64x4, x: f64x4) -> f64x4 {
     far_lanes.select(far, near)
 }
 
+/// [`scaled_cdf4`] (the same bits) and e^a·φ(x) lane by lane, from the same exponentials:
+/// e^a times the Gaussian factor the CDF forms, or in the far lanes (x ≤ −5) the one
+/// exponential of a − x²/2 that the CDF is formed from there, so a large `a` over a far tail
+/// stays finite in both.
+#[inline]
+pub(crate) fn scaled_cdf4_and_density(a: f64x4, x: f64x4) -> (f64x4, f64x4) {
+    let parts = CdfParts::new(x);
+    let gaussian = parts.gaussian();
+    let scale = exp4(a);
+    let frac_1_sqrt_2pi = f64x4::splat(super::bsm::FRAC_1_SQRT_2PI);
+    let (near, near_density) = (
+        scale * parts.cdf(gaussian),
+        scale * gaussian * frac_1_sqrt_2pi,
+    );
+    let far_lanes = x.simd_le(f64x4::splat(-5.0));
+    if !far_lanes.any() {
+        return (near, near_density);
+    }
+    let joint = exp4(a - f64x4::splat(0.5) * x * x);
+    let far = joint * (f64x4::splat(0.5) * parts.part);
+    (
+        far_lanes.select(far, near),
+        far_lanes.select(joint * frac_1_sqrt_2pi, near_density),
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{norm_cdf2, norm_cdf2_and_gaussian, norm_cdf4, scaled_cdf4};
+    use super::{
+        norm_cdf2, norm_cdf2_and_gaussian, norm_cdf4, norm_cdf4_and_gaussian, scaled_cdf4,
+        scaled_cdf4_and_density,
+    };
     use crate::pricing::bsm::norm_cdf;
     use implied_vol::{DefaultSpecialFn, SpecialFn};
     use std::f64::consts::FRAC_1_SQRT_2;
@@ -377,5 +415,43 @@ mod tests {
             r[2]
         );
         assert!(r[3].is_finite() && r[3] > 0.0);
+    }
+
+    /// The CDFs that also give a Gaussian factor or a density give the plain CDF's bits, and the
+    /// factor is e^(−x²/2) (the density e^a·φ(x)) to a few ulp, finite where e^a alone is not
+    /// small but the tail is far.
+    #[test]
+    fn cdfs_with_their_densities_are_the_plain_cdfs_bit_for_bit() {
+        let frac_1_sqrt_2pi = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
+        for i in 0..4_000 {
+            let x0 = -37.0 + 46.0 * i as f64 / 4_000.0;
+            let xs = [x0, -0.2 * x0, 0.05 * x0, x0 + 0.5];
+            let x = f64x4::new(xs);
+            let (cdf, gaussian) = norm_cdf4_and_gaussian(x);
+            assert_eq!(
+                cdf.to_array().map(f64::to_bits),
+                norm_cdf4(x).to_array().map(f64::to_bits)
+            );
+            for (x, g) in xs.iter().zip(gaussian.to_array()) {
+                let want = (-0.5 * x * x).exp();
+                assert!(
+                    (g - want).abs() <= (2.0 + x * x) * f64::EPSILON * want,
+                    "{x}: {g} {want}"
+                );
+            }
+            let a = f64x4::new([0.4, -2.0, 30.0, 3.0 - x0]);
+            let (value, density) = scaled_cdf4_and_density(a, x);
+            let plain = scaled_cdf4(a, x).to_array().map(f64::to_bits);
+            assert_eq!(value.to_array().map(f64::to_bits), plain);
+            for ((a, x), q) in a.to_array().iter().zip(xs).zip(density.to_array()) {
+                let want = (a - 0.5 * x * x).exp() * frac_1_sqrt_2pi;
+                let tolerance = (8.0 + x * x + a.abs()) * f64::EPSILON * want;
+                assert!((q - want).abs() <= tolerance, "e^{a}·φ({x}): {q} {want}");
+            }
+        }
+        // e^650·φ(−36): e^650 alone is ~1e282 and φ(−36) ~1e-282; their product is ~2.9.
+        let (_, far) = scaled_cdf4_and_density(f64x4::splat(650.0), f64x4::splat(-36.0));
+        let want = (650.0f64 - 648.0).exp() * frac_1_sqrt_2pi;
+        assert!((far.to_array()[0] / want - 1.0).abs() < 1e-12, "{far:?}");
     }
 }
