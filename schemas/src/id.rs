@@ -5,7 +5,6 @@
 //! produces the same id and every downstream write can be an idempotent upsert.
 
 use crate::IdString;
-use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// Builder for a deterministic 128-bit event id, rendered as 32 lowercase hex digits.
@@ -20,19 +19,14 @@ use xxhash_rust::xxh3::xxh3_128;
 pub struct EventId {
     /// The parts so far, hashed in one pass by [`EventId::finish`]. XXH3 of the concatenation
     /// is the digest a streaming hasher fed the same bytes gives, so this is the same id; the
-    /// streaming state (~600 bytes) would be copied on every move of the builder. Held inline
-    /// up to [`INLINE_ID_BYTES`] (a stage tag and one 32-digit input id take ~50): every event
-    /// gets an id, and a heap buffer per id was an allocation and a free per event.
-    bytes: SmallVec<[u8; INLINE_ID_BYTES]>,
+    /// streaming state (~600 bytes) would be copied on every move of the builder.
+    bytes: Vec<u8>,
 }
-
-/// The bytes of parts an [`EventId`] holds without allocating.
-const INLINE_ID_BYTES: usize = 96;
 
 impl EventId {
     /// Starts an id in the namespace `tag` (the stage or event kind creating it).
     pub fn new(tag: &str) -> Self {
-        let mut bytes = SmallVec::new();
+        let mut bytes = Vec::with_capacity(128);
         bytes.extend_from_slice(tag.as_bytes());
         bytes.push(0xff);
         Self { bytes }
