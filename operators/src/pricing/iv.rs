@@ -201,6 +201,27 @@ pub(crate) fn solve_american(
     // of S + K: once the residual is that small, further steps only chase rounding.
     let f_tol = 4.0 * f64::EPSILON * (spot + strike);
 
+    // Seeded: from the vol the last quote's premium gives (carried to this spot and time by
+    // its delta, gamma and theta, and in vol by its vega and vomma), found by Newton steps
+    // from the last quote's own vol: no European IV is solved for on this path. Only for a
+    // premium worth the derivatives: below it the greeks are the European ones and the
+    // unseeded path's two price evaluations are the cheaper way. The whole range of vols is
+    // the bracket here: the model's root is checked by its own evaluation in `finish_from`.
+    if let (Some(seed), true) = (seed, sensitivities) {
+        let ds = spot - seed.spot;
+        let premium = seed.premium + seed.premium_delta * ds + 0.5 * seed.premium_gamma * ds * ds
+            - seed.premium_theta * (years - seed.years);
+        let worth_it = premium > 0.5 * super::NEGLIGIBLE_EARLY_EXERCISE * price;
+        if worth_it && premium < price {
+            let range = (AMERICAN_VOL_FLOOR, AMERICAN_VOL_CAP);
+            let start = seed.vol.clamp(range.0, range.1);
+            let x = seeded_vol(&european, seed, premium, price, start, range);
+            if let Some((vol, point)) = finish_from(&model, price, x, range, f_tol) {
+                return solved(vol, Some(point));
+            }
+        }
+    }
+
     // Bracket. The model is never below the European price at the same vol, so the European IV
     // of the price is an upper end without evaluating anything (when it exists; otherwise the
     // cap). The floor is the lower end; whether the model is below the price there is only
@@ -225,24 +246,6 @@ pub(crate) fn solve_american(
             european_iv(&european, price - premium).map_or(0.5 * (lo + hi), |g| g.clamp(lo, hi))
         }
     };
-
-    // Seeded: from the vol the last quote's premium gives (carried to this spot and time by
-    // its delta, gamma and theta, and in vol by its vega and vomma). Only for a
-    // premium worth the derivatives: below it the greeks are the European ones and the
-    // unseeded path's two price evaluations are the cheaper way.
-    if let (Some(seed), Some(v), true) = (seed, v_eu, with_derivatives) {
-        let ds = spot - seed.spot;
-        let premium = seed.premium + seed.premium_delta * ds + 0.5 * seed.premium_gamma * ds * ds
-            - seed.premium_theta * (years - seed.years);
-        let worth_it = premium > 0.5 * super::NEGLIGIBLE_EARLY_EXERCISE * price;
-        if worth_it && premium < price {
-            let guess = less_premium(v, premium, lo, hi);
-            let x = seeded_vol(&european, seed, premium, price, guess, (lo, hi));
-            if let Some((vol, point)) = finish_from(&model, price, x, (lo, hi), f_tol) {
-                return solved(vol, Some(point));
-            }
-        }
-    }
 
     // First guess: the European IV of the price less the early-exercise premium at the upper
     // end (the premium moves slowly with vol), else the middle of the bracket in log terms.
@@ -373,6 +376,12 @@ pub(crate) fn solve_american(
     done(x)
 }
 
+/// Newton steps [`seeded_vol`] takes at most. It starts from the contract's last IV, which a
+/// quote later is usually within a few percent of the root; Newton's error squares with each
+/// step, so three reach it to ~1e-12 from 1e-3 where two reach ~1e-7 (and a step of 1e-8 or
+/// less ends it early).
+const SEEDED_NEWTON_STEPS: usize = 3;
+
 /// Newton steps from `guess` on the price the seed predicts, E(x) + P(x) − price, where E is
 /// the European price and P the seed's premium (already carried to this spot and time)
 /// carried to vol x by its vega and vomma: the point the seeded path evaluates the model at.
@@ -382,7 +391,8 @@ pub(crate) fn solve_american(
 /// puts bring near one half. Two steps of it left 28% of the seeded solves needing a second
 /// evaluation with derivatives (the step from the first one over [`SEEDED_STEP`]); two Newton
 /// steps leave 11% (5m replay of a 20-underlying `record`ed tape). The steps cost a European
-/// price and vega each, a few percent of one evaluation of the model.
+/// price and vega each, a few percent of one evaluation of the model; `guess` is the last
+/// quote's IV, so no European IV of this price is solved for on the seeded path.
 fn seeded_vol(
     european: &BsmContract,
     seed: &WarmStart,
@@ -392,7 +402,7 @@ fn seeded_vol(
     (lo, hi): (f64, f64),
 ) -> f64 {
     let mut x = guess;
-    for _ in 0..2 {
+    for _ in 0..SEEDED_NEWTON_STEPS {
         let d = x - seed.vol;
         let predicted =
             european.price(x) + premium + seed.premium_vega * d + 0.5 * seed.premium_vomma * d * d;
@@ -401,7 +411,12 @@ fn seeded_vol(
         if !next.is_finite() {
             break;
         }
+        let step = next - x;
         x = next.clamp(lo, hi);
+        // Converged: Newton's next step would be of the order of this one squared.
+        if step.abs() <= 1e-8 * x {
+            break;
+        }
     }
     x
 }
