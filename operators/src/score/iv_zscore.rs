@@ -37,42 +37,92 @@ pub struct IvState {
     pub buckets: BTreeMap<String, stats::History>,
 }
 
+/// The tenor bands, shortest first.
+const TENORS: [&str; 4] = ["0-7d", "8-30d", "31-90d", "90d+"];
+/// The moneyness bands, by falling call-equivalent delta.
+const MONEYNESS: [&str; 5] = [
+    "put-wing-far",
+    "put-wing",
+    "atm",
+    "call-wing",
+    "call-wing-far",
+];
+/// Every bucket's name, `tenor/moneyness`, indexed as [`TENORS`] and [`MONEYNESS`]: a close
+/// names a bucket for each quoted contract, and formatting the name each time was most of the
+/// factor's own cost.
+const BUCKETS: [[&str; 5]; 4] = [
+    [
+        "0-7d/put-wing-far",
+        "0-7d/put-wing",
+        "0-7d/atm",
+        "0-7d/call-wing",
+        "0-7d/call-wing-far",
+    ],
+    [
+        "8-30d/put-wing-far",
+        "8-30d/put-wing",
+        "8-30d/atm",
+        "8-30d/call-wing",
+        "8-30d/call-wing-far",
+    ],
+    [
+        "31-90d/put-wing-far",
+        "31-90d/put-wing",
+        "31-90d/atm",
+        "31-90d/call-wing",
+        "31-90d/call-wing-far",
+    ],
+    [
+        "90d+/put-wing-far",
+        "90d+/put-wing",
+        "90d+/atm",
+        "90d+/call-wing",
+        "90d+/call-wing-far",
+    ],
+];
+
+/// The index in [`TENORS`] of a contract `days` calendar days from expiry.
+fn tenor_index(days: f64) -> usize {
+    if days <= 7.0 {
+        0
+    } else if days <= 30.0 {
+        1
+    } else if days <= 90.0 {
+        2
+    } else {
+        3
+    }
+}
+
+/// The index in [`MONEYNESS`] of a contract's delta (see the module documentation).
+fn moneyness_index(is_call: bool, delta: f64) -> usize {
+    let dc = if is_call { delta } else { 1.0 + delta };
+    if dc > 0.80 {
+        0
+    } else if dc > 0.60 {
+        1
+    } else if dc >= 0.40 {
+        2
+    } else if dc >= 0.20 {
+        3
+    } else {
+        4
+    }
+}
+
 /// Tenor band of a contract `days` calendar days from expiry.
 pub fn tenor_band(days: f64) -> &'static str {
-    if days <= 7.0 {
-        "0-7d"
-    } else if days <= 30.0 {
-        "8-30d"
-    } else if days <= 90.0 {
-        "31-90d"
-    } else {
-        "90d+"
-    }
+    TENORS[tenor_index(days)]
 }
 
 /// Moneyness band of a contract from its delta (see the module documentation).
 pub fn moneyness_band(is_call: bool, delta: f64) -> &'static str {
-    let dc = if is_call { delta } else { 1.0 + delta };
-    if dc > 0.80 {
-        "put-wing-far"
-    } else if dc > 0.60 {
-        "put-wing"
-    } else if dc >= 0.40 {
-        "atm"
-    } else if dc >= 0.20 {
-        "call-wing"
-    } else {
-        "call-wing-far"
-    }
+    MONEYNESS[moneyness_index(is_call, delta)]
 }
 
 /// The bucket name of a contract, `tenor/moneyness`.
-pub fn bucket(c: &ContractBook) -> String {
-    format!(
-        "{}/{}",
-        tenor_band(c.years * 365.0),
-        moneyness_band(c.is_call, c.delta)
-    )
+pub fn bucket(c: &ContractBook) -> &'static str {
+    BUCKETS[tenor_index(c.years * 365.0)][moneyness_index(c.is_call, c.delta)]
 }
 
 /// Scores of one wing's contracts in one window.
@@ -105,7 +155,8 @@ impl Wing {
 pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     let spot = book.spot;
     let (mut up, mut low, mut ntm) = (Wing::default(), Wing::default(), vec![]);
-    let mut bucket_now: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // By name, so in the order of the state's map (a `&str` orders as its `String`).
+    let mut bucket_now: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let score = |h: &stats::History, iv: f64| {
         h.score(iv, cfg.min_samples, cfg.iv_percentile_floor, cfg.iv_min_std)
     };
@@ -121,7 +172,7 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
             let otm = (c.is_call && c.strike >= spot) || (!c.is_call && c.strike <= spot);
             if otm {
                 let own = score(&c.iv_history, c.iv);
-                let by_bucket = book.iv.buckets.get(&key).and_then(|h| score(h, c.iv));
+                let by_bucket = book.iv.buckets.get(key).and_then(|h| score(h, c.iv));
                 let wing = if c.strike >= spot { &mut up } else { &mut low };
                 wing.add(own, by_bucket, c.iv);
             }
@@ -132,7 +183,14 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     // Buckets advance after scoring, so a window is never scored against itself.
     for (key, mut ivs) in bucket_now {
         if let Some(m) = stats::median(&mut ivs) {
-            book.iv.buckets.entry(key).or_default().push(m, cfg.history);
+            match book.iv.buckets.get_mut(key) {
+                Some(history) => history.push(m, cfg.history),
+                None => {
+                    let mut history = stats::History::default();
+                    history.push(m, cfg.history);
+                    book.iv.buckets.insert(key.to_string(), history);
+                }
+            }
         }
     }
     let atm = stats::median(&mut ntm);
@@ -342,6 +400,18 @@ mod tests {
         );
         assert_eq!(last.metadata["percentile_scored"], 2.0);
         assert!(last.detail.contains("percentile"));
+    }
+
+    #[test]
+    fn bucket_names_are_the_tenor_and_moneyness_bands_joined() {
+        use super::{moneyness_band, tenor_band, BUCKETS, MONEYNESS, TENORS};
+        for (t, days) in [3.0, 20.0, 60.0, 200.0].into_iter().enumerate() {
+            for (m, delta) in [0.9, 0.7, 0.5, 0.3, 0.1].into_iter().enumerate() {
+                let joined = format!("{}/{}", tenor_band(days), moneyness_band(true, delta));
+                assert_eq!(BUCKETS[t][m], joined);
+                assert_eq!(joined, format!("{}/{}", TENORS[t], MONEYNESS[m]));
+            }
+        }
     }
 
     #[test]
