@@ -696,28 +696,20 @@ impl<'a> Model<'a> {
         let kappa = self.two_b_v2 + 2.0 * gamma - 1.0;
         let base = lambda * t + gamma * ls + ln_c;
         let bvn = Bvn::get();
-        let with_derivatives = DERIVATIVES && self.jets.is_some();
-        let (cdf_f, gaussian_f) = if with_derivatives {
+        // The model carries jets exactly in the pass with derivatives, where the terms'
+        // Gaussian factors and their integrals' slopes in (a, b) come from the same work.
+        let (cdf_f, gaussian_f) = if DERIVATIVES {
             let (cdf, gaussian) = norm_cdf4_and_gaussian(f64x4::new(neg_f));
             (cdf.to_array(), gaussian.to_array())
         } else {
             (norm_cdf4(f64x4::new(neg_f)).to_array(), [0.0; 4])
         };
-        // Terms 0 and 1 at +ρ, 2 and 3 at −ρ; in the pass with derivatives each with its
-        // integral's slopes in (a, b), from the same exponentials.
-        let (probability, slopes) = if with_derivatives {
-            let m = |i: usize, negative: bool| {
-                bvn.cdf_with_slopes(fp.neg_e[i], fp.cdf[i], neg_f[i], cdf_f[i], negative)
-            };
-            let terms = [m(0, false), m(1, false), m(2, true), m(3, true)];
-            (terms.map(|t| t.0), terms.map(|t| t.1))
-        } else {
-            let m = |i: usize, negative: bool| {
-                bvn.cdf_with(fp.neg_e[i], fp.cdf[i], neg_f[i], cdf_f[i], negative)
-            };
-            let terms = [m(0, false), m(1, false), m(2, true), m(3, true)];
-            (terms, [[0.0; 2]; 4])
+        // Terms 0 and 1 at +ρ, 2 and 3 at −ρ.
+        let m = |i: usize, negative: bool| {
+            bvn.cdf_with::<DERIVATIVES>(fp.neg_e[i], fp.cdf[i], neg_f[i], cdf_f[i], negative)
         };
+        let terms = [m(0, false), m(1, false), m(2, true), m(3, true)];
+        let (probability, slopes) = (terms.map(|t| t.0), terms.map(|t| t.1));
         let exponent = [
             base,
             base + kappa * (li2 - ls),
@@ -840,7 +832,7 @@ pub(crate) struct Bvn {
     half_sec2: [f64x4; VECTORS],
     weight: [f64x4; VECTORS],
     /// The weights times 1/cos²θ, for the integral's partial derivatives
-    /// ([`Bvn::cdf_with_slopes`]).
+    /// ([`Bvn::cdf_with`]).
     weight_sec2: [f64x4; VECTORS],
 }
 
@@ -875,24 +867,20 @@ impl Bvn {
     #[cfg(test)]
     pub(crate) fn cdf(&self, a: f64, b: f64, negative: bool) -> f64 {
         use super::bsm::norm_cdf;
-        self.cdf_with(a, norm_cdf(a), b, norm_cdf(b), negative)
+        self.cdf_with::<false>(a, norm_cdf(a), b, norm_cdf(b), negative)
+            .0
     }
 
-    /// [`Bvn::cdf`] and its integral's slopes (see [`Bvn::cdf_with_slopes`]); the tests' entry.
+    /// [`Bvn::cdf`] and its integral's slopes (see [`Bvn::cdf_with`]); the tests' entry.
     #[cfg(test)]
     pub(crate) fn cdf_and_slopes(&self, a: f64, b: f64, negative: bool) -> (f64, [f64; 2]) {
         use super::bsm::norm_cdf;
-        self.cdf_with_slopes(a, norm_cdf(a), b, norm_cdf(b), negative)
+        self.cdf_with::<true>(a, norm_cdf(a), b, norm_cdf(b), negative)
     }
 
-    /// [`Bvn::cdf`] with Φ(a) and Φ(b) already known.
-    fn cdf_with(&self, a: f64, cdf_a: f64, b: f64, cdf_b: f64, negative: bool) -> f64 {
-        self.integrate::<false>(a, cdf_a, b, cdf_b, negative).0
-    }
-
-    /// [`Bvn::cdf_with`] (the same bits) and the partial derivatives of its integral term in
-    /// a and in b, `[∂I/∂a, ∂I/∂b]`, so that ∂Φ₂/∂a = φ(a)Φ(b) + ∂I/∂a and ∂Φ₂/∂b = φ(b)Φ(a) +
-    /// ∂I/∂b.
+    /// [`Bvn::cdf`] with Φ(a) and Φ(b) already known, and with `SLOPES` the partial derivatives
+    /// of its integral term in a and in b, `[∂I/∂a, ∂I/∂b]` (zero without), so that ∂Φ₂/∂a =
+    /// φ(a)Φ(b) + ∂I/∂a and ∂Φ₂/∂b = φ(b)Φ(a) + ∂I/∂b. The value is the same bits either way.
     ///
     /// The integrand's derivative is the integrand times −(a ∓ b·sin θ)/cos²θ, so both come
     /// from the exponentials the value already took, as two more weighted sums: Σ w·f/cos²θ
@@ -902,7 +890,8 @@ impl Bvn {
     /// price with derivatives). The two differ by the quadrature's error in the derivative,
     /// 2e-10 at worst over a, b ∈ [−9, 9] (against ~3e-11 in the value); a price's
     /// derivatives are then those of the very function the solver finds the root of.
-    fn cdf_with_slopes(
+    #[inline(always)]
+    fn cdf_with<const SLOPES: bool>(
         &self,
         a: f64,
         cdf_a: f64,
@@ -910,32 +899,6 @@ impl Bvn {
         cdf_b: f64,
         negative: bool,
     ) -> (f64, [f64; 2]) {
-        let (value, sec2, sin_sec2) = self.integrate::<true>(a, cdf_a, b, cdf_b, negative);
-        // With s = ±1 the integral's sign (−1 for −ρ), the integrand's exponent is
-        // −(a² + b² − 2s·ab·sin θ)/(2cos²θ), whose derivative in a is −(a − s·b·sin θ)/cos²θ:
-        // s times that, integrated, is −s·a·Σw·f/cos²θ + b·Σw·f·sin θ/cos²θ (s² = 1), and the
-        // same with a and b exchanged.
-        let sign = if negative { -1.0 } else { 1.0 };
-        (
-            value,
-            [
-                -sign * a * sec2 + b * sin_sec2,
-                -sign * b * sec2 + a * sin_sec2,
-            ],
-        )
-    }
-
-    /// Φ₂ and, with `SLOPES`, the weighted sums Σ w·f/cos²θ and Σ w·f·sin θ/cos²θ of the
-    /// integrand f over the nodes (without the integral's sign; zero without `SLOPES`).
-    #[inline(always)]
-    fn integrate<const SLOPES: bool>(
-        &self,
-        a: f64,
-        cdf_a: f64,
-        b: f64,
-        cdf_b: f64,
-        negative: bool,
-    ) -> (f64, f64, f64) {
         let (sign, ab) = if negative {
             (-1.0, -a * b)
         } else {
@@ -961,9 +924,20 @@ impl Bvn {
         };
         let value = (cdf_a * cdf_b + sign * total(sum)).clamp(0.0, 1.0);
         if !SLOPES {
-            return (value, 0.0, 0.0);
+            return (value, [0.0; 2]);
         }
-        (value, total(sec2), total(sin_sec2))
+        let (sec2, sin_sec2) = (total(sec2), total(sin_sec2));
+        // With s = ±1 the integral's sign (−1 for −ρ), the integrand's exponent is
+        // −(a² + b² − 2s·ab·sin θ)/(2cos²θ), whose derivative in a is −(a − s·b·sin θ)/cos²θ:
+        // s times that, integrated, is −s·a·Σw·f/cos²θ + b·Σw·f·sin θ/cos²θ (s² = 1), and the
+        // same with a and b exchanged.
+        (
+            value,
+            [
+                -sign * a * sec2 + b * sin_sec2,
+                -sign * b * sec2 + a * sin_sec2,
+            ],
+        )
     }
 }
 
@@ -982,7 +956,7 @@ struct BvnPartials {
 impl Bvn {
     /// The partials of the four terms e^E·Φ₂(a, b; ±ρ) of one ψ, the first two at +ρ and the
     /// last two at −ρ, given their values, Φ(a) and Φ(b), the Gaussian factors e^(−a²/2) and
-    /// e^(−b²/2), and their integrals' slopes from [`Bvn::cdf_with_slopes`]: ∂Φ₂/∂a =
+    /// e^(−b²/2), and their integrals' slopes from [`Bvn::cdf_with`]: ∂Φ₂/∂a =
     /// φ(a)Φ(b) + ∂I/∂a, ∂Φ₂/∂b = φ(b)Φ(a) + ∂I/∂b; with the density φ₂(a, b; ρ),
     /// ∂²Φ₂/∂a∂b = φ₂, ∂²Φ₂/∂a² = −a·∂Φ₂/∂a − ρφ₂ and ∂²Φ₂/∂b² = −b·∂Φ₂/∂b − ρφ₂.
     ///

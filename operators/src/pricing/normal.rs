@@ -40,10 +40,8 @@ pub(crate) fn norm_cdf2(x: [f64; 2]) -> [f64; 2] {
 #[inline]
 pub(crate) fn norm_cdf2_and_gaussian(x: [f64; 2]) -> ([f64; 2], [f64; 2]) {
     // Four lanes with the two values twice: no region is evaluated for the padding alone.
-    let parts = CdfParts::new(f64x4::new([x[0], x[1], x[0], x[1]]));
-    let gaussian = parts.gaussian();
-    let [c0, c1, _, _] = parts.cdf(gaussian).to_array();
-    let [g0, g1, _, _] = gaussian.to_array();
+    let (cdf, gaussian) = norm_cdf4_and_gaussian(f64x4::new([x[0], x[1], x[0], x[1]]));
+    let ([c0, c1, _, _], [g0, g1, _, _]) = (cdf.to_array(), gaussian.to_array());
     ([c0, c1], [g0, g1])
 }
 
