@@ -1134,7 +1134,8 @@ proptest! {
 /// ([`WarmStart`]) gets the unseeded solver's IV to 1e-10 and greeks to 1e-6, for puts and
 /// dividend-paying calls in and out of the money, short and long-dated, after the spot, the
 /// vol and the clock moved; typically from one evaluation with derivatives instead of three
-/// or four evaluations. A seed from far away, or a nonsensical one, costs evaluations, never
+/// or four evaluations, and for a premium too small for derivatives from two prices without
+/// the European IV the cold path solves first. A seed from far away, or a nonsensical one, costs evaluations, never
 /// accuracy.
 #[test]
 fn a_warm_started_solve_is_the_cold_one_from_fewer_evaluations() {
@@ -1142,6 +1143,7 @@ fn a_warm_started_solve_is_the_cold_one_from_fewer_evaluations() {
     let (r, q) = (0.045, 0.01);
     let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * a.abs().max(b.abs()) + 1e-12;
     let (mut compared, mut warm_passes, mut warm_prices, mut cold_cost) = (0, 0, 0, 0);
+    let (mut small, mut small_warm, mut small_cold) = (0, 0, 0);
     for right in [Right::Put, Right::Call] {
         for k in [70.0, 90.0, 100.0, 108.0, 130.0] {
             for t in [7.0 / 365.0, 0.25, 1.0] {
@@ -1201,6 +1203,12 @@ fn a_warm_started_solve_is_the_cold_one_from_fewer_evaluations() {
                         warm_passes += warm_d;
                         warm_prices += warm_p;
                         cold_cost += prices + 3 * passes;
+                    } else if seed.premium <= 0.5e-3 * p0 && prices >= 2 {
+                        // A premium too small for derivatives, before and now: two prices and
+                        // no European IV.
+                        small += 1;
+                        small_warm += warm_p + 3 * warm_d;
+                        small_cold += prices;
                     }
                     // Seeds that say nothing true: the answer stays the cold one.
                     let mut wild = seed;
@@ -1214,6 +1222,12 @@ fn a_warm_started_solve_is_the_cold_one_from_fewer_evaluations() {
         }
     }
     assert!(compared >= 12, "{compared}");
+    assert!(small >= 6, "{small}");
+    assert!(small_warm <= 2 * small, "{small_warm} for {small}");
+    assert!(
+        small_cold >= small_warm,
+        "{small_cold} against {small_warm}"
+    );
     // One pass with derivatives (about three prices' work) per quote, at most two.
     assert!(warm_prices == 0, "{warm_prices}");
     assert!(
