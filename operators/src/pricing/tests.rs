@@ -1044,7 +1044,14 @@ fn exercise_style_and_am_settlement_follow_the_documented_rules() {
             "{root}"
         );
     }
-    for root in ["AAPL", "SPY", "QQQ", "IWM", "OEX", "GME1"] {
+    for root in super::style::EUROPEAN_ROOTS {
+        assert_eq!(
+            ExerciseStyle::for_root(root),
+            ExerciseStyle::European,
+            "{root}"
+        );
+    }
+    for root in ["AAPL", "SPY", "QQQ", "IWM", "OEX", "GME1", "SP", "SPXX", "VIXWW"] {
         assert_eq!(
             ExerciseStyle::for_root(root),
             ExerciseStyle::American,
