@@ -430,18 +430,19 @@ fn seeded_vol(
 }
 
 /// The seeded path for a premium too small for the model's derivatives (its greeks are the
-/// European ones): two price evaluations and no European IV, where the unseeded path solves
-/// a European IV and then evaluates the model twice.
+/// European ones): one or two price evaluations and no European IV, where the unseeded path
+/// solves a European IV and then evaluates the model once or twice.
 ///
-/// The first point is one second-order step from the contract's last IV (`start`) on the
-/// European price plus the seed's `premium` (carried to this quote) and its vol
-/// sensitivities: off the root by about the premium's change since the seed's quote over the
-/// vega, and the step's cubic error (a few 1e-6 of the vol after a 1.5% move of the vol, deep
-/// in the money). One Newton step from the model's price there, with the European vega (the
-/// premium's own vega is ~1e-3 of it), leaves about that error times 1e-3, and the secant
-/// through the two evaluations is then accepted by the unseeded path's own test: a step under
-/// 1e-7 of the vol between points within 1e-3 of it leaves ~1e-10 relative. `None` (to the
-/// unseeded path) where that does not hold, or where the premium turns out worth the
+/// The first point is where the European price plus the seed's `premium` (carried to this
+/// quote, and in vol by its vega and vomma) makes the price, found by second-order steps from
+/// the contract's last IV (`start`): off the model's root by about the premium's change since
+/// the seed's quote over the vega. Where the premium is zero to rounding, the model's price
+/// there confirms it. Otherwise one Newton step from the model's price there, with the
+/// European vega (the premium's own vega is ~1e-3 of it), leaves about that error times 1e-3,
+/// and the secant through the two evaluations is then accepted by the unseeded path's own
+/// test: a step under 1e-7 of the vol between points within 1e-3 of it leaves ~1e-10
+/// relative. `None` (to the unseeded path) where that does not hold within
+/// [`SMALL_PREMIUM_SECANTS`] evaluations, or where the premium turns out worth the
 /// derivatives after all.
 fn small_premium_root(
     model: &Bs2002,

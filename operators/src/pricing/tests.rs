@@ -1051,7 +1051,9 @@ fn exercise_style_and_am_settlement_follow_the_documented_rules() {
             "{root}"
         );
     }
-    for root in ["AAPL", "SPY", "QQQ", "IWM", "OEX", "GME1", "SP", "SPXX", "VIXWW"] {
+    for root in [
+        "AAPL", "SPY", "QQQ", "IWM", "OEX", "GME1", "SP", "SPXX", "VIXWW",
+    ] {
         assert_eq!(
             ExerciseStyle::for_root(root),
             ExerciseStyle::American,
