@@ -485,9 +485,10 @@ fn small_premium_root(
         return None;
     }
     let f0 = model.price(x) - price;
-    // The premium at x: the model's price less the European one.
-    let premium = f0 + price - european.price(x);
-    if !(premium.is_finite() && premium <= 0.5 * super::NEGLIGIBLE_EARLY_EXERCISE * price) {
+    // The premium at x (not the seed's, carried): the model's price less the European one.
+    let premium_here = f0 + price - european.price(x);
+    let small = premium_here <= 0.5 * super::NEGLIGIBLE_EARLY_EXERCISE * price;
+    if !(premium_here.is_finite() && small) {
         return None;
     }
     if f0.abs() <= f_tol {
