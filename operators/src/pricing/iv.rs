@@ -156,7 +156,7 @@ pub(crate) const SEEDED_STEP: f64 = 1e-5;
 /// evaluated there with its derivatives and finished by [`finish_from`]: usually one
 /// evaluation where the unseeded path makes three or four, and the same root within 1e-10
 /// relative (the bound the tests hold it to). A premium too small for the derivatives is
-/// seeded too, without them: two price evaluations and no European IV
+/// seeded too, without them: one or two price evaluations and no European IV
 /// ([`small_premium_root`]).
 /// Otherwise (no seed, a step that does not converge) the unseeded path runs.
 pub(crate) fn solve_american(
@@ -206,7 +206,7 @@ pub(crate) fn solve_american(
     // its delta, gamma and theta, and in vol by its vega and vomma), found by Newton steps
     // from the last quote's own vol: no European IV is solved for on this path. For a
     // premium worth the derivatives, one evaluation with them; below it the greeks are the
-    // European ones and two price evaluations are the cheaper way. The whole range of vols
+    // European ones and one or two price evaluations are the cheaper way. The whole range of vols
     // is the bracket here: the model's root is checked by its own evaluations.
     if let (Some(seed), true) = (seed, sensitivities) {
         let ds = spot - seed.spot;

@@ -1143,7 +1143,7 @@ proptest! {
 /// ([`WarmStart`]) gets the unseeded solver's IV to 1e-10 and greeks to 1e-6, for puts and
 /// dividend-paying calls in and out of the money, short and long-dated, after the spot, the
 /// vol and the clock moved; typically from one evaluation with derivatives instead of three
-/// or four evaluations, and for a premium too small for derivatives from two prices without
+/// or four evaluations, and for a premium too small for derivatives from at most two prices without
 /// the European IV the cold path solves first. A seed from far away, or a nonsensical one, costs evaluations, never
 /// accuracy.
 #[test]
@@ -1213,7 +1213,7 @@ fn a_warm_started_solve_is_the_cold_one_from_fewer_evaluations() {
                         warm_prices += warm_p;
                         cold_cost += prices + 3 * passes;
                     } else if seed.premium <= 0.5e-3 * p0 && prices >= 2 {
-                        // A premium too small for derivatives, before and now: two prices and
+                        // A premium too small for derivatives, before and now: at most two prices and
                         // no European IV.
                         small += 1;
                         small_warm += warm_p + 3 * warm_d;
