@@ -513,6 +513,10 @@ mod tests {
             for x in pushes {
                 h.push(x, cap);
                 let values: Vec<f64> = h.values.iter().copied().collect();
+                let mut sorted = values.clone();
+                sorted.sort_by(f64::total_cmp);
+                let bits_of = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(bits_of(&h.sorted), bits_of(&sorted));
                 let bits = |s: Option<Scored>| s.map(|s| (s.z.to_bits(), s.center.to_bits(), s.method));
                 let want = if values.len() >= 2 {
                     center_and_mad(&mut values.clone()).map(|(center, mad)| Scored {
