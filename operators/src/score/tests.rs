@@ -269,3 +269,54 @@ fn config_reports_every_problem() {
     let err = cfg.validate().unwrap_err().0;
     assert_eq!(err.len(), 8, "{err:?}");
 }
+
+/// Three underlyings' chains, their windows closing together on each watermark.
+fn three_underlyings(n: i64) -> Vec<Step<GreeksEvent>> {
+    let relabel = |g: &ContractGreeks, underlying: &str, shift: f64| {
+        let mut g = g.clone();
+        g.underlying = underlying.into();
+        g.root = underlying.into();
+        g.symbol = format!("{underlying}{}", g.symbol).into();
+        g.iv += shift;
+        g.spot += shift * 100.0;
+        GreeksEvent::Greeks(g)
+    };
+    calm(n)
+        .into_iter()
+        .flat_map(|step| match step {
+            Step::Event(GreeksEvent::Greeks(g)) => [("XYZ", 0.0), ("ABC", 0.05), ("QQQ", -0.03)]
+                .map(|(u, shift)| Step::Event(relabel(&g, u, shift)))
+                .to_vec(),
+            other => vec![other],
+        })
+        .collect()
+}
+
+#[test]
+fn windows_closed_on_lent_threads_give_the_same_scores_and_state() {
+    let steps = three_underlyings(14);
+    let mut alone = ScoreConfig::default().build().unwrap();
+    let want = run(&mut alone, steps.clone()).unwrap().events;
+    let mut lent = ScoreConfig::default().build().unwrap();
+    lent.lend_helpers(std::sync::Arc::new(crate::shared_work::SpawnedThreads));
+    let got = run(&mut lent, steps).unwrap().events;
+    // Each watermark closes the three windows at once (the shared path).
+    let first_end = want[0].window_end;
+    let closed_together: std::collections::BTreeSet<&str> = want
+        .iter()
+        .filter(|f| f.window_end == first_end)
+        .map(|f| f.underlying.as_str())
+        .collect();
+    assert_eq!(closed_together.len(), 3);
+    assert_eq!(got.len(), want.len());
+    assert_eq!(
+        format!("{got:?}"),
+        format!("{want:?}"),
+        "the same scores, in order, to the bit"
+    );
+    assert_eq!(
+        lent.snapshot().unwrap(),
+        alone.snapshot().unwrap(),
+        "every book put back"
+    );
+}
