@@ -27,7 +27,7 @@ pub mod unusual_flow;
 
 use crate::config::{ConfigErrors, Problems};
 use crate::key::TextKey;
-use crate::operator::{decode_state, encode_state_into, Ctx, Emit, OpError, Operator};
+use crate::operator::{decode_state, encode_state_into, Ctx, Emit, ErrorKind, OpError, Operator};
 use crate::shared_work::{Helpers, SharedRun};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, FactorScore, GreeksEvent,
@@ -457,6 +457,62 @@ impl Score {
         }
     }
 
+    /// The windows `events` close that can be closed before the batch, in the order the
+    /// events close them: those closed by their underlying's first event in the batch (the
+    /// book is then as the batch found it, and only its own events change it), up to the first
+    /// close another event leads to (whose scores must come first). A replay's batch is one
+    /// tick of every underlying, so at each minute it closes every window up front.
+    fn closes_ahead(&self, events: &[GreeksEvent]) -> Vec<(TextKey, i64)> {
+        let w = self.cfg.window_micros();
+        let time = |ev: &GreeksEvent| match ev {
+            GreeksEvent::Greeks(g) => g.event_time,
+            GreeksEvent::Tick(t) => t.event_time,
+        };
+        // Most batches close nothing: none of their events reaches the first window's end.
+        let first_end = self
+            .state
+            .books
+            .values()
+            .filter_map(|b| b.open_window)
+            .min()
+            .map(|open| open + w);
+        if first_end.is_none_or(|end| events.iter().all(|ev| time(ev) < end)) {
+            return Vec::new();
+        }
+        // Each underlying's open window as the events so far leave it, as on_event does.
+        let mut open: Vec<(&str, Option<i64>)> = Vec::new();
+        let mut due = Vec::new();
+        for ev in events {
+            let underlying = match ev {
+                GreeksEvent::Greeks(g) => g.underlying.as_str(),
+                GreeksEvent::Tick(t) => t.underlying.as_str(),
+            };
+            let (closes, first) = match open.iter_mut().find(|(u, _)| *u == underlying) {
+                Some((_, window)) => (window_closes(*window, ev, w), None),
+                None => {
+                    let book = self.state.books.get_key_value(&TextKey::from(underlying));
+                    let window = book.and_then(|(_, b)| b.open_window);
+                    open.push((underlying, window));
+                    let closes = window_closes(window, ev, w);
+                    (
+                        closes,
+                        book.zip(window)
+                            .map(|((key, _), start)| (key.clone(), start)),
+                    )
+                }
+            };
+            match (closes, first) {
+                (true, Some(close)) => due.push(close),
+                (true, None) => break,
+                (false, _) => {}
+            }
+            if let Some((_, window)) = open.iter_mut().find(|(u, _)| *u == underlying) {
+                *window = window_after(*window, closes, ev, w);
+            }
+        }
+        due
+    }
+
     fn on_greeks(&mut self, g: &ContractGreeks, out: &mut Emit<FactorScore>) {
         let w = self.cfg.window_micros();
         let window = g.event_time - g.event_time.rem_euclid(w);
@@ -521,6 +577,25 @@ impl Score {
         c.open_interest = g.open_interest;
         c.quoted_in_window = true;
         c.last_seen = g.event_time;
+    }
+}
+
+/// Whether `ev` closes its underlying's open window `open` (as [`Score::on_event`] decides).
+fn window_closes(open: Option<i64>, ev: &GreeksEvent, w: i64) -> bool {
+    let Some(open) = open else { return false };
+    match ev {
+        GreeksEvent::Greeks(g) => open < g.event_time - g.event_time.rem_euclid(w),
+        GreeksEvent::Tick(t) => open + w <= t.event_time,
+    }
+}
+
+/// The underlying's open window after `ev` (which closed `open` if `closed`): a quote opens
+/// its window when none is open, a tick never does.
+fn window_after(open: Option<i64>, closed: bool, ev: &GreeksEvent, w: i64) -> Option<i64> {
+    let open = if closed { None } else { open };
+    match ev {
+        GreeksEvent::Greeks(g) => open.or(Some(g.event_time - g.event_time.rem_euclid(w))),
+        GreeksEvent::Tick(_) => open,
     }
 }
 
@@ -620,6 +695,33 @@ impl Operator for Score {
             }
         }
         Ok(())
+    }
+
+    fn on_batch(
+        &mut self,
+        events: Vec<GreeksEvent>,
+        ctx: &Ctx,
+        out: &mut Emit<FactorScore>,
+        errors: &mut Vec<OpError>,
+    ) {
+        // The windows the batch closes are closed first, on the lent threads too; its events
+        // then find them closed, and the scores come out in the order the events would have
+        // emitted them.
+        if let Some(helpers) = self.helpers.clone() {
+            let due = self.closes_ahead(&events);
+            if due.len() > 1 {
+                self.close_shared(due, helpers.as_ref(), out);
+            }
+        }
+        for ev in &events {
+            if let Err(e) = self.on_event(ev, ctx, out) {
+                let stops = e.kind != ErrorKind::Skip;
+                errors.push(e);
+                if stops {
+                    return;
+                }
+            }
+        }
     }
 
     fn on_watermark(

@@ -320,3 +320,89 @@ fn windows_closed_on_lent_threads_give_the_same_scores_and_state() {
         "every book put back"
     );
 }
+
+/// Batches shaped as a replay's: each holds one tick of every underlying (its spot tick, then
+/// its quotes), a minute apart, without watermarks, so each batch's events close the last
+/// minute's windows. Batch 5 also carries XYZ's quotes of the next minute after ABC's, a
+/// close that a later event leads to; QQQ's first event after it closes QQQ's window then.
+fn replay_batches(n: i64) -> Vec<Vec<GreeksEvent>> {
+    let tick = |t: i64, underlying: &str, price: f64| {
+        GreeksEvent::Tick(optionflow_schemas::UnderlyingTick {
+            event_id: format!("{underlying}@{t}").into(),
+            event_time: t,
+            underlying: underlying.into(),
+            source: "test".into(),
+            price,
+            volume: 0,
+            sector: None,
+        })
+    };
+    let quotes = |i: i64, underlying: &str, shift: f64| {
+        let t = T0 + i * MICROS_PER_MINUTE + 1;
+        let wiggle = if i % 2 == 0 { 0.002 } else { -0.002 };
+        let spot = 100.0 + shift * 100.0;
+        [
+            ("C105", true, 105.0),
+            ("C110", true, 110.0),
+            ("P95", false, 95.0),
+            ("P90", false, 90.0),
+        ]
+        .map(|(s, call, k)| {
+            let iv = if call { 0.30 + wiggle } else { 0.32 - wiggle } + shift;
+            let mut g = match greeks(t, s, call, k, spot, iv, 0.03, 1000, 100 * (i + 1)) {
+                GreeksEvent::Greeks(g) => g,
+                GreeksEvent::Tick(_) => unreachable!(),
+            };
+            g.underlying = underlying.into();
+            g.root = underlying.into();
+            g.symbol = format!("{underlying}{s}").into();
+            GreeksEvent::Greeks(g)
+        })
+    };
+    let underlyings = [("XYZ", 0.0), ("ABC", 0.05), ("QQQ", -0.03)];
+    (0..n)
+        .map(|i| {
+            let t = T0 + i * MICROS_PER_MINUTE + 1;
+            let mut batch = Vec::new();
+            for (u, shift) in underlyings {
+                if i == 6 && u == "XYZ" {
+                    continue; // sent ahead in batch 5
+                }
+                batch.push(tick(t, u, 100.0 + shift * 100.0 + (i % 3) as f64));
+                batch.extend(quotes(i, u, shift));
+                if i == 5 && u == "ABC" {
+                    batch.extend(quotes(6, "XYZ", 0.0));
+                }
+            }
+            batch
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_closes_its_windows_on_lent_threads_as_its_events_would_one_by_one() {
+    let batches = replay_batches(14);
+    let mut alone = ScoreConfig::default().build().unwrap();
+    let want = run(&mut alone, batches.concat().into_iter().map(Step::Event))
+        .unwrap()
+        .events;
+    let mut lent = ScoreConfig::default().build().unwrap();
+    lent.lend_helpers(std::sync::Arc::new(crate::shared_work::SpawnedThreads));
+    let mut got = Vec::new();
+    for batch in batches {
+        let (events, rejected, errors) = crate::testing::run_batch(&mut lent, batch);
+        assert!(rejected.is_empty() && errors.is_empty());
+        got.extend(events);
+    }
+    assert!(want.len() > 3 * 7 * 10, "{} scores", want.len());
+    assert_eq!(
+        format!("{got:?}"),
+        format!("{want:?}"),
+        "the same scores, in order, to the bit"
+    );
+    assert_eq!(
+        lent.snapshot().unwrap(),
+        alone.snapshot().unwrap(),
+        "the same state"
+    );
+}
