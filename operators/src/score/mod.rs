@@ -27,15 +27,13 @@ pub mod unusual_flow;
 
 use crate::config::{ConfigErrors, Problems};
 use crate::key::TextKey;
-use crate::operator::{decode_state, encode_state_into, Ctx, Emit, ErrorKind, OpError, Operator};
-use crate::shared_work::{Helpers, SharedRun};
+use crate::operator::{decode_state, encode_state_into, Ctx, Emit, OpError, Operator};
 use optionflow_schemas::{
     time::MICROS_PER_SECOND, CompactString, ContractGreeks, EventId, FactorScore, GreeksEvent,
 };
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
 
 const STAGE: &str = "score";
 
@@ -240,9 +238,8 @@ impl ScoreConfig {
     pub fn build(&self) -> Result<Score, ConfigErrors> {
         self.validate()?;
         Ok(Score {
-            cfg: Arc::new(self.clone()),
+            cfg: self.clone(),
             state: State::default(),
-            helpers: None,
             snapshot_len: Cell::new(0),
         })
     }
@@ -358,23 +355,12 @@ pub struct Reading {
 /// The score operator.
 #[derive(Debug)]
 pub struct Score {
-    /// Shared with the threads that close windows ([`Score::lend_helpers`]).
-    cfg: Arc<ScoreConfig>,
+    cfg: ScoreConfig,
     state: State,
-    /// Threads of the host's that close a watermark's windows with the stage's own, if lent.
-    helpers: Option<Arc<dyn Helpers>>,
     /// Bytes of the last snapshot: the next one's buffer starts that large. The books of a
     /// 20-underlying session come to megabytes, and growing a vector to that by doubling
     /// copied them about twice over and faulted in fresh pages on every checkpoint.
     snapshot_len: Cell<usize>,
-}
-
-/// One underlying's book while its window closes, perhaps on a lent thread.
-#[derive(Debug)]
-struct Closing {
-    underlying: TextKey,
-    start: i64,
-    book: UnderlyingBook,
 }
 
 /// The value at `key`, made by `make` the first time: one search of the map, and no
@@ -393,124 +379,6 @@ impl Score {
     /// The books, for inspection in tests and tools.
     pub fn books(&self) -> &BTreeMap<TextKey, UnderlyingBook> {
         &self.state.books
-    }
-
-    /// Lends the stage threads of its host (the embedded runtime's workers) to close a
-    /// watermark's windows: every underlying's window ends at the same minute, and closing
-    /// them one after another kept the other core idle for a quarter of its idle time (perf).
-    /// Each underlying's close is its own, so the outputs are the same bits whoever closes it.
-    pub fn lend_helpers(&mut self, helpers: Arc<dyn Helpers>) {
-        self.helpers = Some(helpers);
-    }
-
-    /// Closes the windows of `due` (underlyings, in the books' order, with their windows'
-    /// starts) on the stage's thread and the lent ones, and emits the scores in that order.
-    fn close_shared(
-        &mut self,
-        due: Vec<(TextKey, i64)>,
-        helpers: &dyn Helpers,
-        out: &mut Emit<FactorScore>,
-    ) {
-        let closing: Vec<Mutex<Closing>> = due
-            .into_iter()
-            .map(|(underlying, start)| {
-                let book = self
-                    .state
-                    .books
-                    .get_mut(&underlying)
-                    .map(std::mem::take)
-                    .unwrap_or_default();
-                Mutex::new(Closing {
-                    underlying,
-                    start,
-                    book,
-                })
-            })
-            .collect();
-        let closing = Arc::new(closing);
-        let cfg = Arc::clone(&self.cfg);
-        let close = move |c: &Mutex<Closing>| {
-            // A close that panicked on another thread left its book half closed: closing it
-            // again would emit wrong scores, so the stage fails as it would have itself.
-            let mut c = c
-                .lock()
-                .unwrap_or_else(|_| panic!("a window close panicked"));
-            let Closing {
-                underlying,
-                start,
-                book,
-            } = &mut *c;
-            let mut scores = Emit::default();
-            close_window(&cfg, underlying, book, *start, &mut scores);
-            scores.events
-        };
-        let (scores, ()) = SharedRun::map(Arc::clone(&closing), 1, close, helpers, || ());
-        for score in scores.flatten() {
-            out.emit(score);
-        }
-        for c in closing.iter() {
-            let mut c = c.lock().unwrap_or_else(PoisonError::into_inner);
-            let book = std::mem::take(&mut c.book);
-            if let Some(slot) = self.state.books.get_mut(&c.underlying) {
-                *slot = book;
-            }
-        }
-    }
-
-    /// The windows `events` close that can be closed before the batch, in the order the
-    /// events close them: those closed by their underlying's first event in the batch (the
-    /// book is then as the batch found it, and only its own events change it), up to the first
-    /// close another event leads to (whose scores must come first). A replay's batch is one
-    /// tick of every underlying, so at each minute it closes every window up front.
-    fn closes_ahead(&self, events: &[GreeksEvent]) -> Vec<(TextKey, i64)> {
-        let w = self.cfg.window_micros();
-        let time = |ev: &GreeksEvent| match ev {
-            GreeksEvent::Greeks(g) => g.event_time,
-            GreeksEvent::Tick(t) => t.event_time,
-        };
-        // Most batches close nothing: none of their events reaches the first window's end.
-        let first_end = self
-            .state
-            .books
-            .values()
-            .filter_map(|b| b.open_window)
-            .min()
-            .map(|open| open + w);
-        if first_end.is_none_or(|end| events.iter().all(|ev| time(ev) < end)) {
-            return Vec::new();
-        }
-        // Each underlying's open window as the events so far leave it, as on_event does.
-        let mut open: Vec<(&str, Option<i64>)> = Vec::new();
-        let mut due = Vec::new();
-        for ev in events {
-            let underlying = match ev {
-                GreeksEvent::Greeks(g) => g.underlying.as_str(),
-                GreeksEvent::Tick(t) => t.underlying.as_str(),
-            };
-            let (closes, first) = match open.iter_mut().find(|(u, _)| *u == underlying) {
-                Some((_, window)) => (window_closes(*window, ev, w), None),
-                None => {
-                    let book = self.state.books.get_key_value(&TextKey::from(underlying));
-                    let window = book.and_then(|(_, b)| b.open_window);
-                    open.push((underlying, window));
-                    let closes = window_closes(window, ev, w);
-                    (
-                        closes,
-                        book.zip(window)
-                            .map(|((key, _), start)| (key.clone(), start)),
-                    )
-                }
-            };
-            match (closes, first) {
-                (true, Some(close)) => due.push(close),
-                (true, None) => break,
-                (false, _) => {}
-            }
-            if let Some((_, window)) = open.iter_mut().find(|(u, _)| *u == underlying) {
-                *window = window_after(*window, closes, ev, w);
-            }
-        }
-        due
     }
 
     fn on_greeks(&mut self, g: &ContractGreeks, out: &mut Emit<FactorScore>) {
@@ -577,25 +445,6 @@ impl Score {
         c.open_interest = g.open_interest;
         c.quoted_in_window = true;
         c.last_seen = g.event_time;
-    }
-}
-
-/// Whether `ev` closes its underlying's open window `open` (as [`Score::on_event`] decides).
-fn window_closes(open: Option<i64>, ev: &GreeksEvent, w: i64) -> bool {
-    let Some(open) = open else { return false };
-    match ev {
-        GreeksEvent::Greeks(g) => open < g.event_time - g.event_time.rem_euclid(w),
-        GreeksEvent::Tick(t) => open + w <= t.event_time,
-    }
-}
-
-/// The underlying's open window after `ev` (which closed `open` if `closed`): a quote opens
-/// its window when none is open, a tick never does.
-fn window_after(open: Option<i64>, closed: bool, ev: &GreeksEvent, w: i64) -> Option<i64> {
-    let open = if closed { None } else { open };
-    match ev {
-        GreeksEvent::Greeks(g) => open.or(Some(g.event_time - g.event_time.rem_euclid(w))),
-        GreeksEvent::Tick(_) => open,
     }
 }
 
@@ -697,33 +546,6 @@ impl Operator for Score {
         Ok(())
     }
 
-    fn on_batch(
-        &mut self,
-        events: Vec<GreeksEvent>,
-        ctx: &Ctx,
-        out: &mut Emit<FactorScore>,
-        errors: &mut Vec<OpError>,
-    ) {
-        // The windows the batch closes are closed first, on the lent threads too; its events
-        // then find them closed, and the scores come out in the order the events would have
-        // emitted them.
-        if let Some(helpers) = self.helpers.clone() {
-            let due = self.closes_ahead(&events);
-            if due.len() > 1 {
-                self.close_shared(due, helpers.as_ref(), out);
-            }
-        }
-        for ev in &events {
-            if let Err(e) = self.on_event(ev, ctx, out) {
-                let stops = e.kind != ErrorKind::Skip;
-                errors.push(e);
-                if stops {
-                    return;
-                }
-            }
-        }
-    }
-
     fn on_watermark(
         &mut self,
         event_time: i64,
@@ -731,24 +553,12 @@ impl Operator for Score {
         out: &mut Emit<FactorScore>,
     ) -> Result<(), OpError> {
         let w = self.cfg.window_micros();
-        // Every event before the window's end has arrived once the watermark reaches the
-        // window's last microsecond.
-        let due: Vec<(TextKey, i64)> = self
-            .state
-            .books
-            .iter()
-            .filter_map(|(underlying, book)| {
-                let open = book.open_window?;
-                (open + w - 1 <= event_time).then(|| (underlying.clone(), open))
-            })
-            .collect();
-        match self.helpers.clone() {
-            Some(helpers) if due.len() > 1 => self.close_shared(due, helpers.as_ref(), out),
-            _ => {
-                for (underlying, start) in due {
-                    if let Some(book) = self.state.books.get_mut(&underlying) {
-                        close_window(&self.cfg, &underlying, book, start, out);
-                    }
+        for (underlying, book) in self.state.books.iter_mut() {
+            if let Some(open) = book.open_window {
+                // Every event before the window's end has arrived once the watermark reaches
+                // the window's last microsecond.
+                if open + w - 1 <= event_time {
+                    close_window(&self.cfg, underlying, book, open, out);
                 }
             }
         }

@@ -292,7 +292,6 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary, PipelineError> {
     let workers = LentWorkers::current();
     greeks.lend_helpers(Arc::new(workers.clone()));
     let mut score = cfg.score.build().map_err(cfg_err)?;
-    score.lend_helpers(Arc::new(workers.clone()));
     let mut consensus = cfg
         .consensus
         .build()
