@@ -122,7 +122,16 @@ pub fn moneyness_band(is_call: bool, delta: f64) -> &'static str {
 
 /// The bucket name of a contract, `tenor/moneyness`.
 pub fn bucket(c: &ContractBook) -> &'static str {
-    BUCKETS[tenor_index(c.years * 365.0)][moneyness_index(c.is_call, c.delta)]
+    let (tenor, moneyness) = bucket_index(c);
+    BUCKETS[tenor][moneyness]
+}
+
+/// The contract's bucket as indices into [`TENORS`] and [`MONEYNESS`].
+fn bucket_index(c: &ContractBook) -> (usize, usize) {
+    (
+        tenor_index(c.years * 365.0),
+        moneyness_index(c.is_call, c.delta),
+    )
 }
 
 /// Scores of one wing's contracts in one window.
@@ -160,6 +169,10 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     let score = |h: &stats::History, iv: f64| {
         h.score(iv, cfg.min_samples, cfg.iv_percentile_floor, cfg.iv_min_std)
     };
+    // Every contract of a bucket is scored against the same bucket history: its median and
+    // MAD are taken once per close (a copy and two selections each time were a third of the
+    // factor's cost), at the bits `score` gives.
+    let mut bucket_reference: [[Option<Option<stats::Reference>>; 5]; 4] = Default::default();
     for c in book.contracts.values_mut().filter(|c| c.quoted_in_window) {
         let m = (c.strike / spot).ln();
         let eligible = spot > 0.0
@@ -168,11 +181,17 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
             && c.iv.is_finite();
         if eligible {
             ntm.push(c.iv);
-            let key = bucket(c);
+            let (tenor, moneyness) = bucket_index(c);
+            let key = BUCKETS[tenor][moneyness];
             let otm = (c.is_call && c.strike >= spot) || (!c.is_call && c.strike <= spot);
             if otm {
                 let own = score(&c.iv_history, c.iv);
-                let by_bucket = book.iv.buckets.get(key).and_then(|h| score(h, c.iv));
+                let by_bucket = book.iv.buckets.get(key).and_then(|h| {
+                    let reference = *bucket_reference[tenor][moneyness].get_or_insert_with(|| {
+                        h.reference(cfg.min_samples, cfg.iv_percentile_floor)
+                    });
+                    reference.map(|r| h.score_against(r, c.iv, cfg.iv_min_std))
+                });
                 let wing = if c.strike >= spot { &mut up } else { &mut low };
                 wing.add(own, by_bucket, c.iv);
             }

@@ -64,27 +64,51 @@ impl History {
     ///   estimate, but it can still say where `v` ranks;
     /// - below `floor`, nothing.
     pub fn score(&self, v: f64, min_samples: usize, floor: usize, min_std: f64) -> Option<Scored> {
+        let reference = self.reference(min_samples, floor)?;
+        Some(self.score_against(reference, v, min_std))
+    }
+
+    /// What [`History::score`] measures any value from, `None` while the history is too short:
+    /// for scoring many values against one history (each at the same bits as `score`).
+    pub fn reference(&self, min_samples: usize, floor: usize) -> Option<Reference> {
         let n = self.values.len();
         let robust = n >= min_samples && n >= 2;
-        if !robust && n < floor.max(1) {
-            return None;
-        }
-        // One copy serves the median, then (rewritten in place) the absolute deviations.
-        let mut buf: Vec<f64> = self.values.iter().copied().collect();
         if robust {
-            let (center, mad) = center_and_mad(&mut buf).unwrap_or((v, 0.0));
-            Some(Scored {
+            let mut buf: Vec<f64> = self.values.iter().copied().collect();
+            let (center, mad) = center_and_mad(&mut buf)?;
+            Some(Reference::Robust { center, mad })
+        } else if n >= floor.max(1) {
+            let mut buf: Vec<f64> = self.values.iter().copied().collect();
+            Some(Reference::Ranked {
+                center: median(&mut buf).unwrap_or(0.0),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Scores `v` from a [`History::reference`] of this history.
+    pub fn score_against(&self, reference: Reference, v: f64, min_std: f64) -> Scored {
+        match reference {
+            Reference::Robust { center, mad } => Scored {
                 z: (v - center) / (MAD_SCALE * mad).max(min_std),
                 center,
                 method: Method::MedianMad,
-            })
-        } else {
-            let z = percentile_z(&buf, v);
-            Some(Scored {
-                z,
-                center: median(&mut buf).unwrap_or(0.0),
-                method: Method::PercentileRank,
-            })
+            },
+            Reference::Ranked { center } => {
+                let (values, more) = self.values.as_slices();
+                let (below, equal) = [values, more]
+                    .iter()
+                    .flat_map(|part| part.iter())
+                    .fold((0usize, 0usize), |(b, e), &x| {
+                        (b + usize::from(x < v), e + usize::from(x == v))
+                    });
+                Scored {
+                    z: rank_z(below, equal, self.values.len()),
+                    center,
+                    method: Method::PercentileRank,
+                }
+            }
         }
     }
 
@@ -113,6 +137,24 @@ pub struct Scored {
     pub center: f64,
     /// How the score was obtained.
     pub method: Method,
+}
+
+/// A history's centre and spread, or its centre alone while it is short
+/// ([`History::reference`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reference {
+    /// Median and (unscaled) median absolute deviation: a full history.
+    Robust {
+        /// The median.
+        center: f64,
+        /// The median absolute deviation, unscaled.
+        mad: f64,
+    },
+    /// A short history: values are ranked among its observations.
+    Ranked {
+        /// The median.
+        center: f64,
+    },
 }
 
 /// Scale factor that makes the median absolute deviation a consistent estimator of the standard
@@ -148,9 +190,15 @@ pub fn robust_z(values: &[f64], v: f64, min_std: f64) -> f64 {
 /// it by the history's length: with n observations |z| ≤ Φ⁻¹((n + ½)/(n + 1)), e.g. 1.53 for
 /// n = 7 — a short history can rank a value but never make an extreme claim about it.
 pub fn percentile_z(values: &[f64], v: f64) -> f64 {
-    let below = values.iter().filter(|&&x| x < v).count() as f64;
-    let equal = values.iter().filter(|&&x| x == v).count() as f64;
-    let p = (below + 0.5 * equal + 0.5) / (values.len() as f64 + 1.0);
+    let below = values.iter().filter(|&&x| x < v).count();
+    let equal = values.iter().filter(|&&x| x == v).count();
+    rank_z(below, equal, values.len())
+}
+
+/// [`percentile_z`] of a value with `below` observations below it and `equal` equal to it
+/// among `n`.
+fn rank_z(below: usize, equal: usize, n: usize) -> f64 {
+    let p = (below as f64 + 0.5 * equal as f64 + 0.5) / (n as f64 + 1.0);
     inv_norm_cdf(p)
 }
 
