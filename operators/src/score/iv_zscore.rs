@@ -170,8 +170,8 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
         h.score(iv, cfg.min_samples, cfg.iv_percentile_floor, cfg.iv_min_std)
     };
     // Every contract of a bucket is scored against the same bucket history: its median and
-    // MAD are taken once per close (a copy and two selections each time were a third of the
-    // factor's cost), at the bits `score` gives.
+    // MAD are taken once per close rather than once per contract (a copy and two selections
+    // each), at the bits `score` gives.
     let mut bucket_reference: [[Option<Option<stats::Reference>>; 5]; 4] = Default::default();
     for c in book.contracts.values_mut().filter(|c| c.quoted_in_window) {
         let m = (c.strike / spot).ln();

@@ -73,17 +73,18 @@ impl History {
     pub fn reference(&self, min_samples: usize, floor: usize) -> Option<Reference> {
         let n = self.values.len();
         let robust = n >= min_samples && n >= 2;
+        if !robust && n < floor.max(1) {
+            return None;
+        }
+        // One copy serves the median, then (rewritten in place) the absolute deviations.
+        let mut buf: Vec<f64> = self.values.iter().copied().collect();
         if robust {
-            let mut buf: Vec<f64> = self.values.iter().copied().collect();
             let (center, mad) = center_and_mad(&mut buf)?;
             Some(Reference::Robust { center, mad })
-        } else if n >= floor.max(1) {
-            let mut buf: Vec<f64> = self.values.iter().copied().collect();
+        } else {
             Some(Reference::Ranked {
                 center: median(&mut buf).unwrap_or(0.0),
             })
-        } else {
-            None
         }
     }
 
@@ -96,13 +97,8 @@ impl History {
                 method: Method::MedianMad,
             },
             Reference::Ranked { center } => {
-                let (values, more) = self.values.as_slices();
-                let (below, equal) = [values, more]
-                    .iter()
-                    .flat_map(|part| part.iter())
-                    .fold((0usize, 0usize), |(b, e), &x| {
-                        (b + usize::from(x < v), e + usize::from(x == v))
-                    });
+                let below = self.values.iter().filter(|&&x| x < v).count();
+                let equal = self.values.iter().filter(|&&x| x == v).count();
                 Scored {
                     z: rank_z(below, equal, self.values.len()),
                     center,
@@ -408,6 +404,36 @@ mod tests {
         assert!(h.score(2.0, 5, 3, 0.01).unwrap().z.abs() < 1e-12);
         // The rank is bounded by the history's length.
         assert!(percentile_z(&[0.0; 7], 1e9) < 1.54);
+    }
+
+    #[test]
+    fn one_reference_scores_every_value_as_score_does() {
+        let mut h = History::default();
+        for (i, v) in [0.31, 0.29, 0.35, 0.30, 0.33, 0.28, 0.30, 0.36, 0.27]
+            .into_iter()
+            .enumerate()
+        {
+            h.push(v, 10);
+            for (min_samples, floor) in [(5, 3), (20, 3), (20, 20)] {
+                let reference = h.reference(min_samples, floor);
+                assert_eq!(
+                    reference.is_some(),
+                    h.score(0.3, min_samples, floor, 0.01).is_some()
+                );
+                for v in [0.2, 0.3, 0.31, 0.5] {
+                    let once = reference.map(|r| h.score_against(r, v, 0.01));
+                    let each = h.score(v, min_samples, floor, 0.01);
+                    let bits = |s: Option<Scored>| {
+                        s.map(|s| (s.z.to_bits(), s.center.to_bits(), s.method))
+                    };
+                    assert_eq!(
+                        bits(once),
+                        bits(each),
+                        "{i} values, {min_samples}/{floor}, v {v}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
