@@ -29,12 +29,17 @@ pub struct TextKey {
 
 /// Bytes `from..from + 16` of `bytes` (zero past its end) as a big-endian integer.
 fn word(bytes: &[u8], from: usize) -> u128 {
-    let mut buf = [0u8; 16];
-    if let Some(rest) = bytes.get(from..) {
-        let n = rest.len().min(16);
-        buf[..n].copy_from_slice(&rest[..n]);
+    let rest = bytes.get(from..).unwrap_or_default();
+    match rest.first_chunk::<16>() {
+        Some(whole) => u128::from_be_bytes(*whole),
+        // Fewer than 16 bytes (an OCC symbol's last 5): shifted in one by one and up to the
+        // top, where copying them into a zeroed buffer called `memcpy` for a variable length
+        // on every key a quote's lookup built.
+        None => match rest.len() {
+            0 => 0,
+            n => rest.iter().fold(0u128, |w, &b| w << 8 | u128::from(b)) << (8 * (16 - n)),
+        },
     }
-    u128::from_be_bytes(buf)
 }
 
 impl TextKey {
@@ -166,6 +171,21 @@ mod tests {
             prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
             prop_assert_eq!(kb.cmp(&ka), b.cmp(&a));
             prop_assert_eq!(ka == kb, a == b);
+        }
+    }
+
+    proptest! {
+        /// A word is the bytes, zero-padded to 16, read as a big-endian integer.
+        #[test]
+        fn a_word_is_the_padded_bytes_big_endian(
+            bytes in proptest::collection::vec(any::<u8>(), 0..40),
+            from in 0usize..40,
+        ) {
+            let mut padded = [0u8; 16];
+            for (i, b) in bytes.iter().skip(from).take(16).enumerate() {
+                padded[i] = *b;
+            }
+            prop_assert_eq!(word(&bytes, from), u128::from_be_bytes(padded));
         }
     }
 
