@@ -14,6 +14,7 @@
 
 use crate::topics::RawEvent;
 use crate::types::{RawQuote, UnderlyingTick};
+use crate::IdString;
 
 /// Why a datum could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,6 +173,21 @@ fn get_str<S: for<'a> From<&'a str>>(buf: &mut &[u8], what: &'static str) -> Res
         .map_err(|_| DatumError::NotUtf8(what))
 }
 
+/// An event id: as [`get_str`], but an id of 32 bytes (the hex digits every id here has) is
+/// taken as an array, a move of known length where a string of any length is a call to
+/// `memcpy`.
+fn get_id(buf: &mut &[u8], what: &'static str) -> Result<IdString, DatumError> {
+    let mut peek = *buf;
+    if get_long(&mut peek)? == 32 {
+        if let Some(digits) = peek.first_chunk::<32>() {
+            let id = IdString::from_buf(*digits).map_err(|_| DatumError::NotUtf8(what))?;
+            *buf = &peek[32..];
+            return Ok(id);
+        }
+    }
+    get_str(buf, what)
+}
+
 /// Which branch of a two-branch union (`0` or `1`) comes next.
 fn get_branch(buf: &mut &[u8], what: &'static str) -> Result<bool, DatumError> {
     match get_long(buf)? {
@@ -197,7 +213,7 @@ fn get_opt<T>(
 /// Reads a [`RawQuote`] datum (schema `raw_quote.avsc`) from the front of `buf`, advancing it.
 pub fn read_raw_quote(buf: &mut &[u8]) -> Result<RawQuote, DatumError> {
     Ok(RawQuote {
-        event_id: get_str(buf, "RawQuote.event_id")?,
+        event_id: get_id(buf, "RawQuote.event_id")?,
         event_time: get_long(buf)?,
         underlying: get_str(buf, "RawQuote.underlying")?,
         source: get_str(buf, "RawQuote.source")?,
@@ -216,7 +232,7 @@ pub fn read_raw_quote(buf: &mut &[u8]) -> Result<RawQuote, DatumError> {
 /// Reads an [`UnderlyingTick`] datum (schema `underlying_tick.avsc`) from the front of `buf`.
 pub fn read_underlying_tick(buf: &mut &[u8]) -> Result<UnderlyingTick, DatumError> {
     Ok(UnderlyingTick {
-        event_id: get_str(buf, "UnderlyingTick.event_id")?,
+        event_id: get_id(buf, "UnderlyingTick.event_id")?,
         event_time: get_long(buf)?,
         underlying: get_str(buf, "UnderlyingTick.underlying")?,
         source: get_str(buf, "UnderlyingTick.source")?,

@@ -58,7 +58,8 @@ impl EventId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let h = xxh3_128(&self.bytes);
         let digits: [u8; 32] = std::array::from_fn(|i| HEX[((h >> (4 * (31 - i))) & 0xf) as usize]);
-        IdString::from_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
+        // As an array: a move of known length, where `from_str` copied a slice (`memcpy`).
+        IdString::from_buf(digits).expect("hex digits are ASCII")
     }
 }
 

@@ -531,4 +531,33 @@ fn direct_decoder_names_what_is_wrong() {
         read_raw_event(&mut &[0u8, 2, 0xff][..]),
         Err(DatumError::NotUtf8("RawQuote.event_id"))
     );
+    // Of 32 bytes (the length ids are read as an array at), not UTF-8, and cut short.
+    let mut id32 = vec![0u8, 64];
+    id32.extend([0xffu8; 32]);
+    assert_eq!(
+        read_raw_event(&mut &id32[..]),
+        Err(DatumError::NotUtf8("RawQuote.event_id"))
+    );
+    assert_eq!(
+        read_raw_event(&mut &id32[..20]),
+        Err(DatumError::Truncated("RawQuote.event_id"))
+    );
+}
+
+#[test]
+fn a_tick_with_a_32_digit_id_reads_back() {
+    let tick = crate::UnderlyingTick {
+        event_id: crate::EventId::new("tick").part("GME").finish(),
+        event_time: 7,
+        underlying: "GME".into(),
+        source: "sim".into(),
+        price: 20.5,
+        volume: 3,
+        sector: None,
+    };
+    let mut bytes = Vec::new();
+    crate::datum::write_underlying_tick(&tick, &mut bytes);
+    let mut rest = &bytes[..];
+    assert_eq!(crate::datum::read_underlying_tick(&mut rest), Ok(tick));
+    assert!(rest.is_empty());
 }
