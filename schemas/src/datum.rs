@@ -179,9 +179,9 @@ fn get_str<S: for<'a> From<&'a str>>(buf: &mut &[u8], what: &'static str) -> Res
 fn get_id(buf: &mut &[u8], what: &'static str) -> Result<IdString, DatumError> {
     let mut peek = *buf;
     if get_long(&mut peek)? == 32 {
-        if let Some(digits) = peek.first_chunk::<32>() {
+        if let Some((digits, rest)) = peek.split_first_chunk::<32>() {
             let id = IdString::from_buf(*digits).map_err(|_| DatumError::NotUtf8(what))?;
-            *buf = &peek[32..];
+            *buf = rest;
             return Ok(id);
         }
     }

@@ -36,11 +36,11 @@ impl EventId {
     pub fn part(mut self, s: &str) -> Self {
         self.bytes
             .extend_from_slice(&(s.len() as u64).to_le_bytes());
-        match s.as_bytes().first_chunk::<32>() {
+        match <&[u8; 32]>::try_from(s.as_bytes()) {
             // Most parts are other events' ids, 32 hex digits: a copy of a known length is a
             // few moves, where one of any length is a call to `memcpy`.
-            Some(id) if s.len() == 32 => self.bytes.extend_from_slice(id),
-            _ => self.bytes.extend_from_slice(s.as_bytes()),
+            Ok(id) => self.bytes.extend_from_slice(id),
+            Err(_) => self.bytes.extend_from_slice(s.as_bytes()),
         }
         self
     }
