@@ -319,30 +319,33 @@ struct ParsedSymbol {
     expiry_time: Option<i64>,
 }
 
-/// Parses each quote's symbol into its [`ParsedSymbol`], with the settlement instants
-/// remembered ([`ExpiryInstants`]). The symbols themselves are parsed every time: a memo of
+/// Parses each quote's symbol into its [`ParsedSymbol`], with the expiries' settlement
+/// instants and dates remembered ([`KnownExpiries`]). The symbols themselves are parsed every time: a memo of
 /// them (a search by a hash of the spelling among a chain's thousands of symbols) missed the
 /// cache on most quotes and cost more than the parsing and formatting it saved, which are a
 /// few dozen instructions each since they are written into stack buffers (2h replay: 786k
 /// quotes/s without the memo, 745k with it, 4 alternated runs each).
 #[derive(Debug, Default)]
 struct SymbolParser {
-    /// The settlement instants of the symbols parsed (many share a date).
-    expiries: ExpiryInstants,
+    /// The expiries of the symbols parsed (many share a date).
+    expiries: KnownExpiries,
 }
 
 impl SymbolParser {
     /// `symbol` parsed ([`parse_occ`]), with its strings and settlement instant.
     fn parse(&mut self, symbol: &CompactString) -> Result<ParsedSymbol, String> {
-        parse_occ(symbol).map(|contract| ParsedSymbol {
-            symbol: if is_canonical(symbol, &contract) {
-                symbol.clone()
-            } else {
-                contract.symbol()
-            },
-            expiry_iso: contract.expiry_iso(),
-            expiry_time: self.expiries.instant(&contract.root, contract.expiry),
-            contract,
+        parse_occ(symbol).map(|contract| {
+            let expiry = self.expiries.expiry(&contract);
+            ParsedSymbol {
+                symbol: if is_canonical(symbol, &contract) {
+                    symbol.clone()
+                } else {
+                    contract.symbol()
+                },
+                expiry_iso: expiry.iso.clone(),
+                expiry_time: expiry.instant,
+                contract,
+            }
         })
     }
 }
@@ -360,32 +363,41 @@ fn is_canonical(symbol: &str, contract: &OccContract) -> bool {
         && bytes[root..6].iter().all(|b| *b == b' ')
 }
 
-/// [`expiry_instant`] remembered per settlement date and time: a chain has a few dozen
-/// expiries, and the time-zone lookup behind each instant cost more than the rest of a quote's
-/// checks. A pure function's memo, so not part of the checkpointed state.
+/// What every symbol of one expiry shares, remembered per settlement date and time: a chain
+/// has a few dozen expiries, and the time-zone lookup behind each instant cost more than the
+/// rest of a quote's checks, and the date's text was written out again for every quote. A pure
+/// function's memo, so not part of the checkpointed state.
 #[derive(Debug, Default)]
-struct ExpiryInstants {
-    /// (expiry date, AM-settled) → the instant.
-    known: BTreeMap<(NaiveDate, bool), Option<i64>>,
+struct KnownExpiries {
+    /// (expiry date, AM-settled) → the expiry.
+    known: BTreeMap<(NaiveDate, bool), KnownExpiry>,
 }
 
-impl ExpiryInstants {
+/// One expiry's settlement instant and date text.
+#[derive(Debug, Clone)]
+struct KnownExpiry {
+    /// [`expiry_instant`] (`None`: the date has no settlement time in New York).
+    instant: Option<i64>,
+    /// [`OccContract::expiry_iso`].
+    iso: CompactString,
+}
+
+impl KnownExpiries {
     /// Dates remembered at most: symbols from outside may carry any date, and the memo must
     /// not grow with them.
     const CAPACITY: usize = 4096;
 
-    /// [`expiry_instant`] of `root` expiring on `date`.
-    fn instant(&mut self, root: &str, date: NaiveDate) -> Option<i64> {
-        let key = (date, is_am_settled(root, date));
-        if let Some(known) = self.known.get(&key) {
-            return *known;
-        }
-        if self.known.len() >= Self::CAPACITY {
+    /// The settlement instant and date text of `contract`'s expiry.
+    fn expiry(&mut self, contract: &OccContract) -> &KnownExpiry {
+        let date = contract.expiry;
+        let key = (date, is_am_settled(&contract.root, date));
+        if self.known.len() >= Self::CAPACITY && !self.known.contains_key(&key) {
             self.known.clear();
         }
-        let instant = settlement_instant(date, key.1);
-        self.known.insert(key, instant);
-        instant
+        self.known.entry(key).or_insert_with(|| KnownExpiry {
+            instant: settlement_instant(date, key.1),
+            iso: contract.expiry_iso(),
+        })
     }
 }
 

@@ -15,6 +15,7 @@
 use crate::topics::RawEvent;
 use crate::types::{RawQuote, UnderlyingTick};
 use crate::IdString;
+use compact_str::CompactString;
 
 /// Why a datum could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -210,43 +211,89 @@ fn get_opt<T>(
     }
 }
 
+/// A string the events before may have had already (an event's underlying, its source): `last`
+/// again, a copy of the inline string, when the bytes are the same; otherwise read as
+/// [`get_str`] reads it, with the same errors, and remembered.
+fn get_repeated(
+    buf: &mut &[u8],
+    what: &'static str,
+    last: &mut CompactString,
+) -> Result<CompactString, DatumError> {
+    let len = get_long(buf)?;
+    let len = usize::try_from(len).map_err(|_| DatumError::NegativeLength(len))?;
+    let bytes = take(buf, len, what)?;
+    if bytes != last.as_bytes() {
+        let text = std::str::from_utf8(bytes).map_err(|_| DatumError::NotUtf8(what))?;
+        *last = CompactString::from(text);
+    }
+    Ok(last.clone())
+}
+
+/// Reads a tape's events one after another. Quotes come in runs of one underlying from one
+/// source, so the decoder keeps the last underlying and source it read and hands out copies of
+/// them while the bytes repeat, instead of validating and copying the same text for every
+/// quote. What it returns is exactly what [`read_raw_event`] returns.
+#[derive(Debug, Default)]
+pub struct RawEventDecoder {
+    underlying: CompactString,
+    source: CompactString,
+}
+
+impl RawEventDecoder {
+    /// Reads a [`RawEvent`] datum of the tape's union schema from the front of `buf`.
+    pub fn read(&mut self, buf: &mut &[u8]) -> Result<RawEvent, DatumError> {
+        if get_branch(buf, "the tape's [RawQuote, UnderlyingTick] union")? {
+            self.read_tick(buf).map(RawEvent::Tick)
+        } else {
+            self.read_quote(buf).map(RawEvent::Quote)
+        }
+    }
+
+    /// Reads a [`RawQuote`] datum (schema `raw_quote.avsc`) from the front of `buf`.
+    pub fn read_quote(&mut self, buf: &mut &[u8]) -> Result<RawQuote, DatumError> {
+        Ok(RawQuote {
+            event_id: get_id(buf, "RawQuote.event_id")?,
+            event_time: get_long(buf)?,
+            underlying: get_repeated(buf, "RawQuote.underlying", &mut self.underlying)?,
+            source: get_repeated(buf, "RawQuote.source", &mut self.source)?,
+            symbol: get_str(buf, "RawQuote.symbol")?,
+            bid: get_double(buf, "RawQuote.bid")?,
+            ask: get_double(buf, "RawQuote.ask")?,
+            bid_size: get_long(buf)?,
+            ask_size: get_long(buf)?,
+            last: get_opt(buf, "RawQuote.last", get_double)?,
+            volume: get_long(buf)?,
+            open_interest: get_long(buf)?,
+            underlying_price: get_opt(buf, "RawQuote.underlying_price", get_double)?,
+        })
+    }
+
+    /// Reads an [`UnderlyingTick`] datum (schema `underlying_tick.avsc`) from the front of
+    /// `buf`.
+    pub fn read_tick(&mut self, buf: &mut &[u8]) -> Result<UnderlyingTick, DatumError> {
+        Ok(UnderlyingTick {
+            event_id: get_id(buf, "UnderlyingTick.event_id")?,
+            event_time: get_long(buf)?,
+            underlying: get_repeated(buf, "UnderlyingTick.underlying", &mut self.underlying)?,
+            source: get_repeated(buf, "UnderlyingTick.source", &mut self.source)?,
+            price: get_double(buf, "UnderlyingTick.price")?,
+            volume: get_long(buf)?,
+            sector: get_opt(buf, "UnderlyingTick.sector", get_str)?,
+        })
+    }
+}
+
 /// Reads a [`RawQuote`] datum (schema `raw_quote.avsc`) from the front of `buf`, advancing it.
 pub fn read_raw_quote(buf: &mut &[u8]) -> Result<RawQuote, DatumError> {
-    Ok(RawQuote {
-        event_id: get_id(buf, "RawQuote.event_id")?,
-        event_time: get_long(buf)?,
-        underlying: get_str(buf, "RawQuote.underlying")?,
-        source: get_str(buf, "RawQuote.source")?,
-        symbol: get_str(buf, "RawQuote.symbol")?,
-        bid: get_double(buf, "RawQuote.bid")?,
-        ask: get_double(buf, "RawQuote.ask")?,
-        bid_size: get_long(buf)?,
-        ask_size: get_long(buf)?,
-        last: get_opt(buf, "RawQuote.last", get_double)?,
-        volume: get_long(buf)?,
-        open_interest: get_long(buf)?,
-        underlying_price: get_opt(buf, "RawQuote.underlying_price", get_double)?,
-    })
+    RawEventDecoder::default().read_quote(buf)
 }
 
 /// Reads an [`UnderlyingTick`] datum (schema `underlying_tick.avsc`) from the front of `buf`.
 pub fn read_underlying_tick(buf: &mut &[u8]) -> Result<UnderlyingTick, DatumError> {
-    Ok(UnderlyingTick {
-        event_id: get_id(buf, "UnderlyingTick.event_id")?,
-        event_time: get_long(buf)?,
-        underlying: get_str(buf, "UnderlyingTick.underlying")?,
-        source: get_str(buf, "UnderlyingTick.source")?,
-        price: get_double(buf, "UnderlyingTick.price")?,
-        volume: get_long(buf)?,
-        sector: get_opt(buf, "UnderlyingTick.sector", get_str)?,
-    })
+    RawEventDecoder::default().read_tick(buf)
 }
 
 /// Reads a [`RawEvent`] datum of the tape's union schema from the front of `buf`.
 pub fn read_raw_event(buf: &mut &[u8]) -> Result<RawEvent, DatumError> {
-    if get_branch(buf, "the tape's [RawQuote, UnderlyingTick] union")? {
-        read_underlying_tick(buf).map(RawEvent::Tick)
-    } else {
-        read_raw_quote(buf).map(RawEvent::Quote)
-    }
+    RawEventDecoder::default().read(buf)
 }

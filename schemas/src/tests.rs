@@ -482,6 +482,51 @@ proptest! {
         }
     }
 
+    /// One decoder reading a stream of events (runs of a repeated underlying and source,
+    /// with undecodable datums among them) returns for each exactly what a fresh decoder
+    /// returns: what it remembers of the events before never shows in an event after.
+    #[test]
+    fn prop_a_decoder_remembers_nothing_that_shows(
+        events in proptest::collection::vec(
+            (arb_raw_quote(), arb_tick(), 0usize..4, proptest::collection::vec(any::<u8>(), 0..40)),
+            1..12,
+        ),
+    ) {
+        let union = &*crate::RAW_EVENT_SCHEMA;
+        let mut decoder = crate::datum::RawEventDecoder::default();
+        let mut previous: Option<crate::RawQuote> = None;
+        for (mut q, t, kind, garbage) in events {
+            if let (Some(p), true) = (&previous, kind == 1) {
+                // The same underlying and source as the quote before: the remembered path.
+                q.underlying = p.underlying.clone();
+                q.source = p.source.clone();
+            }
+            let datum = match kind {
+                3 => garbage,
+                2 => apache_datum(union, &crate::RawEvent::Tick(t)),
+                _ => apache_datum(union, &crate::RawEvent::Quote(q.clone())),
+            };
+            let (mut ours, mut fresh) = (&datum[..], &datum[..]);
+            let got = decoder.read(&mut ours);
+            let want = crate::datum::read_raw_event(&mut fresh);
+            prop_assert_eq!(got.is_ok(), want.is_ok());
+            prop_assert_eq!(ours.len(), fresh.len());
+            match (got, want) {
+                (Ok(got), Ok(want)) => {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    crate::datum::write_raw_event(&got, &mut a);
+                    crate::datum::write_raw_event(&want, &mut b);
+                    prop_assert_eq!(a, b);
+                }
+                (Err(got), Err(want)) => prop_assert_eq!(got, want),
+                _ => unreachable!("checked above"),
+            }
+            if kind != 3 {
+                previous = Some(q);
+            }
+        }
+    }
+
     /// Arbitrary bytes never panic the decoder.
     #[test]
     fn prop_direct_raw_decoder_survives_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {

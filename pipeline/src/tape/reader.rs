@@ -26,6 +26,8 @@ pub struct TapeReader {
     /// The current block's datums, and how far they have been decoded.
     datums: Vec<u8>,
     at: usize,
+    /// Decodes the datums, remembering the strings that repeat from one event to the next.
+    decoder: datum::RawEventDecoder,
     /// Events of the current block not yet decoded.
     left: u64,
     /// Where the current block starts in the file.
@@ -67,6 +69,7 @@ impl TapeReader {
             block: Vec::new(),
             datums: Vec::new(),
             at: 0,
+            decoder: datum::RawEventDecoder::default(),
             left: 0,
             block_offset,
             path: name,
@@ -117,7 +120,7 @@ impl TapeReader {
             return Ok(None);
         }
         let mut rest = &self.datums[self.at..];
-        let ev = datum::read_raw_event(&mut rest).map_err(|e| e.to_string())?;
+        let ev = self.decoder.read(&mut rest).map_err(|e| e.to_string())?;
         self.at = self.datums.len() - rest.len();
         self.left -= 1;
         Ok(Some(ev))
