@@ -320,11 +320,11 @@ struct ParsedSymbol {
 }
 
 /// Parses each quote's symbol into its [`ParsedSymbol`], with the expiries' settlement
-/// instants and dates remembered ([`KnownExpiries`]). The symbols themselves are parsed every time: a memo of
-/// them (a search by a hash of the spelling among a chain's thousands of symbols) missed the
-/// cache on most quotes and cost more than the parsing and formatting it saved, which are a
-/// few dozen instructions each since they are written into stack buffers (2h replay: 786k
-/// quotes/s without the memo, 745k with it, 4 alternated runs each).
+/// instants and dates remembered ([`KnownExpiries`]). The symbols themselves are parsed every
+/// time: a memo of them (a search by a hash of the spelling among a chain's thousands of
+/// symbols) missed the cache on most quotes and cost more than the parsing and formatting it
+/// saved, which are a few dozen instructions each since they are written into stack buffers
+/// (2h replay: 786k quotes/s without the memo, 745k with it, 4 alternated runs each).
 #[derive(Debug, Default)]
 struct SymbolParser {
     /// The expiries of the symbols parsed (many share a date).
@@ -374,7 +374,7 @@ struct KnownExpiries {
 }
 
 /// One expiry's settlement instant and date text.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct KnownExpiry {
     /// [`expiry_instant`] (`None`: the date has no settlement time in New York).
     instant: Option<i64>,
