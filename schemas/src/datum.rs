@@ -164,12 +164,16 @@ fn get_double(buf: &mut &[u8], what: &'static str) -> Result<f64, DatumError> {
     Ok(f64::from_le_bytes(le))
 }
 
-/// A string as `String` or, for the short fields, `CompactString` (no allocation up to 24 bytes).
-fn get_str<S: for<'a> From<&'a str>>(buf: &mut &[u8], what: &'static str) -> Result<S, DatumError> {
+/// The bytes of a `string` (or `bytes`): its length as a `long`, then that many bytes.
+fn get_bytes<'a>(buf: &mut &'a [u8], what: &'static str) -> Result<&'a [u8], DatumError> {
     let len = get_long(buf)?;
     let len = usize::try_from(len).map_err(|_| DatumError::NegativeLength(len))?;
-    let bytes = take(buf, len, what)?;
-    std::str::from_utf8(bytes)
+    take(buf, len, what)
+}
+
+/// A string as `String` or, for the short fields, `CompactString` (no allocation up to 24 bytes).
+fn get_str<S: for<'a> From<&'a str>>(buf: &mut &[u8], what: &'static str) -> Result<S, DatumError> {
+    std::str::from_utf8(get_bytes(buf, what)?)
         .map(S::from)
         .map_err(|_| DatumError::NotUtf8(what))
 }
@@ -219,9 +223,7 @@ fn get_repeated(
     what: &'static str,
     last: &mut CompactString,
 ) -> Result<CompactString, DatumError> {
-    let len = get_long(buf)?;
-    let len = usize::try_from(len).map_err(|_| DatumError::NegativeLength(len))?;
-    let bytes = take(buf, len, what)?;
+    let bytes = get_bytes(buf, what)?;
     if bytes != last.as_bytes() {
         let text = std::str::from_utf8(bytes).map_err(|_| DatumError::NotUtf8(what))?;
         *last = CompactString::from(text);

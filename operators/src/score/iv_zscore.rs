@@ -172,7 +172,8 @@ pub(super) fn close(cfg: &ScoreConfig, book: &mut UnderlyingBook) -> Reading {
     // Every contract of a bucket is scored against the same bucket history: its median and
     // MAD are taken once per close rather than once per contract (a copy and two selections
     // each), at the bits `score` gives.
-    let mut bucket_reference: [[Option<Option<stats::Reference>>; 5]; 4] = Default::default();
+    let mut bucket_reference: [[Option<Option<stats::Reference>>; MONEYNESS.len()]; TENORS.len()] =
+        Default::default();
     for c in book.contracts.values_mut().filter(|c| c.quoted_in_window) {
         let m = (c.strike / spot).ln();
         let eligible = spot > 0.0

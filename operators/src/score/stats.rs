@@ -96,15 +96,11 @@ impl History {
                 center,
                 method: Method::MedianMad,
             },
-            Reference::Ranked { center } => {
-                let below = self.values.iter().filter(|&&x| x < v).count();
-                let equal = self.values.iter().filter(|&&x| x == v).count();
-                Scored {
-                    z: rank_z(below, equal, self.values.len()),
-                    center,
-                    method: Method::PercentileRank,
-                }
-            }
+            Reference::Ranked { center } => Scored {
+                z: rank_z(self.values.iter(), v),
+                center,
+                method: Method::PercentileRank,
+            },
         }
     }
 
@@ -186,14 +182,14 @@ pub fn robust_z(values: &[f64], v: f64, min_std: f64) -> f64 {
 /// it by the history's length: with n observations |z| ≤ Φ⁻¹((n + ½)/(n + 1)), e.g. 1.53 for
 /// n = 7 — a short history can rank a value but never make an extreme claim about it.
 pub fn percentile_z(values: &[f64], v: f64) -> f64 {
-    let below = values.iter().filter(|&&x| x < v).count();
-    let equal = values.iter().filter(|&&x| x == v).count();
-    rank_z(below, equal, values.len())
+    rank_z(values.iter(), v)
 }
 
-/// [`percentile_z`] of a value with `below` observations below it and `equal` equal to it
-/// among `n`.
-fn rank_z(below: usize, equal: usize, n: usize) -> f64 {
+/// [`percentile_z`] over any run of observations (a history's ring as well as a slice).
+fn rank_z<'a>(values: impl ExactSizeIterator<Item = &'a f64> + Clone, v: f64) -> f64 {
+    let n = values.len();
+    let below = values.clone().filter(|&&x| x < v).count();
+    let equal = values.filter(|&&x| x == v).count();
     let p = (below as f64 + 0.5 * equal as f64 + 0.5) / (n as f64 + 1.0);
     inv_norm_cdf(p)
 }
