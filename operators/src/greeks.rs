@@ -222,7 +222,7 @@ impl Pricer {
     /// on up to two cores (joined by the host's threads when it lends them,
     /// [`GreeksStage::lend_helpers`]). There a pool's threads only competed with the pipeline's
     /// other stages for the cores: a replay of the 2h tape took 5–7% less CPU and ran 6% faster
-    /// inline, the live benchmark 13% faster (README, Performance). On more cores the pool has
+    /// inline, the live benchmark 13% faster (BENCHMARKS.md). On more cores the pool has
     /// cores to itself.
     fn for_threads(threads: usize, cores: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
         Ok(match threads {
@@ -265,7 +265,7 @@ impl GreeksStage {
     /// batches on, alongside its own, when `pricing-threads` left the choice to the machine and
     /// that chose the stage's own thread: on up to two cores a pool of the stage's own competed
     /// with the host's threads, while a lent worker adds a core without adding a thread (the
-    /// 2h replay: 1.76 → 1.92 cores busy, +14%; README, Performance). `pricing-threads = 1`
+    /// 2h replay: 1.76 → 1.92 cores busy, +14%; BENCHMARKS.md). `pricing-threads = 1`
     /// (one thread, asked for) and pools are kept.
     pub fn lend_helpers(&mut self, helpers: Arc<dyn Helpers>) {
         if self.cfg.pricing_threads == 0 && matches!(self.pricer, Pricer::Inline) {

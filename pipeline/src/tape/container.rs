@@ -146,7 +146,7 @@ pub(crate) struct BlockCodec {
 
 /// zstd's level 1: a simulated session's tape at 38% of its `null` size (the 32-digit hex
 /// event ids and the prices are most of what is left), for ~1.5% of a replay's time and about
-/// 0.26 µs of CPU per recorded event (README, Performance). Level 3 saved only 2% more.
+/// 0.26 µs of CPU per recorded event (BENCHMARKS.md). Level 3 saved only 2% more.
 const ZSTD_LEVEL: i32 = 1;
 
 impl BlockCodec {
