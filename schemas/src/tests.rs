@@ -494,16 +494,17 @@ proptest! {
     ) {
         let union = &*crate::RAW_EVENT_SCHEMA;
         let mut decoder = crate::datum::RawEventDecoder::default();
-        let mut previous: Option<crate::RawQuote> = None;
+        // The underlying and source of the last event decoded, quote or tick.
+        let mut previous: Option<(crate::CompactString, crate::CompactString)> = None;
         for (mut q, t, kind, garbage) in events {
-            if let (Some(p), true) = (&previous, kind == 1) {
-                // The same underlying and source as the quote before: the remembered path.
-                q.underlying = p.underlying.clone();
-                q.source = p.source.clone();
+            if let (Some((underlying, source)), true) = (&previous, kind == 1) {
+                // The same underlying and source as the event before: the remembered path.
+                q.underlying = underlying.clone();
+                q.source = source.clone();
             }
             let datum = match kind {
                 3 => garbage,
-                2 => apache_datum(union, &crate::RawEvent::Tick(t)),
+                2 => apache_datum(union, &crate::RawEvent::Tick(t.clone())),
                 _ => apache_datum(union, &crate::RawEvent::Quote(q.clone())),
             };
             let (mut ours, mut fresh) = (&datum[..], &datum[..]);
@@ -521,9 +522,11 @@ proptest! {
                 (Err(got), Err(want)) => prop_assert_eq!(got, want),
                 _ => unreachable!("checked above"),
             }
-            if kind != 3 {
-                previous = Some(q);
-            }
+            previous = match kind {
+                3 => previous,
+                2 => Some((t.underlying, t.source)),
+                _ => Some((q.underlying, q.source)),
+            };
         }
     }
 
