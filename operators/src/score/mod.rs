@@ -380,72 +380,116 @@ impl Score {
     pub fn books(&self) -> &BTreeMap<TextKey, UnderlyingBook> {
         &self.state.books
     }
+}
 
-    fn on_greeks(&mut self, g: &ContractGreeks, out: &mut Emit<FactorScore>) {
-        let w = self.cfg.window_micros();
-        let window = g.event_time - g.event_time.rem_euclid(w);
-        let book = get_or_insert_with(&mut self.state.books, &g.underlying, Default::default);
-        // A watermark normally closes windows; this covers a stream that arrives without them.
-        if let Some(open) = book.open_window {
-            if open < window {
-                close_window(&self.cfg, &g.underlying, book, open, out);
+/// The book of `ev`'s underlying in `books`, made the first time.
+fn book_of<'a>(
+    books: &'a mut BTreeMap<TextKey, UnderlyingBook>,
+    ev: &GreeksEvent,
+) -> &'a mut UnderlyingBook {
+    let underlying = match ev {
+        GreeksEvent::Greeks(g) => &g.underlying,
+        GreeksEvent::Tick(t) => &t.underlying,
+    };
+    get_or_insert_with(books, underlying, Default::default)
+}
+
+/// Applies one event to its underlying's `book`.
+fn apply(
+    cfg: &ScoreConfig,
+    book: &mut UnderlyingBook,
+    ev: &GreeksEvent,
+    out: &mut Emit<FactorScore>,
+) {
+    match ev {
+        GreeksEvent::Greeks(g) => on_greeks(cfg, book, g, out),
+        GreeksEvent::Tick(t) => {
+            // A tick of a later window closes the open one first, as a quote does: the
+            // window's readings must not see a spot from after its end (a tick batch is
+            // delivered before the watermark that would otherwise close the window).
+            if let Some(open) = book.open_window {
+                if open + cfg.window_micros() <= t.event_time {
+                    close_window(cfg, &t.underlying, book, open, out);
+                }
+            }
+            book.spot = t.price;
+            realized_vol::on_tick(cfg, &mut book.rv, t.event_time, t.price);
+            if t.sector.is_some() {
+                book.sector.clone_from(&t.sector);
             }
         }
-        if book.open_window.is_none() {
-            book.open_window = Some(window);
-            book.window_open_spot = if book.spot > 0.0 { book.spot } else { g.spot };
-        }
-        book.spot = g.spot;
-        if g.sector.is_some() {
-            book.sector.clone_from(&g.sector);
-        }
-        let c = get_or_insert_with(&mut book.contracts, &g.symbol, || ContractBook {
-            is_call: g.right == optionflow_schemas::right::CALL,
-            strike: g.strike,
-            years: g.years_to_expiry,
-            iv: g.iv,
-            gamma: g.gamma,
-            delta: g.delta,
-            vega: g.vega,
-            theta: g.theta,
-            expiry: g.expiry.clone(),
-            exercise_style: g.exercise_style.clone(),
-            bid: g.bid,
-            ask: g.ask,
-            mid: g.mid,
-            rate: g.rate,
-            dividend_yield: g.dividend_yield,
-            open_interest: g.open_interest,
-            // The first sighting sets the baseline: its volume traded before we were watching.
-            cum_volume: g.volume,
-            window_volume: 0,
-            quoted_in_window: false,
-            last_seen: g.event_time,
-            iv_history: stats::History::default(),
-        });
-        // Cumulative volume restarts each session; a drop means a new day.
-        let traded = if g.volume >= c.cum_volume {
-            g.volume - c.cum_volume
-        } else {
-            g.volume
-        };
-        c.window_volume += traded;
-        c.cum_volume = g.volume;
-        c.years = g.years_to_expiry;
-        c.iv = g.iv;
-        c.gamma = g.gamma;
-        c.delta = g.delta;
-        c.vega = g.vega;
-        c.theta = g.theta;
-        c.bid = g.bid;
-        c.ask = g.ask;
-        c.mid = g.mid;
-        c.rate = g.rate;
-        c.dividend_yield = g.dividend_yield;
-        c.open_interest = g.open_interest;
-        c.quoted_in_window = true;
-        c.last_seen = g.event_time;
     }
+}
+
+/// Applies a contract's greeks to its underlying's `book`.
+fn on_greeks(
+    cfg: &ScoreConfig,
+    book: &mut UnderlyingBook,
+    g: &ContractGreeks,
+    out: &mut Emit<FactorScore>,
+) {
+    let w = cfg.window_micros();
+    let window = g.event_time - g.event_time.rem_euclid(w);
+    // A watermark normally closes windows; this covers a stream that arrives without them.
+    if let Some(open) = book.open_window {
+        if open < window {
+            close_window(cfg, &g.underlying, book, open, out);
+        }
+    }
+    if book.open_window.is_none() {
+        book.open_window = Some(window);
+        book.window_open_spot = if book.spot > 0.0 { book.spot } else { g.spot };
+    }
+    book.spot = g.spot;
+    if g.sector.is_some() {
+        book.sector.clone_from(&g.sector);
+    }
+    let c = get_or_insert_with(&mut book.contracts, &g.symbol, || ContractBook {
+        is_call: g.right == optionflow_schemas::right::CALL,
+        strike: g.strike,
+        years: g.years_to_expiry,
+        iv: g.iv,
+        gamma: g.gamma,
+        delta: g.delta,
+        vega: g.vega,
+        theta: g.theta,
+        expiry: g.expiry.clone(),
+        exercise_style: g.exercise_style.clone(),
+        bid: g.bid,
+        ask: g.ask,
+        mid: g.mid,
+        rate: g.rate,
+        dividend_yield: g.dividend_yield,
+        open_interest: g.open_interest,
+        // The first sighting sets the baseline: its volume traded before we were watching.
+        cum_volume: g.volume,
+        window_volume: 0,
+        quoted_in_window: false,
+        last_seen: g.event_time,
+        iv_history: stats::History::default(),
+    });
+    // Cumulative volume restarts each session; a drop means a new day.
+    let traded = if g.volume >= c.cum_volume {
+        g.volume - c.cum_volume
+    } else {
+        g.volume
+    };
+    c.window_volume += traded;
+    c.cum_volume = g.volume;
+    c.years = g.years_to_expiry;
+    c.iv = g.iv;
+    c.gamma = g.gamma;
+    c.delta = g.delta;
+    c.vega = g.vega;
+    c.theta = g.theta;
+    c.bid = g.bid;
+    c.ask = g.ask;
+    c.mid = g.mid;
+    c.rate = g.rate;
+    c.dividend_yield = g.dividend_yield;
+    c.open_interest = g.open_interest;
+    c.quoted_in_window = true;
+    c.last_seen = g.event_time;
 }
 
 /// Closes `book`'s window starting at `start`: every factor reads, then histories advance.
@@ -517,32 +561,35 @@ impl Operator for Score {
         STAGE
     }
 
+    /// As [`Operator::on_event`] for each event, with each underlying's book looked up once
+    /// per run of its events rather than once per event: a batch holds each underlying's
+    /// tick and then its chain's greeks, so nearly every event finds its book in hand.
+    fn on_batch(
+        &mut self,
+        events: Vec<GreeksEvent>,
+        _ctx: &Ctx,
+        out: &mut Emit<FactorScore>,
+        _errors: &mut Vec<OpError>,
+    ) {
+        let mut events = events.iter().peekable();
+        while let Some(first) = events.next() {
+            let underlying = first.underlying();
+            let book = book_of(&mut self.state.books, first);
+            apply(&self.cfg, book, first, out);
+            while let Some(ev) = events.next_if(|ev| ev.underlying() == underlying) {
+                apply(&self.cfg, book, ev, out);
+            }
+        }
+    }
+
     fn on_event(
         &mut self,
         ev: &GreeksEvent,
         _ctx: &Ctx,
         out: &mut Emit<FactorScore>,
     ) -> Result<(), OpError> {
-        match ev {
-            GreeksEvent::Greeks(g) => self.on_greeks(g, out),
-            GreeksEvent::Tick(t) => {
-                let book =
-                    get_or_insert_with(&mut self.state.books, &t.underlying, Default::default);
-                // A tick of a later window closes the open one first, as a quote does: the
-                // window's readings must not see a spot from after its end (a tick batch is
-                // delivered before the watermark that would otherwise close the window).
-                if let Some(open) = book.open_window {
-                    if open + self.cfg.window_micros() <= t.event_time {
-                        close_window(&self.cfg, &t.underlying, book, open, out);
-                    }
-                }
-                book.spot = t.price;
-                realized_vol::on_tick(&self.cfg, &mut book.rv, t.event_time, t.price);
-                if t.sector.is_some() {
-                    book.sector.clone_from(&t.sector);
-                }
-            }
-        }
+        let book = book_of(&mut self.state.books, ev);
+        apply(&self.cfg, book, ev, out);
         Ok(())
     }
 

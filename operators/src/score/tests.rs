@@ -269,3 +269,61 @@ fn config_reports_every_problem() {
     let err = cfg.validate().unwrap_err().0;
     assert_eq!(err.len(), 8, "{err:?}");
 }
+
+#[test]
+fn a_batch_scores_as_its_events_one_by_one() {
+    // Two underlyings in runs (each one's tick, then its chain), as a batch holds them, over
+    // windows that close inside the batches (no watermarks), cut into batches of 7 so that
+    // runs are split across batches too.
+    let of = |underlying: &str, ev: GreeksEvent| match ev {
+        GreeksEvent::Greeks(mut g) => {
+            g.underlying = underlying.into();
+            g.symbol = format!("{underlying}{}", g.symbol).into();
+            GreeksEvent::Greeks(g)
+        }
+        GreeksEvent::Tick(mut t) => {
+            t.underlying = underlying.into();
+            GreeksEvent::Tick(t)
+        }
+    };
+    let mut events = Vec::new();
+    for (i, step) in calm(12).into_iter().enumerate() {
+        let Step::Event(ev) = step else { continue };
+        let t = ev.event_time();
+        for (k, underlying) in ["XYZ", "ABC", "XYZ"].into_iter().enumerate() {
+            if i % 5 == 0 {
+                events.push(of(
+                    underlying,
+                    GreeksEvent::Tick(optionflow_schemas::UnderlyingTick {
+                        event_id: format!("tick@{t}/{k}").into(),
+                        event_time: t,
+                        underlying: Default::default(),
+                        source: "test".into(),
+                        price: 100.0 + k as f64,
+                        volume: 0,
+                        sector: None,
+                    }),
+                ));
+            }
+            events.push(of(underlying, ev.clone()));
+        }
+    }
+
+    let mut one_by_one = ScoreConfig::default().build().unwrap();
+    let expected = crate::testing::run_events(&mut one_by_one, events.clone())
+        .unwrap()
+        .events;
+    let mut batched = ScoreConfig::default().build().unwrap();
+    let mut got = Vec::new();
+    for batch in events.chunks(7) {
+        let (out, rejected, errors) = crate::testing::run_batch(&mut batched, batch.to_vec());
+        assert!(rejected.is_empty() && errors.is_empty());
+        got.extend(out);
+    }
+    assert!(
+        by_factor(&expected, "iv_zscore").len() >= 20,
+        "{expected:?}"
+    );
+    assert_eq!(got, expected);
+    assert_eq!(batched.snapshot().unwrap(), one_by_one.snapshot().unwrap());
+}
