@@ -130,7 +130,28 @@ pub fn write_raw_event(ev: &RawEvent, buf: &mut Vec<u8>) {
 }
 
 /// Reads an Avro `long` from the front of `buf`, advancing it.
+///
+/// Most longs of a tape are one byte (union branches, string lengths, small sizes): those
+/// are read at once, the rest by [`get_long_groups`]; a quote reads about a dozen.
+#[inline]
 pub fn get_long(buf: &mut &[u8]) -> Result<i64, DatumError> {
+    match buf.split_first() {
+        Some((&byte, rest)) if byte < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u64::from(byte)))
+        }
+        _ => get_long_groups(buf),
+    }
+}
+
+/// The signed value of a zig-zag encoded `z`.
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// [`get_long`] of a long of any length: seven bits a byte, least significant first, up to
+/// ten bytes.
+fn get_long_groups(buf: &mut &[u8]) -> Result<i64, DatumError> {
     let mut z: u64 = 0;
     for (i, &byte) in buf.iter().enumerate().take(10) {
         // The tenth group holds the top bit only; anything more is not a 64-bit long.
@@ -140,7 +161,7 @@ pub fn get_long(buf: &mut &[u8]) -> Result<i64, DatumError> {
         z |= u64::from(byte & 0x7f) << (7 * i);
         if byte < 0x80 {
             *buf = &buf[i + 1..];
-            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+            return Ok(unzigzag(z));
         }
     }
     // Fewer than ten bytes, all with the continuation bit set.

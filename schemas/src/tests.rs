@@ -530,6 +530,25 @@ proptest! {
         }
     }
 
+    /// Any long reads back as itself from its encoding, whatever follows it, and takes
+    /// exactly its own bytes (one-byte longs take the short path, the rest the loop).
+    #[test]
+    fn prop_longs_read_back_and_take_their_own_bytes(
+        n in any::<i64>(),
+        small in -64i64..64,
+        after in proptest::collection::vec(any::<u8>(), 0..12),
+    ) {
+        for n in [n, small] {
+            let mut bytes = Vec::new();
+            crate::datum::put_long(&mut bytes, n);
+            let own = bytes.len();
+            bytes.extend_from_slice(&after);
+            let mut rest = &bytes[..];
+            prop_assert_eq!(crate::datum::get_long(&mut rest), Ok(n));
+            prop_assert_eq!(rest, &bytes[own..]);
+        }
+    }
+
     /// Arbitrary bytes never panic the decoder.
     #[test]
     fn prop_direct_raw_decoder_survives_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
