@@ -316,7 +316,7 @@ fn restore_seed_vommas(seeds: &mut BTreeMap<u64, Seed>, vommas: &[f64]) -> Resul
 
 /// The id of the greeks event of the quote whose id is `source_id`.
 fn output_id(source_id: &str) -> IdString {
-    EventId::new(STAGE).part(source_id).finish()
+    EventId::derived(STAGE, source_id)
 }
 
 /// Strike in thousandths, the OCC symbol's own resolution.

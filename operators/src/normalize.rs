@@ -638,7 +638,7 @@ impl Normalize {
         let mid = 0.5 * (q.bid + q.ask);
         let c = parsed.contract;
         NormalizedQuote {
-            event_id: EventId::new(STAGE).part(&source_event_id).finish(),
+            event_id: EventId::derived(STAGE, &source_event_id),
             event_time: q.event_time,
             sector,
             underlying,

@@ -421,7 +421,7 @@ impl RiskGate {
             );
         }
         RiskDecision {
-            event_id: EventId::new("decision").part(&ex.event_id).finish(),
+            event_id: EventId::derived("decision", &ex.event_id),
             event_time: ex.event_time,
             underlying: ex.underlying.clone(),
             signal_id: ex.signal_id.clone(),

@@ -777,7 +777,7 @@ impl Operator for Explain {
         let headline = self.render(Escape::None, "headline", &data)?;
         data["headline"] = json!(headline);
         out.emit(Explanation {
-            event_id: EventId::new("explanation").part(&sig.event_id).finish(),
+            event_id: EventId::derived("explanation", &sig.event_id),
             event_time: sig.event_time,
             underlying: sig.underlying.clone(),
             signal_id: sig.event_id.clone(),
