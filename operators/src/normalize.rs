@@ -864,7 +864,8 @@ mod tests {
         }
     }
 
-    /// The `str`-based parser `parse_occ` replaced, kept as its reference.
+    /// The `str`-based parser `parse_occ` replaced, kept as its reference (its dates read by
+    /// chrono, so that the reference shares no digit code with the parser).
     fn parse_occ_by_str(symbol: &str) -> Result<OccContract, String> {
         let s = symbol.strip_prefix("O:").unwrap_or(symbol);
         let bad = || {
@@ -883,8 +884,14 @@ mod tests {
         {
             return Err(bad());
         }
-        let date: &[u8; 6] = tail.as_bytes()[..6].try_into().unwrap();
-        let expiry = parse_yymmdd(date).ok_or_else(bad)?;
+        // The date as chrono reads it, apart from the word-at-a-time digits under test.
+        let date = &tail[..6];
+        let expiry = date
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| NaiveDate::parse_from_str(date, "%y%m%d").ok())
+            .flatten()
+            .ok_or_else(bad)?;
         let right = match &tail[6..7] {
             "C" => Right::Call,
             "P" => Right::Put,
